@@ -1,0 +1,96 @@
+"""Composition root for simulated benches: protocol → twin → simulated instruments → bench.
+
+This is the one place (besides the CLI) allowed to import :mod:`sim_backends`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from aeqlab.bench import Bench
+from aeqlab.errors import ProtocolError
+from aeqlab.protocol import Protocol
+from sim_backends.clock import SimulatedClock
+from sim_backends.hopfield import HopfieldNetwork, HopfieldSpec, half_xavier
+from sim_backends.instruments import SimInstrument
+from sim_backends.twin import HopfieldTwin
+
+
+@dataclass
+class SimBench:
+    bench: Bench
+    twin: HopfieldTwin
+    instruments: dict[str, SimInstrument]
+
+
+def build_twin(protocol: Protocol, *, tolerance: float | None = None, realtime: bool = False) -> HopfieldTwin:
+    sim = protocol.simulation
+    if sim is None:
+        raise ProtocolError(
+            "a dry run needs a 'simulation:' section describing the twin",
+            where="simulation",
+            hint="add one (see protocols/iris_hopfield_sim.yaml)",
+        )
+    spec = HopfieldSpec(
+        layers=tuple(sim.layers),
+        eps_weights=tuple(sim.epsilon.weights),
+        eps_biases=tuple(sim.epsilon.biases),
+        hidden_clip=tuple(sim.hidden_clip),
+        output_clip=tuple(sim.output_clip),
+    )
+    net = HopfieldNetwork(spec, tolerance=tolerance or sim.tolerance, max_sweeps=sim.max_sweeps)
+    theta0 = half_xavier(spec, tuple(sim.init.gains), np.random.default_rng(sim.init.seed))
+    return HopfieldTwin(net, theta0, SimulatedClock(realtime), strict_stability=sim.strict_stability)
+
+
+def build_sim_bench(protocol: Protocol, *, tolerance: float | None = None, realtime: bool = False) -> SimBench:
+    """Replace every instrument of the protocol by a simulated one wired to a fresh twin."""
+    twin = build_twin(protocol, tolerance=tolerance, realtime=realtime)
+    counts: dict[str, int] = {}
+    for role_name in ("inputs", "outputs", "knobs", "params", "nudges"):
+        for ref in getattr(protocol.roles, role_name).refs():
+            counts[ref.instrument] = max(counts.get(ref.instrument, 0), ref.last + 1)
+    instruments: dict[str, SimInstrument] = {}
+    for name, cfg in protocol.instruments.items():
+        n = cfg.channels or counts.get(name, 1)
+        instruments[name] = SimInstrument(
+            name, twin, n, voltage_range=tuple(cfg.voltage_range), current_range=tuple(cfg.current_range)
+        )
+    errors = protocol.simulation.knob_errors
+    rng = np.random.default_rng(errors.seed)
+    for role_name in ("inputs", "outputs", "knobs", "params", "nudges"):
+        role = getattr(protocol.roles, role_name)
+        cal = role.calibration
+        pos = 0
+        for ref in role.refs():
+            idx = np.arange(pos, pos + ref.count)
+            scale = np.full(ref.count, cal.scale)
+            offset = np.full(ref.count, cal.offset)
+            if role_name == "knobs":
+                # the true knob → parameter response: its own gain and offset, unknown to the engine
+                gain = np.exp(rng.uniform(np.log(errors.gain_low), np.log(errors.gain_high), ref.count))
+                scale = scale / gain
+                offset = offset + cal.scale * rng.uniform(-errors.offset, errors.offset, ref.count)
+            instruments[ref.instrument].wire(np.arange(ref.first, ref.last + 1), role_name, idx, scale, offset)
+            pos += ref.count
+    bench = Bench(protocol, dict(instruments), twin.clock)
+    return SimBench(bench, twin, instruments)
+
+
+def stability_preflight(twin: HopfieldTwin, inputs: np.ndarray, n: int = 20) -> float:
+    """Largest stability ratio ρ at the twin's starting parameters over the first n inputs.
+
+    Works on a copy of the physics; the twin itself is untouched.
+    """
+    from sim_backends import oracle
+
+    net = twin.clone_network()
+    knobs = twin.ports["knobs"]
+    zero = np.zeros(net.spec.n_outputs)
+    worst = 0.0
+    for x in inputs[:n]:
+        net.relax(x, knobs, zero)
+        worst = max(worst, oracle.fast_stability_ratio(net, x))
+    return worst

@@ -1,0 +1,132 @@
+"""Agnostic Equilibrium Propagation, one training sample as a plan.
+
+1. free phase: apply x, hold θ at its targets θ* (optional), read the prediction ŷ;
+2. homeostatic phase: nudging β₁; feedback on the knobs until the measured θ = θ*;
+   θ_h is read at its end;
+3. clamped phase: knobs frozen, nudging β₂; the system (θ included) settles;
+4. read θ′: the new targets. The step is θ′ − θ_h.
+
+Nudging is a current +β(y − ŷ) into each output node (toward the target), either
+fixed from the free-phase error (``linearized``) or re-measured until consistent
+(``tracking``). The method never sees an energy function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from aeqlab.methods.phases import FeedbackMemory, Nudge, PhaseResult, run_phase
+from aeqlab.plan import Plan, Read, Set, Settle
+from aeqlab.protocol import Method
+
+VARIANTS = {
+    "centered": (-0.5, 0.5),
+    "optimistic": (0.0, 1.0),
+    "pessimistic": (-1.0, 0.0),
+}
+
+
+def betas(variant: str, beta: float) -> tuple[float, float]:
+    """(β₁, β₂) of a variant at strength β."""
+    a, b = VARIANTS[variant]
+    return a * beta, b * beta
+
+
+@dataclass
+class SampleRecord:
+    """What one training sample did (model units)."""
+
+    prediction: np.ndarray
+    loss: float
+    correct: bool
+    step: np.ndarray  # θ′ − θ_h
+    theta_h: np.ndarray
+    theta_new: np.ndarray
+    free: PhaseResult
+    homeostatic: PhaseResult
+    clamped: PhaseResult
+
+    @property
+    def homeostasis_iterations(self) -> int:
+        return self.free.iterations + self.homeostatic.iterations
+
+    @property
+    def converged(self) -> bool:
+        return self.free.converged and self.homeostatic.converged and self.clamped.converged
+
+    @property
+    def saturated(self) -> bool:
+        return self.free.saturated or self.homeostatic.saturated
+
+
+@dataclass
+class EngineState:
+    """What the engine carries from sample to sample: targets, knob setpoints, learnt gains."""
+
+    targets: np.ndarray
+    knobs: np.ndarray
+    memory: FeedbackMemory
+
+
+def free_phase(state: EngineState, x: np.ndarray, method: Method) -> Plan[PhaseResult]:
+    """Apply x and read the prediction, holding θ at its targets when the method asks for it."""
+    yield Set("inputs", x)
+    if method.free_phase_homeostasis:
+        res = yield from run_phase(
+            state.memory, state.knobs, state.targets, None, method.homeostasis, method.tracking, method.settle
+        )
+        state.knobs = res.knobs
+        return res
+    yield Settle(method.settle)
+    theta = yield Read("params")
+    outputs = yield Read("outputs")
+    return PhaseResult(
+        theta, outputs, np.zeros(0), state.knobs, 0, float(np.max(np.abs(theta - state.targets))), 0.0, True, False
+    )
+
+
+def train_sample(state: EngineState, x: np.ndarray, y: np.ndarray, method: Method, beta: float) -> Plan[SampleRecord]:
+    """One Aeqprop cycle on one example; updates ``state`` (targets, knobs)."""
+    b1, b2 = betas(method.variant, beta)
+    tracking = method.nudging == "tracking"
+    free = yield from free_phase(state, x, method)
+    y_free = free.outputs
+    # homeostatic phase at β₁ (with β₁ = 0 and a held free phase, θ is already at θ*)
+    if b1 != 0.0 or not method.free_phase_homeostasis:
+        nudge = Nudge(b1, y, b1 * (y - y_free), tracking) if b1 != 0.0 else None
+        homeo = yield from run_phase(
+            state.memory, state.knobs, state.targets, nudge, method.homeostasis, method.tracking, method.settle
+        )
+        state.knobs = homeo.knobs
+    else:
+        homeo = free
+    theta_h = homeo.theta
+    # clamped phase at β₂: knobs frozen, everything settles
+    start = homeo.outputs
+    nudge2 = Nudge(b2, y, b2 * (y - (start if tracking else y_free)), tracking)
+    clamped = yield from run_phase(
+        state.memory, state.knobs, None, nudge2, method.homeostasis, method.tracking, method.settle
+    )
+    theta_new = clamped.theta
+    yield Set("nudges", np.zeros_like(y))
+    state.targets = theta_new.copy()
+    loss = 0.5 * float(np.sum((y_free - y) ** 2))
+    return SampleRecord(
+        prediction=y_free,
+        loss=loss,
+        correct=bool(np.argmax(y_free) == np.argmax(y)),
+        step=theta_new - theta_h,
+        theta_h=theta_h,
+        theta_new=theta_new,
+        free=free,
+        homeostatic=homeo,
+        clamped=clamped,
+    )
+
+
+def predict(state: EngineState, x: np.ndarray, method: Method) -> Plan[np.ndarray]:
+    """The prediction for one input (the free phase alone)."""
+    res = yield from free_phase(state, x, method)
+    return res.outputs

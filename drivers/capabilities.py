@@ -1,0 +1,101 @@
+"""Capability Protocols: what the engine may ask of an instrument.
+
+An instrument class implements whichever capabilities it can (an SMU is a
+:class:`CurrentSource` and an :class:`AnalogInput`). Channels are addressed by integer
+index within the instrument; values are arrays in SI units (volts, amperes). Every
+call takes many channels at once, so a driver can batch them into one transaction.
+
+Every value sent must be checked against the channel's limits *before* anything
+leaves the process (see :class:`drivers.limits.LimitTable`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from drivers.limits import LimitTable
+
+
+@runtime_checkable
+class Instrument(Protocol):
+    """Lifecycle common to every instrument."""
+
+    name: str
+
+    def identify(self) -> str:
+        """The instrument's identity (``*IDN?`` or its equivalent)."""
+        ...
+
+    def safe_state(self) -> None:
+        """Ramp sources to zero and switch outputs off. Must never raise on a healthy link."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection. Does not change outputs."""
+        ...
+
+
+@runtime_checkable
+class AnalogOutput(Instrument, Protocol):
+    """Voltage outputs (a DAC, a multichannel source)."""
+
+    output_limits: LimitTable
+
+    def write(self, channels: ArrayLike, volts: ArrayLike) -> None:
+        """Set many channels in one call. Raises LimitError before sending if any value is out of range."""
+        ...
+
+    def setpoints(self, channels: ArrayLike) -> np.ndarray:
+        """The values last set on these channels, in volts."""
+        ...
+
+
+@runtime_checkable
+class AnalogInput(Instrument, Protocol):
+    """Voltage inputs (an ADC, a DMM, an SMU's measure side)."""
+
+    def read(self, channels: ArrayLike) -> np.ndarray:
+        """Read many channels in one call, in volts."""
+        ...
+
+
+@runtime_checkable
+class CurrentSource(Instrument, Protocol):
+    """Current outputs (an SMU sourcing current with a voltage compliance)."""
+
+    current_limits: LimitTable
+
+    def set_currents(self, channels: ArrayLike, amps: ArrayLike) -> None:
+        """Set the source level of many channels. Raises LimitError before sending if out of range."""
+        ...
+
+    def enable(self, channels: ArrayLike, on: bool) -> None:
+        """Switch the outputs of these channels on or off (compliance and level come first)."""
+        ...
+
+
+class Clock(Protocol):
+    """The clock a bench runs on. A twin's is simulated; a real bench's is the wall clock."""
+
+    def now(self) -> float:
+        """Seconds since an arbitrary origin."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Let ``seconds`` pass."""
+        ...
+
+
+class WallClock:
+    """The wall clock, for real benches and real-time pacing."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)

@@ -1,0 +1,303 @@
+"""A layered Hopfield-like network whose parameters float.
+
+Energy (model units), for layers s_0 = x (clamped input), s_1 ... s_L (s_L the outputs)::
+
+    E(θ, s) = ½ Σ_l ‖s_l‖² − Σ_l b_l·s_l − Σ_l s_{l-1}ᵀ W_l s_l − I·s_L
+
+with hidden units clipped to ``hidden_clip`` and outputs to ``output_clip``, ``I`` the
+nudging currents injected into the output nodes. Every weight and bias is a
+*floating* parameter coupled to its knob ``u`` by ‖u − θ‖²/2ε (ε per parameter group),
+so the total energy is ``E(θ, s) + Σ_g ‖u_g − θ_g‖²/2ε_g``.
+
+E is linear in θ, so θ is eliminated exactly: at fixed s the minimising θ is
+``θ = u − ε ∂θE(s)`` and the reduced state energy is
+
+    Ẽ(s) = E(u, s) − ½ Σ_g ε_g ‖∂θ_g E(s)‖²,
+
+where ‖∂W_l E‖² = ‖s_{l-1}‖² ‖s_l‖² and ‖∂b_l E‖² = ‖s_l‖². Given its neighbours, each
+layer's reduced energy is a separable quadratic (one curvature per layer), so exact
+block-coordinate descent on Ẽ is the joint relaxation of states *and* parameters.
+Active-set linear solves, accepted only when they lower Ẽ, speed it up.
+
+Nothing here knows about phases, targets or learning: it relaxes to the minimum
+of the total energy for the inputs, knobs and currents it is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class HopfieldSpec:
+    """Structure and couplings of a layered network.
+
+    Parameters
+    ----------
+    layers
+        Sizes ``[n_inputs, n_hidden..., n_outputs]``.
+    eps_weights, eps_biases
+        Coupling ε of each layer's weights and biases (one value per layer 1..L).
+    hidden_clip, output_clip
+        Boxes of hidden and output states.
+    """
+
+    layers: tuple[int, ...]
+    eps_weights: tuple[float, ...]
+    eps_biases: tuple[float, ...]
+    hidden_clip: tuple[float, float] = (0.0, 1.0)
+    output_clip: tuple[float, float] = (-1.0, 2.0)
+
+    def __post_init__(self) -> None:
+        n = len(self.layers) - 1
+        if n < 1:
+            raise ValueError("a network needs at least an input and an output layer")
+        if len(self.eps_weights) != n or len(self.eps_biases) != n:
+            raise ValueError(f"give one ε per layer for weights and biases ({n} layers)")
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers) - 1
+
+    @property
+    def n_inputs(self) -> int:
+        return self.layers[0]
+
+    @property
+    def n_outputs(self) -> int:
+        return self.layers[-1]
+
+    @property
+    def n_states(self) -> int:
+        return sum(self.layers[1:])
+
+    @property
+    def weight_shapes(self) -> list[tuple[int, int]]:
+        return [(self.layers[i], self.layers[i + 1]) for i in range(self.n_layers)]
+
+    @property
+    def n_params(self) -> int:
+        return sum(a * b for a, b in self.weight_shapes) + self.n_states
+
+    def group_names(self) -> list[str]:
+        """Names of the parameter groups in their flat order: W1..WL, then b1..bL."""
+        n = self.n_layers
+        return [f"W{i + 1}" for i in range(n)] + [f"b{i + 1}" for i in range(n)]
+
+    def group_sizes(self) -> list[int]:
+        return [a * b for a, b in self.weight_shapes] + list(self.layers[1:])
+
+    def eps_vector(self) -> np.ndarray:
+        """ε of every parameter in the flat order."""
+        eps = list(self.eps_weights) + list(self.eps_biases)
+        return np.concatenate([np.full(k, e) for k, e in zip(self.group_sizes(), eps)])
+
+    def clip_bounds(self, layer: int) -> tuple[float, float]:
+        return self.output_clip if layer == self.n_layers else self.hidden_clip
+
+
+def split_params(spec: HopfieldSpec, flat: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Views of a flat parameter vector as (weights, biases). Order: W1..WL (row-major), b1..bL."""
+    weights, biases, pos = [], [], 0
+    for shape in spec.weight_shapes:
+        k = shape[0] * shape[1]
+        weights.append(flat[pos : pos + k].reshape(shape))
+        pos += k
+    for n in spec.layers[1:]:
+        biases.append(flat[pos : pos + n])
+        pos += n
+    return weights, biases
+
+
+def half_xavier(spec: HopfieldSpec, gains: tuple[float, ...], rng: np.random.Generator) -> np.ndarray:
+    """The reference initialisation: uniform ±gain·½·√(6/(fan_in+fan_out)) weights, zero biases."""
+    if len(gains) != spec.n_layers:
+        raise ValueError(f"give one init gain per layer ({spec.n_layers})")
+    flat = np.zeros(spec.n_params)
+    weights, _ = split_params(spec, flat)
+    for w, g in zip(weights, gains):
+        bound = g * 0.5 * np.sqrt(6.0 / (w.shape[0] + w.shape[1]))
+        w[...] = rng.uniform(-bound, bound, size=w.shape)
+    return flat
+
+
+@dataclass
+class RelaxInfo:
+    sweeps: int
+    converged: bool
+    max_change: float
+    energy: float
+
+
+@dataclass
+class HopfieldNetwork:
+    """The physics: states and floating parameters relaxing jointly.
+
+    ``states[l]`` is layer l+1 (hidden layers, then outputs); ``theta`` the floating
+    parameters in the flat order of :func:`split_params`.
+    """
+
+    spec: HopfieldSpec
+    tolerance: float = 1e-9
+    max_sweeps: int = 10_000
+    states: list[np.ndarray] = field(init=False)
+    theta: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.states = [np.zeros(n) for n in self.spec.layers[1:]]
+        self.theta = np.zeros(self.spec.n_params)
+        self._eps = self.spec.eps_vector()
+        self._lo = [self.spec.clip_bounds(l + 1)[0] for l in range(self.spec.n_layers)]
+        self._hi = [self.spec.clip_bounds(l + 1)[1] for l in range(self.spec.n_layers)]
+
+    # ------------------------------------------------------------------ energy
+    def theta_at(self, x: np.ndarray, u: np.ndarray, states: list[np.ndarray] | None = None) -> np.ndarray:
+        """The minimising parameters θ = u − ε ∂θE(s) for the given states."""
+        s = self.states if states is None else states
+        return u - self._eps * self.param_gradient(x, s)
+
+    def param_gradient(self, x: np.ndarray, states: list[np.ndarray]) -> np.ndarray:
+        """∂E/∂θ at the given states (flat order)."""
+        pre = [x] + states[:-1]
+        grads = [-np.outer(p, q).ravel() for p, q in zip(pre, states)]
+        grads += [-q for q in states]
+        return np.concatenate(grads)
+
+    def energy(self, theta: np.ndarray, x: np.ndarray, states: list[np.ndarray], currents: np.ndarray) -> float:
+        """E(θ, s) − I·s_L (without the knob coupling)."""
+        weights, biases = split_params(self.spec, theta)
+        pre = [x] + states[:-1]
+        e = 0.0
+        for s, b, w, p in zip(states, biases, weights, pre):
+            e += 0.5 * s @ s - b @ s - p @ w @ s
+        return float(e - currents @ states[-1])
+
+    def total_energy(self, x: np.ndarray, u: np.ndarray, currents: np.ndarray, states: list[np.ndarray]) -> float:
+        """E(θ, s) + Σ‖u−θ‖²/2ε − I·s_L at the minimising θ, i.e. the reduced energy Ẽ(s)."""
+        theta = self.theta_at(x, u, states)
+        coupling = 0.5 * np.sum((u - theta) ** 2 / self._eps)
+        return self.energy(theta, x, states, currents) + float(coupling)
+
+    # -------------------------------------------------------------- relaxation
+    def relax(
+        self,
+        x: np.ndarray,
+        u: np.ndarray,
+        currents: np.ndarray,
+        *,
+        tolerance: float | None = None,
+        max_sweeps: int | None = None,
+    ) -> RelaxInfo:
+        """Relax states and parameters jointly to the minimum of the total energy.
+
+        Starts from the present states (a physical system keeps its state). Stops when
+        no state moves by more than ``tolerance`` in a sweep.
+        """
+        tol = self.tolerance if tolerance is None else tolerance
+        cap = self.max_sweeps if max_sweeps is None else max_sweeps
+        spec = self.spec
+        L = spec.n_layers
+        uw, ub = split_params(spec, u)
+        ew, eb = spec.eps_weights, spec.eps_biases
+        s = [v.copy() for v in self.states]
+        x = np.asarray(x, dtype=float)
+        x_sq = float(x @ x)
+        drive0 = x @ uw[0]  # constant during the relaxation
+        order = list(range(0, L, 2)) + list(range(1, L, 2))
+        converged, change, sweeps = False, np.inf, 0
+        last_active: tuple | None = None
+        for sweeps in range(1, cap + 1):
+            change = 0.0
+            for l in order:
+                prev_sq = x_sq if l == 0 else float(s[l - 1] @ s[l - 1])
+                a = 1.0 - eb[l] - ew[l] * prev_sq
+                c = ub[l] + (drive0 if l == 0 else s[l - 1] @ uw[l])
+                if l + 1 < L:
+                    nxt = s[l + 1]
+                    a -= ew[l + 1] * float(nxt @ nxt)
+                    c = c + uw[l + 1] @ nxt
+                else:
+                    c = c + currents
+                new = _box_argmin(a, c, self._lo[l], self._hi[l])
+                change = max(change, float(np.max(np.abs(new - s[l]))))
+                s[l] = new
+            if change <= tol:
+                converged = True
+                break
+            if sweeps >= 2:
+                active = [(v <= lo) | (v >= hi) for v, lo, hi in zip(s, self._lo, self._hi)]
+                key = tuple(a.tobytes() for a in active)
+                if key != last_active or sweeps % 4 == 0:
+                    last_active = key
+                    proposal = self._active_set_solve(x, x_sq, uw, ub, currents, s, active, tol)
+                    if proposal is not None:
+                        e_old = self.total_energy(x, u, currents, s)
+                        e_new = self.total_energy(x, u, currents, proposal)
+                        if e_new <= e_old + 1e-15 * abs(e_old):
+                            s = proposal
+        self.states = s
+        self.theta = self.theta_at(x, u, s)
+        return RelaxInfo(sweeps, converged, change, self.total_energy(x, u, currents, s))
+
+    def _active_set_solve(self, x, x_sq, uw, ub, currents, s, active, tol):
+        """Stationary point of Ẽ with the clipped units held, by a few frozen-curvature solves."""
+        spec = self.spec
+        L = spec.n_layers
+        sizes = spec.layers[1:]
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        n = offsets[-1]
+        free = ~np.concatenate(active)
+        if not free.any():
+            return None
+        fixed = ~free
+        A = np.zeros((n, n))
+        rhs = np.zeros(n)
+        for l in range(L):
+            sl = slice(offsets[l], offsets[l + 1])
+            rhs[sl] = ub[l] + (x @ uw[0] if l == 0 else 0.0)
+            if l + 1 < L:
+                nl = slice(offsets[l + 1], offsets[l + 2])
+                A[sl, nl] = -uw[l + 1]
+                A[nl, sl] = -uw[l + 1].T
+        rhs[offsets[L - 1] :] += currents
+        diag = np.arange(n)
+        trial = [v.copy() for v in s]
+        flat = np.concatenate(trial)
+        for _ in range(4):
+            # the curvature of each layer depends on its neighbours' norms: freeze, solve, repeat
+            sq = [float(v @ v) for v in trial]
+            for l in range(L):
+                prev_sq = x_sq if l == 0 else sq[l - 1]
+                a = 1.0 - spec.eps_biases[l] - spec.eps_weights[l] * prev_sq
+                if l + 1 < L:
+                    a -= spec.eps_weights[l + 1] * sq[l + 1]
+                A[diag[offsets[l] : offsets[l + 1]], diag[offsets[l] : offsets[l + 1]]] = a
+            r = rhs[free] - A[np.ix_(free, fixed)] @ flat[fixed]
+            try:
+                sol = np.linalg.solve(A[np.ix_(free, free)], r)
+            except np.linalg.LinAlgError:
+                return None
+            step = float(np.max(np.abs(sol - flat[free])))
+            flat = flat.copy()
+            flat[free] = sol
+            trial = [flat[offsets[l] : offsets[l + 1]] for l in range(L)]
+            if step <= 0.01 * tol:
+                break
+        return [np.clip(v, lo, hi) for v, lo, hi in zip(trial, self._lo, self._hi)]
+
+    # ------------------------------------------------------------- diagnostics
+    def free_mask(self) -> np.ndarray:
+        """Units strictly inside their box (the set where implicit differentiation applies)."""
+        return np.concatenate([(v > lo) & (v < hi) for v, lo, hi in zip(self.states, self._lo, self._hi)])
+
+
+def _box_argmin(a: float, c: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Per-unit argmin of ½a·s² − c·s on [lo, hi] (a is one curvature for the whole layer)."""
+    if a > 0.0:
+        return np.clip(c / a, lo, hi)
+    # concave or flat: the minimum sits at a corner
+    e_lo = 0.5 * a * lo * lo - c * lo
+    e_hi = 0.5 * a * hi * hi - c * hi
+    return np.where(e_lo <= e_hi, lo, hi)

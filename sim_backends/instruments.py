@@ -1,0 +1,176 @@
+"""Simulated instruments over a twin, implementing the drivers' capability Protocols.
+
+Each channel is wired to one twin port element, through a *true* linear transfer
+(SI = offset + scale·model) that may differ from the calibration the protocol gives
+the engine: that is how a twin models gain and offset errors the engine is not told.
+Every call is logged, so tests can see that a procedure went through the instruments.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from aeqlab.errors import InstrumentError
+from drivers.limits import LimitTable
+from sim_backends.twin import READABLE, HopfieldTwin
+
+PORT_KIND = {"inputs": "voltage-out", "knobs": "voltage-out", "nudges": "current-out"}
+PORT_KIND.update({p: "voltage-in" for p in READABLE})
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One instrument call as the instrument saw it."""
+
+    time: float
+    instrument: str
+    op: str  # write | read | set_currents | enable | safe_state
+    channels: int
+    summary: float  # max |value| written, or nan for reads
+
+
+class SimInstrument:
+    """A simulated multi-function instrument (DAC, ADC, SMU) over a twin.
+
+    Parameters
+    ----------
+    name
+        The instrument's name in the protocol.
+    twin
+        The twin it is wired to.
+    n_channels
+        Channel count.
+    voltage_range, current_range
+        Capability ranges (the protocol's limits may only narrow them).
+    log_size
+        How many calls the log keeps.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        twin: HopfieldTwin,
+        n_channels: int,
+        *,
+        voltage_range: tuple[float, float] = (-10.0, 10.0),
+        current_range: tuple[float, float] = (-0.1, 0.1),
+        log_size: int = 100_000,
+    ):
+        self.name = name
+        self.twin = twin
+        self.n_channels = n_channels
+        self.output_limits = LimitTable(name, "voltage", "V", n_channels, *voltage_range, prefix="ch")
+        self.current_limits = LimitTable(name, "current", "A", n_channels, *current_range, prefix="ch")
+        self._port = np.full(n_channels, "", dtype=object)
+        self._index = np.zeros(n_channels, dtype=np.intp)
+        self._scale = np.ones(n_channels)
+        self._offset = np.zeros(n_channels)
+        self._setpoint = np.zeros(n_channels)
+        self._level = np.zeros(n_channels)
+        self._on = np.zeros(n_channels, bool)
+        self.log: deque[CallRecord] = deque(maxlen=log_size)
+        self.calls = 0
+        self._groups: dict[int, list[tuple[str, np.ndarray, np.ndarray]]] = {}
+
+    # ------------------------------------------------------------- wiring
+    def wire(self, channels: ArrayLike, port: str, index: ArrayLike, scale: ArrayLike, offset: ArrayLike) -> None:
+        """Connect channels to twin port elements with a true transfer SI = offset + scale·model."""
+        ch = np.asarray(channels, np.intp)
+        if np.any(self._port[ch] != ""):
+            raise ValueError(f"{self.name}: a channel is wired twice")
+        self._port[ch] = port
+        self._index[ch] = np.asarray(index, np.intp)
+        self._scale[ch] = scale
+        self._offset[ch] = offset
+        if port in ("inputs", "knobs"):
+            self._setpoint[ch] = self._offset[ch] + self._scale[ch] * self.twin.ports[port][self._index[ch]]
+        self._groups.clear()
+
+    def _split(self, ch: np.ndarray, kind: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """Group channels by twin port (cached per channel array, as roles reuse theirs)."""
+        key = hash((ch.tobytes(), kind))
+        groups = self._groups.get(key)
+        if groups is None:
+            ports = self._port[ch]
+            groups = []
+            for port in dict.fromkeys(ports.tolist()):
+                if PORT_KIND.get(port) != kind:
+                    what = "not wired" if port == "" else f"wired to the twin's {port}"
+                    raise InstrumentError(f"{self.name}: channel is {what}; it cannot do {kind}")
+                sel = np.flatnonzero(ports == port)
+                groups.append((port, sel, ch[sel]))
+            self._groups[key] = groups
+        return groups
+
+    def _record(self, op: str, n: int, values: np.ndarray | None = None) -> None:
+        self.calls += 1
+        s = float(np.max(np.abs(values))) if values is not None and values.size else float("nan")
+        self.log.append(CallRecord(self.twin.clock.now(), self.name, op, n, s))
+
+    # ------------------------------------------------------- capabilities
+    def identify(self) -> str:
+        return f"aeqlab,SimInstrument,{self.name},0.1"
+
+    def write(self, channels: ArrayLike, volts: ArrayLike) -> None:
+        ch, v = self.output_limits.check(channels, volts)
+        groups = self._split(ch, "voltage-out")
+        self._record("write", ch.size, v)
+        self._setpoint[ch] = v
+        for port, sel, c in groups:
+            self.twin.write(port, self._index[c], (v[sel] - self._offset[c]) / self._scale[c])
+
+    def setpoints(self, channels: ArrayLike) -> np.ndarray:
+        return self._setpoint[np.asarray(channels, np.intp)].copy()
+
+    def read(self, channels: ArrayLike) -> np.ndarray:
+        ch = np.asarray(channels, np.intp)
+        groups = self._split(ch, "voltage-in")
+        self._record("read", ch.size)
+        out = np.empty(ch.size)
+        for port, sel, c in groups:
+            out[sel] = self._offset[c] + self._scale[c] * self.twin.read(port, self._index[c])
+        return out
+
+    def set_currents(self, channels: ArrayLike, amps: ArrayLike) -> None:
+        ch, a = self.current_limits.check(channels, amps)
+        groups = self._split(ch, "current-out")
+        self._record("set_currents", ch.size, a)
+        self._level[ch] = a
+        self._apply_currents(groups)
+
+    def enable(self, channels: ArrayLike, on: bool) -> None:
+        ch = np.asarray(channels, np.intp)
+        groups = self._split(ch, "current-out")
+        self._record("enable", ch.size, np.array([float(on)]))
+        self._on[ch] = on
+        self._apply_currents(groups)
+
+    def _apply_currents(self, groups) -> None:
+        for port, _, c in groups:
+            amps = np.where(self._on[c], self._level[c], 0.0)
+            self.twin.write(port, self._index[c], amps / self._scale[c])
+
+    def output_state(self) -> dict[str, np.ndarray]:
+        """Present source levels and output switches (what a front panel would show)."""
+        return {"setpoint": self._setpoint.copy(), "level": self._level.copy(), "on": self._on.copy()}
+
+    def safe_state(self) -> None:
+        """All voltage outputs to 0 V, all current levels to 0 A, current outputs off."""
+        self._record("safe_state", self.n_channels)
+        for port in ("inputs", "knobs"):
+            ch = np.flatnonzero(self._port == port)
+            if ch.size:
+                self._setpoint[ch] = 0.0
+                self.twin.write(port, self._index[ch], (0.0 - self._offset[ch]) / self._scale[ch])
+        ch = np.flatnonzero(self._port == "nudges")
+        self._level[ch] = 0.0
+        self._on[ch] = False
+        if ch.size:
+            self.twin.write("nudges", self._index[ch], np.zeros(ch.size))
+
+    def close(self) -> None:
+        pass

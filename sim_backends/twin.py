@@ -1,0 +1,172 @@
+"""The twin: a simulated bench whose ports are wired to simulated instruments.
+
+A twin holds what a physical system holds between instrument calls: latched inputs,
+knob settings and nudging currents, and its own states and floating parameters.
+Writes only latch values; the first read after a write lets the system relax to
+equilibrium (settling is instantaneous in simulated time, so a fixed settle wait
+is always long enough). It knows nothing about training phases.
+
+Ports (model units):
+
+* writable: ``inputs`` (x), ``knobs`` (u), ``nudges`` (currents I into the outputs);
+* readable: ``outputs`` (the output states), ``params`` (the floating θ).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from aeqlab.errors import StabilityError
+from sim_backends import oracle
+from sim_backends.clock import SimulatedClock
+from sim_backends.hopfield import HopfieldNetwork
+
+WRITABLE = ("inputs", "knobs", "nudges")
+READABLE = ("outputs", "params")
+
+
+@dataclass
+class StabilityEvent:
+    relaxation: int
+    rho: float
+    max_change: float
+
+
+@dataclass
+class TwinStats:
+    relaxations: int = 0
+    sweeps: int = 0
+    unconverged: int = 0
+    jumps: list[StabilityEvent] = field(default_factory=list)
+
+
+class HopfieldTwin:
+    """A layered Hopfield network with floating parameters behind instrument ports.
+
+    Parameters
+    ----------
+    net
+        The physics.
+    theta0
+        The parameters the system starts with ("as manufactured"). The knobs start at
+        the values that hold them there with all states at zero.
+    clock
+        The shared simulated clock.
+    jump_threshold
+        A relaxation that moves some state by more than this is a *jump*; the twin then
+        checks the stability ratio ρ at the state it left.
+    strict_stability
+        Raise :class:`StabilityError` when a jump leaves a state whose ρ ≥ 1.
+    """
+
+    def __init__(
+        self,
+        net: HopfieldNetwork,
+        theta0: np.ndarray,
+        clock: SimulatedClock | None = None,
+        *,
+        jump_threshold: float = 0.5,
+        strict_stability: bool = True,
+    ):
+        spec = net.spec
+        self.net = net
+        self.clock = clock or SimulatedClock()
+        self.jump_threshold = jump_threshold
+        self.strict_stability = strict_stability
+        self.ports = {
+            "inputs": np.zeros(spec.n_inputs),
+            "knobs": np.asarray(theta0, float).copy(),
+            "nudges": np.zeros(spec.n_outputs),
+        }
+        net.theta = np.asarray(theta0, float).copy()
+        self.stats = TwinStats()
+        self._dirty = True
+        self._inputs_changed = True
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        spec = self.net.spec
+        return {
+            "inputs": spec.n_inputs,
+            "outputs": spec.n_outputs,
+            "knobs": spec.n_params,
+            "params": spec.n_params,
+            "nudges": spec.n_outputs,
+        }
+
+    # --------------------------------------------------------------- ports
+    def write(self, port: str, index: np.ndarray, values: np.ndarray) -> None:
+        if port not in WRITABLE:
+            raise ValueError(f"twin port {port!r} is not writable")
+        target = self.ports[port]
+        if not np.array_equal(target[index], values):
+            target[index] = values
+            self._dirty = True
+            self._inputs_changed |= port == "inputs"
+
+    def read(self, port: str, index: np.ndarray) -> np.ndarray:
+        if port not in READABLE:
+            raise ValueError(f"twin port {port!r} is not readable")
+        self.settle()
+        source = self.net.states[-1] if port == "outputs" else self.net.theta
+        return source[index].copy()
+
+    def settle(self) -> None:
+        """Relax to equilibrium if anything changed since the last relaxation."""
+        if not self._dirty:
+            return
+        before = [s.copy() for s in self.net.states]
+        theta_before = self.net.theta.copy()
+        info = self.net.relax(self.ports["inputs"], self.ports["knobs"], self.ports["nudges"])
+        st = self.stats
+        st.relaxations += 1
+        st.sweeps += info.sweeps
+        st.unconverged += not info.converged
+        self._dirty = False
+        inputs_changed, self._inputs_changed = self._inputs_changed, False
+        moved = max(float(np.max(np.abs(a - b))) for a, b in zip(before, self.net.states))
+        # a new input legitimately moves the states; knobs and nudges are meant to move them gently
+        if moved > self.jump_threshold and not inputs_changed:
+            self._check_jump(before, theta_before, moved)
+
+    def _check_jump(self, before: list[np.ndarray], theta_before: np.ndarray, moved: float) -> None:
+        after, theta_after = self.net.states, self.net.theta
+        self.net.states, self.net.theta = before, theta_before
+        try:
+            rho = oracle.fast_stability_ratio(self.net, self.ports["inputs"])
+        finally:
+            self.net.states, self.net.theta = after, theta_after
+        self.stats.jumps.append(StabilityEvent(self.stats.relaxations, rho, moved))
+        if rho >= 1.0 and self.strict_stability:
+            spec = self.net.spec
+            raise StabilityError(
+                f"the twin jumped to a distant state (states moved by {moved:.2f}) from an equilibrium "
+                f"with stability ratio rho = {rho:.2f} >= 1: the floating parameters are coupled too softly "
+                f"(epsilon weights {list(spec.eps_weights)}, biases {list(spec.eps_biases)})",
+                where="simulation.epsilon",
+                hint=f"scale every epsilon by about {0.6 / rho:.2g} or less",
+            )
+
+    # ----------------------------------------------------------- snapshots
+    def snapshot(self) -> dict:
+        """Everything needed to continue exactly where the twin is (simulated backends only)."""
+        return {
+            "ports": {k: v.copy() for k, v in self.ports.items()},
+            "states": [s.copy() for s in self.net.states],
+            "theta": self.net.theta.copy(),
+            "dirty": self._dirty,
+            "clock": self.clock.now(),
+        }
+
+    def restore(self, snap: dict) -> None:
+        self.ports = {k: np.asarray(v, float).copy() for k, v in snap["ports"].items()}
+        self.net.states = [np.asarray(s, float).copy() for s in snap["states"]]
+        self.net.theta = np.asarray(snap["theta"], float).copy()
+        self._dirty = bool(snap["dirty"])
+
+    def clone_network(self) -> HopfieldNetwork:
+        """A deep copy of the physics, for diagnostics that must not disturb the twin."""
+        return copy.deepcopy(self.net)
