@@ -1,0 +1,89 @@
+"""Backends: what a protocol runs on. A composition root, like the CLI.
+
+* ``sim``: every instrument replaced by a simulated one over the protocol's twin;
+* ``emulate``: the real driver classes talking to emulators of the instruments over
+  real transports (loopback TCP, pseudo-terminals), the emulators coupled to the twin;
+* ``bench``: the real driver classes talking to the real instruments.
+
+The engine never sees which: it gets a :class:`Backend` whose bench implements the
+drivers' capability Protocols. Only simulated backends offer ``snapshot``/``restore``
+(exact resume) and ``diagnostics`` (the twin's statistics).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aeqlab.bench import Bench
+from aeqlab.errors import InputError
+from aeqlab.protocol import Protocol
+
+KINDS = ("sim", "emulate", "bench")
+
+
+@dataclass
+class Backend:
+    kind: str
+    bench: Bench
+    snapshot: Callable[[], dict] | None = None
+    restore: Callable[[dict], None] | None = None
+    diagnostics: Callable[[], dict[str, Any]] = lambda: {}
+    closers: list[Callable[[], None]] = field(default_factory=list)
+    twin: Any = None  # the twin object itself, for composition-root tools (gradcheck, plan)
+
+    def close(self) -> None:
+        """Close instruments, then stop emulators; never raises."""
+        self.bench.close()
+        for closer in reversed(self.closers):
+            try:
+                closer()
+            except Exception:  # noqa: BLE001 - closing must reach every resource
+                pass
+
+
+def choose_kind(protocol: Protocol, *, sim: bool, emulate: bool, bench: bool) -> str:
+    """The backend a command line asks for. Real instruments are never driven unless asked."""
+    chosen = [k for k, on in (("sim", sim), ("emulate", emulate), ("bench", bench)) if on]
+    if len(chosen) > 1:
+        raise InputError(f"--{chosen[0]} and --{chosen[1]} exclude each other", where="command line")
+    if chosen:
+        return chosen[0]
+    if protocol.is_simulated_only():
+        return "sim"
+    raise InputError(
+        "this protocol names real instruments; they are never driven unless you say so",
+        where="command line",
+        hint="add --sim for a dry run on the twin, --emulate for emulated instruments, or --bench",
+    )
+
+
+def open_backend(protocol: Protocol, kind: str, **options: Any) -> Backend:
+    """Build the bench a protocol runs on."""
+    if kind == "sim":
+        return _open_sim(protocol, **options)
+    if kind in ("emulate", "bench"):
+        raise InputError(
+            f"the {kind} backend needs real drivers, which this version does not have",
+            where=f"--{kind}",
+            hint="use --sim for a dry run on the protocol's twin",
+        )
+    raise InputError(f"unknown backend {kind!r}", where="command line", hint=f"use one of {', '.join(KINDS)}")
+
+
+def _open_sim(protocol: Protocol, *, tolerance: float | None = None, realtime: bool = False) -> Backend:
+    from aeqlab.compose import build_sim_bench
+
+    sb = build_sim_bench(protocol, tolerance=tolerance, realtime=realtime)
+
+    def diagnostics() -> dict[str, Any]:
+        st = sb.twin.stats
+        return {
+            "twin_relaxations": st.relaxations,
+            "twin_sweeps": st.sweeps,
+            "twin_unconverged": st.unconverged,
+            "twin_jumps": len(st.jumps),
+        }
+
+    return Backend("sim", sb.bench, sb.twin.snapshot, sb.twin.restore, diagnostics, twin=sb.twin)

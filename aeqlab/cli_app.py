@@ -1,0 +1,29 @@
+"""The shared Typer application and the CLI's error handling.
+
+Command modules (``aeqlab.cli``, and those it imports) register their commands on
+:data:`app`. Errors are one line on stderr; exit codes: 2 bad input, 1 runtime
+failure, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from aeqlab.errors import AeqlabError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Train physical systems on a lab bench with Agnostic Equilibrium Propagation.",
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(exc: AeqlabError) -> None:
+    """Print an error (one line per problem) and exit with its code."""
+    lines = exc.message.splitlines() if "\n" in exc.message else [exc.one_line()]
+    for line in lines:
+        err.print(f"[red]error:[/red] {line}", soft_wrap=True, markup=True)
+    raise typer.Exit(exc.exit_code)
