@@ -175,10 +175,23 @@ class HopfieldNetwork:
         return float(e - currents @ states[-1])
 
     def total_energy(self, x: np.ndarray, u: np.ndarray, currents: np.ndarray, states: list[np.ndarray]) -> float:
-        """E(θ, s) + Σ‖u−θ‖²/2ε − I·s_L at the minimising θ, i.e. the reduced energy Ẽ(s)."""
-        theta = self.theta_at(x, u, states)
-        coupling = 0.5 * np.sum((u - theta) ** 2 / self._eps)
-        return self.energy(theta, x, states, currents) + float(coupling)
+        """E(θ, s) + Σ‖u−θ‖²/2ε − I·s_L at the minimising θ, i.e. the reduced energy Ẽ(s).
+
+        Evaluated in closed form, without forming θ: Ẽ(s) = E(u, s) − ½Σ_g ε_g‖∂θ_g E(s)‖².
+        """
+        uw, ub = split_params(self.spec, u)
+        return self._reduced_energy(x, float(x @ x), uw, ub, currents, states)
+
+    def _reduced_energy(self, x, x_sq, uw, ub, currents, states) -> float:
+        spec = self.spec
+        e = 0.0
+        prev, prev_sq = x, x_sq
+        for l, s in enumerate(states):
+            sq = float(s @ s)
+            e += 0.5 * sq - ub[l] @ s - prev @ uw[l] @ s
+            e -= 0.5 * (spec.eps_weights[l] * prev_sq * sq + spec.eps_biases[l] * sq)
+            prev, prev_sq = s, sq
+        return float(e - currents @ states[-1])
 
     # -------------------------------------------------------------- relaxation
     def relax(
@@ -208,6 +221,7 @@ class HopfieldNetwork:
         order = list(range(0, L, 2)) + list(range(1, L, 2))
         converged, change, sweeps = False, np.inf, 0
         last_active: tuple | None = None
+        system = None
         for sweeps in range(1, cap + 1):
             change = 0.0
             for l in order:
@@ -231,58 +245,72 @@ class HopfieldNetwork:
                 key = tuple(a.tobytes() for a in active)
                 if key != last_active or sweeps % 4 == 0:
                     last_active = key
-                    proposal = self._active_set_solve(x, x_sq, uw, ub, currents, s, active, tol)
+                    if system is None:
+                        system = self._linear_system(x, uw, ub, currents)
+                    proposal = self._active_set_solve(system, x_sq, s, active, tol)
                     if proposal is not None:
-                        e_old = self.total_energy(x, u, currents, s)
-                        e_new = self.total_energy(x, u, currents, proposal)
+                        e_old = self._reduced_energy(x, x_sq, uw, ub, currents, s)
+                        e_new = self._reduced_energy(x, x_sq, uw, ub, currents, proposal)
                         if e_new <= e_old + 1e-15 * abs(e_old):
                             s = proposal
         self.states = s
         self.theta = self.theta_at(x, u, s)
         return RelaxInfo(sweeps, converged, change, self.total_energy(x, u, currents, s))
 
-    def _active_set_solve(self, x, x_sq, uw, ub, currents, s, active, tol):
-        """Stationary point of Ẽ with the clipped units held, by a few frozen-curvature solves."""
+    def _linear_system(self, x, uw, ub, currents) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Coupling matrix (curvatures excluded), right-hand side and layer offsets of ∇Ẽ = 0."""
+        L = self.spec.n_layers
+        sizes = self.spec.layers[1:]
+        off = np.concatenate([[0], np.cumsum(sizes)])
+        A = np.zeros((off[-1], off[-1]))
+        rhs = np.zeros(off[-1])
+        for l in range(L):
+            sl = slice(off[l], off[l + 1])
+            rhs[sl] = ub[l] + (x @ uw[0] if l == 0 else 0.0)
+            if l + 1 < L:
+                nl = slice(off[l + 1], off[l + 2])
+                A[sl, nl] = -uw[l + 1]
+                A[nl, sl] = -uw[l + 1].T
+        rhs[off[L - 1] :] += currents
+        return A, rhs, off
+
+    def _active_set_solve(self, system, x_sq, s, active, tol):
+        """Stationary point of Ẽ with the clipped units held, by a few frozen-curvature solves.
+
+        Each layer's curvature depends on its neighbours' norms: freeze them, solve the linear
+        system on the free units, repeat. Returns the solution clipped to the boxes (a proposal).
+        """
+        A, rhs, off = system
         spec = self.spec
         L = spec.n_layers
-        sizes = spec.layers[1:]
-        offsets = np.concatenate([[0], np.cumsum(sizes)])
-        n = offsets[-1]
         free = ~np.concatenate(active)
         if not free.any():
             return None
         fixed = ~free
-        A = np.zeros((n, n))
-        rhs = np.zeros(n)
-        for l in range(L):
-            sl = slice(offsets[l], offsets[l + 1])
-            rhs[sl] = ub[l] + (x @ uw[0] if l == 0 else 0.0)
-            if l + 1 < L:
-                nl = slice(offsets[l + 1], offsets[l + 2])
-                A[sl, nl] = -uw[l + 1]
-                A[nl, sl] = -uw[l + 1].T
-        rhs[offsets[L - 1] :] += currents
-        diag = np.arange(n)
+        flat = np.concatenate(s)
+        A_rows = A[free]
+        M = A_rows[:, free]
+        r0 = rhs[free] - A_rows[:, fixed] @ flat[fixed]
+        layer_of = np.repeat(np.arange(L), np.diff(off))[free]
+        idx = np.arange(M.shape[0])
         trial = [v.copy() for v in s]
-        flat = np.concatenate(trial)
         for _ in range(4):
-            # the curvature of each layer depends on its neighbours' norms: freeze, solve, repeat
             sq = [float(v @ v) for v in trial]
+            curv = np.empty(L)
             for l in range(L):
                 prev_sq = x_sq if l == 0 else sq[l - 1]
-                a = 1.0 - spec.eps_biases[l] - spec.eps_weights[l] * prev_sq
+                curv[l] = 1.0 - spec.eps_biases[l] - spec.eps_weights[l] * prev_sq
                 if l + 1 < L:
-                    a -= spec.eps_weights[l + 1] * sq[l + 1]
-                A[diag[offsets[l] : offsets[l + 1]], diag[offsets[l] : offsets[l + 1]]] = a
-            r = rhs[free] - A[np.ix_(free, fixed)] @ flat[fixed]
+                    curv[l] -= spec.eps_weights[l + 1] * sq[l + 1]
+            M[idx, idx] = curv[layer_of]
             try:
-                sol = np.linalg.solve(A[np.ix_(free, free)], r)
+                sol = np.linalg.solve(M, r0)
             except np.linalg.LinAlgError:
                 return None
             step = float(np.max(np.abs(sol - flat[free])))
             flat = flat.copy()
             flat[free] = sol
-            trial = [flat[offsets[l] : offsets[l + 1]] for l in range(L)]
+            trial = [flat[off[l] : off[l + 1]] for l in range(L)]
             if step <= 0.01 * tol:
                 break
         return [np.clip(v, lo, hi) for v, lo, hi in zip(trial, self._lo, self._hi)]

@@ -107,8 +107,8 @@ def run_phase(
             break
         it += 1
         if hold and res_theta > homeostasis.tolerance:
-            if prev_u is not None and memory.knob_gains.observe(u - prev_u, theta - prev_theta) > 0.2:
-                accel.reset()
+            if prev_u is not None:
+                memory.knob_gains.observe(u - prev_u, theta - prev_theta)
             if res_theta > prev_res:
                 damping = max(damping / 2, 1 / 64)
                 accel.reset()
