@@ -4,7 +4,9 @@ The measured step is θ′ − θ_h (θ_h read at the end of homeostasis, θ′ 
 clamped phase), taken through the simulated instruments exactly as training takes it.
 The prediction for the twin's finite ε comes from implicit differentiation at the
 joint equilibrium with the knobs where homeostasis left them and no nudging:
-Δθ ≈ (β₂ − β₁)·dθ/dβ = −(β₂ − β₁)(I + ΣF_θθ)⁻¹Σ∇L.
+Δθ ≈ (β₂ − β₁)·dθ/dβ = −(β₂ − β₁)(I + ΣF_θθ)⁻¹Σ∇L, with the nudge pulling along the
+error it really pulls along (the present error for tracking nudging, the free-phase
+error for linearized nudging).
 """
 
 from __future__ import annotations
@@ -81,7 +83,9 @@ def gradcheck(
             )
             lin = oracle.linearise(net, x)
             outputs = net.states[-1]
-            predicted = (b2 - b1) * oracle.theta_velocity(lin, outputs, y)
+            # tracking nudging pulls with the present error; linearized with the free-phase error
+            pulled_from = rec.prediction if method.nudging == "linearized" else outputs
+            predicted = (b2 - b1) * oracle.theta_velocity(lin, pulled_from, y)
             gradient_step = -(b2 - b1) * lin.eps * oracle.loss_gradient(lin, outputs, y)
             measured = rec.step
             rel = float(np.linalg.norm(measured - predicted) / np.linalg.norm(predicted))

@@ -142,10 +142,19 @@ def gram_closed_form(net: HopfieldNetwork, x: np.ndarray) -> np.ndarray:
 
 
 def fast_stability_ratio(net: HopfieldNetwork, x: np.ndarray) -> float:
-    """ρ at the present state, from the closed-form G (one small eigenproblem)."""
+    """ρ at the present state, from the closed-form G (one small symmetric eigenproblem).
+
+    Infinite when the state Hessian itself is not positive definite (the network is
+    unstable even with its parameters held).
+    """
     free = net.free_mask()
     if not free.any():
         return 0.0
     H = state_hessian(net, net.theta)[np.ix_(free, free)]
     G = gram_closed_form(net, x)[np.ix_(free, free)]
-    return float(np.max(np.linalg.eigvals(np.linalg.solve(H, G)).real))
+    try:
+        C = np.linalg.cholesky(H)
+    except np.linalg.LinAlgError:
+        return float("inf")
+    Ci = np.linalg.inv(C)
+    return float(np.linalg.eigvalsh(Ci @ G @ Ci.T)[-1])
