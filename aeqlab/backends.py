@@ -83,7 +83,8 @@ def _open_sim(protocol: Protocol, *, tolerance: float | None = None, realtime: b
             "twin_relaxations": st.relaxations,
             "twin_sweeps": st.sweeps,
             "twin_unconverged": st.unconverged,
-            "twin_jumps": len(st.jumps),
+            "twin_jumps": st.jumps,
+            "twin_unstable_jumps": st.unstable_jumps,
         }
 
     return Backend("sim", sb.bench, sb.twin.snapshot, sb.twin.restore, diagnostics, twin=sb.twin)
