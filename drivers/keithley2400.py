@@ -1,0 +1,42 @@
+"""Keithley 2400-series SourceMeter (one channel); compliance lives under SENSe.
+
+Commands: Keithley 2400 series user's manual, SCPI reference (SOURce, SENSe:PROTection, OUTPut).
+"""
+
+from __future__ import annotations
+
+from drivers.base import fmt
+from drivers.smu import ScpiSmu
+
+_OFF = {"himp": "HIMP", "normal": "NORM", "zero": "ZERO"}
+
+
+class Keithley2400(ScpiSmu):
+    """Keithley 2400/2401/2410/2420: compliance set with ``:SENS:<meas>:PROT``."""
+
+    expect = ("2400", "2401", "2410", "2420", "2440")
+
+    def configure_commands(self, c: int, source_range: float) -> list[str]:
+        f, m = self.sources, self.measures
+        return [
+            f":SOUR:FUNC {f}",
+            f":SOUR:{f}:MODE FIX",
+            f":SENS:{m}:PROT {fmt(self.compliance)}",
+            f":SOUR:{f}:RANG {fmt(source_range)}",
+            f":SENS:FUNC '{m}'",
+            f":SENS:{m}:NPLC {fmt(self.options.nplc)}",
+            f":FORM:ELEM {m}",
+            f":OUTP:SMOD {_OFF[self.options.off_mode]}",
+        ]
+
+    def level_command(self, c: int, value: float) -> str:
+        return f":SOUR:{self.sources}:LEV {fmt(value)}"
+
+    def output_command(self, c: int, on: bool) -> str:
+        return f":OUTP {'ON' if on else 'OFF'}"
+
+    def state_queries(self, c: int) -> tuple[str, str]:
+        return ":OUTP?", f":SOUR:{self.sources}:LEV?"
+
+    def measure_query(self, wire: list[int]) -> str:
+        return ":READ?"

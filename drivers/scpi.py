@@ -1,0 +1,222 @@
+"""SCPI over VISA: one link per instrument, with identity checks and timeout recovery.
+
+Every exchange goes through :class:`ScpiLink`. After a VISA timeout the link clears
+the session (which drains a late reply), re-identifies the instrument and retries the
+operation (``retries`` times, once by default); a second timeout in a row is a fault
+(:class:`~aeqlab.errors.InstrumentError`). Replies are parsed strictly: garbage and
+non-finite or overload readings are errors naming the instrument and the command.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+from pyvisa import constants
+from pyvisa.errors import VisaIOError
+
+from aeqlab.errors import InputError, InstrumentError
+
+T = TypeVar("T")
+
+OVERLOAD = 9.9e37  # what Keysight and Keithley instruments return for an overload
+
+
+class ScpiLink:
+    """A SCPI session over a pyvisa resource (or anything with write/query/read/clear/close).
+
+    Parameters
+    ----------
+    name
+        The instrument's name in the protocol (for messages).
+    resource
+        An open pyvisa resource, or a test double with the same methods.
+    expect
+        Substrings of which one must appear in the ``*IDN?`` reply (the model), e.g. ``("2450",)``.
+    address
+        The resource string, for messages.
+    retries
+        Retries of an operation after a timeout (clear + re-identify first).
+    """
+
+    def __init__(
+        self, name: str, resource: Any, *, expect: tuple[str, ...], address: str = "", retries: int = 1
+    ) -> None:
+        self.name = name
+        self.resource = resource
+        self.expect = expect
+        self.address = address or getattr(resource, "resource_name", "")
+        self.retries = retries
+        self.identity = ""
+        self.round_trips = 0
+
+    # -------------------------------------------------------------- opening
+    @classmethod
+    def open(
+        cls,
+        name: str,
+        address: str | None,
+        *,
+        expect: tuple[str, ...],
+        timeout: float = 2.0,
+        read_termination: str = "\n",
+        write_termination: str = "\n",
+        retries: int = 1,
+    ) -> ScpiLink:
+        """Open a VISA resource with pyvisa-py and check its identity. Changes no output."""
+        import pyvisa
+
+        if not address:
+            raise InputError(
+                "no VISA resource given",
+                where=f"instruments.{name}.resource",
+                hint="e.g. TCPIP::192.168.1.20::5025::SOCKET or GPIB0::24::INSTR",
+            )
+        try:
+            rm = pyvisa.ResourceManager("@py")
+            res = rm.open_resource(address)
+        except (ValueError, pyvisa.errors.VisaIOError, OSError) as exc:
+            raise InstrumentError(
+                f"cannot open {address}: {exc}".splitlines()[0],
+                where=f"instruments.{name}.resource",
+                hint="check the resource string and that the instrument is connected",
+            ) from None
+        res.timeout = timeout * 1000.0
+        res.read_termination = read_termination
+        res.write_termination = write_termination
+        link = cls(name, res, expect=expect, address=address, retries=retries)
+        try:
+            link.identify()
+        except BaseException:
+            link.close()
+            raise
+        return link
+
+    def identify(self) -> str:
+        """Query ``*IDN?`` and check the model; remembers the identity."""
+        idn = self._guard(lambda: self.resource.query("*IDN?"), "*IDN?", recover=False).strip()
+        self._check_identity(idn)
+        self.identity = idn
+        return idn
+
+    def _check_identity(self, idn: str) -> None:
+        fields = idn.split(",")
+        if len(fields) < 2 or not any(e.upper() in fields[1].upper() for e in self.expect):
+            raise InstrumentError(
+                f"{self.name}: {self.address} answered *IDN? with {idn[:60]!r}, not a {' or '.join(self.expect)}",
+                where=f"instruments.{self.name}",
+                hint="check the driver and the resource string",
+            )
+
+    # ----------------------------------------------------------- exchanges
+    def write(self, command: str) -> None:
+        """Send a command and wait for it to complete (``*OPC?`` answered ``1``)."""
+        reply = self.query(f"{command};*OPC?")
+        if reply.strip().split(";")[-1] != "1":
+            raise InstrumentError(
+                f"{self.name}: {command!r} was not confirmed (reply {reply[:40]!r})",
+                hint="check the instrument's error queue (SYST:ERR?)",
+            )
+
+    def query(self, command: str) -> str:
+        """Send a query and return the reply (stripped)."""
+        return self._guard(lambda: self.resource.query(command), command).strip()
+
+    def query_floats(self, command: str, n: int | None = None, limits: tuple[float, float] | None = None) -> np.ndarray:
+        """A query whose reply is comma-separated numbers; checks count, finiteness and limits."""
+        reply = self.query(command)
+        try:
+            values = np.array([float(p) for p in re.split(r"[;,]", reply)], dtype=float)
+        except ValueError:
+            raise InstrumentError(
+                f"{self.name}: reply to {command!r} is not numbers: {reply[:60]!r}",
+                hint="check the instrument's mode and the read termination",
+            ) from None
+        if n is not None and values.size != n:
+            raise InstrumentError(f"{self.name}: reply to {command!r} has {values.size} values, expected {n}")
+        if not np.all(np.isfinite(values)) or np.any(np.abs(values) >= OVERLOAD):
+            raise InstrumentError(
+                f"{self.name}: {command!r} gave an overload or non-finite reading ({reply[:60]})",
+                hint="widen the measurement range",
+            )
+        if limits is not None and np.any((values < limits[0]) | (values > limits[1])):
+            raise InstrumentError(
+                f"{self.name}: {command!r} gave {reply[:60]}, outside the range [{limits[0]:g}, {limits[1]:g}]",
+                hint="check the wiring and the measurement range",
+            )
+        return values
+
+    def check_errors(self, context: str) -> None:
+        """Read the error queue; raise on the first error."""
+        for _ in range(20):
+            reply = self.query("SYST:ERR?")
+            code = reply.split(",", 1)[0].strip()
+            try:
+                if int(code) == 0:
+                    return
+            except ValueError:
+                raise InstrumentError(f"{self.name}: SYST:ERR? answered {reply[:60]!r}") from None
+            raise InstrumentError(f"{self.name}: instrument error after {context}: {reply}")
+
+    def clear(self) -> None:
+        """Drop whatever the session has buffered (a late reply, an interrupted exchange)."""
+        try:
+            self.resource.clear()
+        except (VisaIOError, OSError):
+            pass
+
+    def close(self) -> None:
+        try:
+            self.resource.close()
+        except Exception:  # noqa: BLE001 - closing must not fail a shutdown
+            pass
+
+    # ------------------------------------------------------------ recovery
+    def _guard(self, op: Callable[[], T], what: str, recover: bool = True) -> T:
+        attempts = 0
+        while True:
+            try:
+                self.round_trips += 1
+                return op()
+            except VisaIOError as exc:
+                if exc.error_code != constants.StatusCode.error_timeout:
+                    raise InstrumentError(f"{self.name}: VISA error on {what!r}: {exc.abbreviation}") from None
+                attempts += 1
+                if not recover or attempts > self.retries:
+                    raise InstrumentError(
+                        f"{self.name}: no reply to {what!r} from {self.address}"
+                        + (" (twice in a row)" if attempts > 1 else ""),
+                        hint="check that the instrument is on and connected; its source state is unknown",
+                    ) from None
+                self._recover(what)
+            except OSError as exc:
+                reason = exc.strerror or exc.__class__.__name__
+                raise InstrumentError(
+                    f"{self.name}: cannot talk to {self.address}: {reason}",
+                    hint="check that the instrument is on, reachable, and the address is right",
+                ) from None
+            except UnicodeDecodeError:
+                raise InstrumentError(f"{self.name}: reply to {what!r} is not text") from None
+
+    def _recover(self, what: str) -> None:
+        """After a timeout: clear the session, then check it is still the same instrument."""
+        self.clear()
+        idn = self._guard(lambda: self.resource.query("*IDN?"), "*IDN?", recover=False).strip()
+        if self.identity and idn != self.identity:
+            raise InstrumentError(
+                f"{self.name}: after a timeout on {what!r} the instrument answers as {idn[:60]!r}, "
+                f"not {self.identity[:60]!r}",
+                hint="the link is out of step; check the connection",
+            )
+
+
+def float_list(values: np.ndarray) -> str:
+    """Numbers joined by commas, 12 significant digits."""
+    return ",".join(f"{float(v):.12g}" for v in values)
+
+
+def isclose(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-15)
