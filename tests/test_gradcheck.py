@@ -17,8 +17,14 @@ def iris(protocols_dir):
 
 
 def mean_error(protocol, beta, variant, nudging, samples=2):
-    return float(np.mean([s.relative_error for s in gradcheck(protocol, beta=beta, variant=variant,
-                                                                nudging=nudging, samples=samples)]))
+    return float(
+        np.mean(
+            [
+                s.relative_error
+                for s in gradcheck(protocol, beta=beta, variant=variant, nudging=nudging, samples=samples)
+            ]
+        )
+    )
 
 
 def test_centered_tracking_step_matches_the_finite_epsilon_prediction(iris):

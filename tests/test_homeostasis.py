@@ -1,0 +1,89 @@
+"""Homeostasis: a feedback loop on measured parameters, told nothing about the bench."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aeqlab.backends import open_backend
+from aeqlab.datasets import load
+from aeqlab.engine import Trainer
+from aeqlab.methods.aeqprop import train_sample
+from aeqlab.plan import execute
+from aeqlab.protocol import load_protocol
+
+
+def with_changes(protocol, *, method=None, simulation=None, knobs_limits=None):
+    update = {}
+    if method:
+        update["method"] = protocol.method.model_copy(update=method)
+    if simulation:
+        update["simulation"] = protocol.simulation.model_copy(update=simulation)
+    if knobs_limits:
+        knobs = protocol.roles.knobs.model_copy(update={"limits": knobs_limits})
+        update["roles"] = protocol.roles.model_copy(update={"knobs": knobs})
+    return protocol.model_copy(update=update)
+
+
+def run_samples(protocol, n):
+    backend = open_backend(protocol, "sim")
+    data = load(protocol.dataset)
+    trainer = Trainer(protocol, backend.bench, data)
+    trainer.start()
+    targets = data.targets(data.y_train)
+    records = [
+        execute(
+            train_sample(trainer.state, data.x_train[i], targets[i], protocol.method, protocol.method.beta),
+            backend.bench,
+        )
+        for i in range(n)
+    ]
+    return records, trainer, backend
+
+
+@pytest.fixture(scope="module")
+def iris(protocols_dir):
+    return load_protocol(protocols_dir / "iris_hopfield_sim.yaml")[0]
+
+
+def test_homeostasis_converges_with_unknown_gains_and_offsets(iris):
+    errors = iris.simulation.knob_errors.model_copy(
+        update={"gain_low": 0.3, "gain_high": 3.0, "offset": 0.05, "seed": 1}
+    )
+    protocol = with_changes(iris, simulation={"knob_errors": errors})
+    records, trainer, backend = run_samples(protocol, 120)
+    tol = protocol.method.homeostasis.tolerance
+    for rec in records:
+        assert rec.free.converged and rec.homeostatic.converged
+        assert rec.free.residual <= tol and rec.homeostatic.residual <= tol
+    # the engine was told nothing: its calibration is the nominal one ...
+    assert protocol.roles.knobs.calibration.scale == 1.0
+    # ... and the gains it measured are the twin's true ones, for knobs that moved
+    true_scale = backend.bench.instruments["dac"]._scale[4:135]
+    true_gain = protocol.roles.knobs.calibration.scale / true_scale
+    learnt = trainer.state.memory.knob_gains.gain
+    moved = learnt != 1.0
+    assert moved.sum() > 50
+    np.testing.assert_allclose(learnt[moved], true_gain[moved], rtol=0.15)  # coupling blurs a secant a little
+
+
+def test_every_sample_of_the_demo_converges(iris):
+    records, _, _ = run_samples(iris, 120)
+    assert all(r.converged for r in records)
+    assert max(r.homeostasis_iterations for r in records) < 40
+
+
+def test_non_convergence_is_reported_not_silent(iris):
+    method = {"homeostasis": iris.method.homeostasis.model_copy(update={"max_iterations": 1})}
+    records, _, _ = run_samples(with_changes(iris, method=method), 5)
+    assert not any(r.converged for r in records)
+    assert all(r.free.residual > iris.method.homeostasis.tolerance for r in records)
+
+
+def test_a_knob_that_would_pass_its_limit_is_held_there_and_flagged(iris):
+    from aeqlab.protocol import Limits
+
+    records, trainer, backend = run_samples(with_changes(iris, knobs_limits=Limits(low=-0.1, high=0.1)), 10)
+    assert any(r.saturated for r in records)
+    setpoints = backend.bench.setpoints("knobs")
+    assert setpoints.max() <= 0.1 + 1e-12 and setpoints.min() >= -0.1 - 1e-12

@@ -1,0 +1,70 @@
+"""Every value is checked against its limits before any instrument sees it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aeqlab.backends import open_backend
+from aeqlab.errors import LimitError
+from aeqlab.protocol import load_protocol
+from drivers.limits import LimitTable
+
+
+@pytest.fixture
+def backend(protocols_dir):
+    protocol, _ = load_protocol(protocols_dir / "iris_hopfield_sim.yaml")
+    return open_backend(protocol, "sim")
+
+
+def snapshot(backend):
+    return {name: (inst.calls, inst.output_state()) for name, inst in backend.bench.instruments.items()}
+
+
+def assert_untouched(before, backend):
+    for name, inst in backend.bench.instruments.items():
+        calls, state = before[name]
+        assert inst.calls == calls, f"{name} was called"
+        for key, value in inst.output_state().items():
+            np.testing.assert_array_equal(value, state[key])
+
+
+def test_a_knob_beyond_the_role_limit_raises_before_any_instrument_is_called(backend):
+    before = snapshot(backend)
+    knobs = np.zeros(131)
+    knobs[100] = 5.5  # role limit is 5 V
+    with pytest.raises(LimitError, match=r"roles.knobs\[100\]"):
+        backend.bench.write("knobs", knobs)
+    assert_untouched(before, backend)
+
+
+def test_a_nudge_beyond_its_current_limit_raises_before_the_source_is_called(backend):
+    before = snapshot(backend)
+    with pytest.raises(LimitError, match="nudges"):
+        backend.bench.write("nudges", np.array([0.0, 12.0, 0.0]))  # 12 uA > 10 uA
+    assert_untouched(before, backend)
+
+
+def test_nan_is_never_sent(backend):
+    before = snapshot(backend)
+    with pytest.raises(LimitError):
+        backend.bench.write("inputs", np.array([0.0, np.nan, 0.0, 0.0]))
+    assert_untouched(before, backend)
+
+
+def test_the_instrument_checks_its_own_limits_too(backend):
+    dac = backend.bench.instruments["dac"]
+    before = snapshot(backend)
+    with pytest.raises(LimitError, match=r"dac/ch7"):
+        dac.write([6, 7], [0.0, 7.0])  # the knobs' role limit (5 V) was pushed into the DAC's table
+    assert_untouched(before, backend)
+
+
+def test_limits_can_only_be_narrowed():
+    table = LimitTable("dac", "voltage", "V", 4, -10, 10)
+    table.restrict([0, 1], -1, 1)
+    with pytest.raises(LimitError, match="exceed the instrument's range"):
+        table.restrict([2], -20, 1)
+    table.check([0, 3], [1.0, 9.0])
+    with pytest.raises(LimitError):
+        table.check([1], [1.5])

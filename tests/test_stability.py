@@ -1,0 +1,74 @@
+"""Floating parameters must be coupled stiffly enough: the twin says so, naming epsilon."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from aeqlab.errors import StabilityError
+from sim_backends import oracle
+from sim_backends.hopfield import HopfieldNetwork, HopfieldSpec, half_xavier
+from sim_backends.twin import HopfieldTwin
+
+
+def test_run_refuses_the_reference_couplings_before_touching_anything(protocols_dir, tmp_path):
+    text = (protocols_dir / "digits_hopfield_sim.yaml").read_text()
+    text = text.replace(
+        "epsilon: {weights: [0.01, 0.005], biases: [0.004, 0.002]}",
+        "epsilon: {weights: [0.1, 0.05], biases: [0.02, 0.01]}",
+    )
+    assert "weights: [0.1, 0.05]" in text
+    path = tmp_path / "digits_reference_eps.yaml"
+    path.write_text(text)
+    proc = subprocess.run(
+        [sys.executable, "-m", "aeqlab.cli", "run", str(path), "--out", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert "simulation.epsilon" in lines[0] and "rho" in lines[0] and "scale every epsilon" in lines[0]
+    assert not (tmp_path / "runs").exists()  # nothing was started
+
+
+def unstable_twin(limit: int) -> HopfieldTwin:
+    """A twin whose present state is an equilibrium of softly coupled parameters with ρ > 1."""
+    stiff = HopfieldSpec((6, 10, 3), (0.01, 0.01), (0.01, 0.01))
+    soft = HopfieldSpec((6, 10, 3), (0.6, 0.6), (0.3, 0.3))
+    theta = half_xavier(stiff, (2.0, 2.0), np.random.default_rng(0))
+    theta[-13:] = 0.3
+    x = np.full(6, 0.8)
+    probe = HopfieldNetwork(stiff)
+    probe.relax(x, theta, np.zeros(3))
+    net = HopfieldNetwork(soft)
+    net.states = probe.states
+    net.theta = net.theta_at(x, theta, net.states)
+    assert oracle.fast_stability_ratio(net, x) > 1
+    twin = HopfieldTwin(net, theta, unstable_limit=limit)
+    twin.ports["inputs"][:] = x
+    twin.ports["knobs"][:] = theta
+    twin._dirty = False
+    twin._inputs_changed = False
+    return twin
+
+
+def test_twin_raises_when_unstable_jumps_recur_naming_epsilon():
+    twin = unstable_twin(limit=1)
+    twin.write("nudges", np.arange(3), np.array([1e-3, 0.0, 0.0]))
+    with pytest.raises(StabilityError) as info:
+        twin.read("outputs", np.arange(3))
+    message = info.value.one_line()
+    assert "simulation.epsilon" in message and "rho" in message and "0.6" in message
+    assert twin.stats.unstable_jumps == 1
+
+
+def test_a_rare_unstable_jump_is_recorded_not_fatal():
+    twin = unstable_twin(limit=5)
+    twin.write("nudges", np.arange(3), np.array([1e-3, 0.0, 0.0]))
+    twin.read("outputs", np.arange(3))
+    assert twin.stats.unstable_jumps == 1 and twin.stats.events[-1].rho > 1
