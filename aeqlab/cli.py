@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from aeqlab import cli_runs  # noqa: F401  (registers resume, report, runs, export)
 from aeqlab.cli_app import app, err, fail
 from aeqlab.errors import AeqlabError, InputError, ProtocolError
 
@@ -35,25 +36,24 @@ def run(
     epochs: Annotated[int | None, typer.Option(min=1, help="override schedule.epochs")] = None,
     seed: Annotated[int | None, typer.Option(help="override the protocol's seed (training order)")] = None,
     out: Annotated[Path | None, typer.Option(help="folder for run folders (default: output.dir)")] = None,
+    snapshot_every: Annotated[
+        int | None, typer.Option(min=1, help="journal a full parameter snapshot every N samples (default: 4 per epoch)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary as the last line")] = False,
 ) -> None:
-    """Train: every sample is an Aeqprop cycle through the bench's instruments."""
+    """Train: every sample is an Aeqprop cycle through the bench's instruments, journaled as it commits."""
     from aeqlab.backends import choose_kind
+    from aeqlab.cli_runs import finish_session
     from aeqlab.session import RunRequest, run_training
 
     try:
         protocol, text = _load(protocol_path)
         kind = choose_kind(protocol, sim=sim, emulate=emulate, bench=bench)
-        request = RunRequest(protocol_path, protocol, text, kind, epochs, seed, out)
-        try:
-            summary = run_training(request, err)
-        except KeyboardInterrupt:
-            err.print("interrupted: every source is in its safe state; the run folder keeps what was recorded")
-            raise typer.Exit(130) from None
+        request = RunRequest(protocol_path, protocol, text, kind, epochs, seed, out, snapshot_every)
+        summary = run_training(request, err)
     except AeqlabError as exc:
         fail(exc)
-    if as_json:
-        print(json.dumps(summary))
+    finish_session(summary, as_json)
 
 
 @app.command()

@@ -2,6 +2,12 @@
 
 The engine knows only the bench (and through it the drivers' capability Protocols);
 it owns cleanup: whatever happens, every source goes to its safe state on the way out.
+
+After every committed step (the initial evaluation, each training sample, each
+epoch's evaluation) the engine hands its observers a :class:`Checkpoint`: everything
+it needs to continue exactly from there (targets θ*, knob setpoints, learnt feedback
+memory, the order generator's state, the position and the epoch's running totals).
+:meth:`Trainer.run` continues from such a checkpoint.
 """
 
 from __future__ import annotations
@@ -9,15 +15,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from aeqlab.bench import Bench
 from aeqlab.datasets import Split
+from aeqlab.errors import Interrupted
 from aeqlab.feedback import SecantGains
 from aeqlab.methods.aeqprop import EngineState, SampleRecord, predict, train_sample
-from aeqlab.methods.phases import FeedbackMemory
-from aeqlab.plan import execute
+from aeqlab.methods.phases import FeedbackMemory, PhaseResult, run_phase
+from aeqlab.plan import Message, Read, Settle, Stopped, execute
 from aeqlab.protocol import Protocol
 
 
@@ -35,25 +43,127 @@ class EpochMetrics:
     saturated: int
     step_norm: float  # mean ‖θ′ − θ_h‖
     wall_s: float
+    checkpoint: Checkpoint | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "checkpoint"}
 
 
 @dataclass
 class Evaluation:
     accuracy: float
     loss: float
+    checkpoint: Checkpoint | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass
+class EpochTotals:
+    """Running sums of an epoch's training samples (restored with a checkpoint mid-epoch)."""
+
+    correct: int = 0
+    loss: float = 0.0
+    iterations: int = 0
+    unconverged: int = 0
+    saturated: int = 0
+    step: float = 0.0
+    wall_s: float = 0.0
+
+    def add(self, rec: SampleRecord) -> None:
+        self.correct += rec.correct
+        self.loss += rec.loss
+        self.iterations += rec.homeostasis_iterations
+        self.unconverged += not rec.converged
+        self.saturated += rec.saturated
+        self.step += float(np.linalg.norm(rec.step))
+
+
+@dataclass
+class Checkpoint:
+    """Everything the engine needs to continue exactly after a committed step.
+
+    Attributes
+    ----------
+    epoch
+        The epoch in progress (1-based).
+    done
+        Training samples of that epoch already done; equal to the epoch's length when
+        only its evaluation is left.
+    samples_done
+        Training samples done in the whole run.
+    beta
+        Nudging strength of the epoch in progress.
+    rng_state
+        State of the training-order generator at the start of ``epoch`` (before it
+        drew that epoch's order).
+    totals
+        Running sums of the epoch in progress.
+    state
+        Targets θ*, knob setpoints and the learnt feedback memory. Shared with the
+        running engine: observers must copy or serialise it before returning.
+    """
+
+    epoch: int
+    done: int
+    samples_done: int
+    beta: float
+    rng_state: dict[str, Any]
+    totals: EpochTotals
+    state: EngineState
 
 
 @dataclass
 class SampleEvent:
-    """Sent to observers after each training sample."""
+    """Sent to observers after each training sample.
+
+    ``phase_seconds`` is the wall-clock time of the free, homeostatic and clamped
+    phases (None when the plan's messages could not be attributed to phases).
+    """
 
     epoch: int
     index: int
     total: int
     record: SampleRecord
+    example: int = -1
+    label: int = -1
+    target: np.ndarray | None = None
+    samples_done: int = 0
+    seconds: float = 0.0
+    phase_seconds: tuple[float, float, float] | None = None
+    checkpoint: Checkpoint | None = field(default=None, repr=False)
+
+
+def phase_seconds(
+    timeline: list[tuple[Message, float]], rec: SampleRecord, free_held: bool
+) -> tuple[float, float, float] | None:
+    """Split a sample's message timeline into its free, homeostatic and clamped phases.
+
+    Every phase's loop turn starts with a settle wait and ends with reading the
+    outputs, so a phase of ``k`` iterations holds ``k + 1`` settle waits and ends at
+    the output read after the last one. What follows the clamped phase (nudges off)
+    counts as clamped.
+    """
+    counts = [rec.free.iterations + 1 if free_held else 1]
+    separate = rec.homeostatic is not rec.free
+    if separate:
+        counts.append(rec.homeostatic.iterations + 1)
+    counts.append(rec.clamped.iterations + 1)
+    times = [0.0] * len(counts)
+    phase, settles, closing = 0, 0, False
+    for msg, dt in timeline:
+        if phase >= len(counts):
+            times[-1] += dt
+            continue
+        times[phase] += dt
+        if isinstance(msg, Settle):
+            settles += 1
+            closing = settles == counts[phase]
+        elif closing and isinstance(msg, Read) and msg.role == "outputs":
+            phase, settles, closing = phase + 1, 0, False
+    if phase < len(counts):
+        return None
+    if not separate:
+        times.insert(1, 0.0)
+    return (times[0], times[1], times[2])
 
 
 @dataclass
@@ -64,8 +174,14 @@ class Trainer:
     ----------
     protocol, bench, data
         What to run, where, on what.
-    on_sample, on_epoch
-        Observers (progress display, run store).
+    on_sample, on_epoch, on_evaluation
+        Observers (progress display, run store). ``on_evaluation`` receives the
+        evaluation before training.
+    stop
+        Polled after every committed sample (and between test predictions); when it
+        returns True the run stops with :class:`aeqlab.errors.Interrupted`.
+    target
+        What plans are executed against (default: the bench itself).
     """
 
     protocol: Protocol
@@ -73,16 +189,35 @@ class Trainer:
     data: Split
     on_sample: Callable[[SampleEvent], None] | None = None
     on_epoch: Callable[[EpochMetrics], None] | None = None
+    on_evaluation: Callable[[Evaluation], None] | None = None
+    stop: Callable[[], bool] | None = None
+    target: Any = None
     history: list[EpochMetrics] = field(default_factory=list)
     state: EngineState | None = None
     samples_done: int = 0
+    safe_state_failures: list[str] | None = None
+    rehome_result: PhaseResult | None = None
+
+    @property
+    def _target(self) -> Any:
+        return self.bench if self.target is None else self.target
+
+    def _stop_requested(self) -> bool:
+        return self.stop is not None and bool(self.stop())
 
     def start(self) -> None:
         """Take the bench as found: read θ (the first targets) and the knob setpoints."""
         b = self.bench
         knobs = b.setpoints("knobs")
+        b.write("nudges", np.zeros(b.roles["nudges"].size))
+        b.switch("nudges", True)
+        targets = b.read("params")
+        self.state = EngineState(targets=targets, knobs=knobs, memory=self._fresh_memory())
+
+    def _fresh_memory(self) -> FeedbackMemory:
+        b = self.bench
         lo, hi = b.roles["knobs"].model_bounds
-        n = knobs.size
+        n = b.roles["knobs"].size
         low = np.full(n, lo)
         high = np.full(n, hi)
         for inst, pos, ch in b.roles["knobs"].groups:
@@ -91,82 +226,167 @@ class Trainer:
             a, c = w.to_model(table.low[ch]), w.to_model(table.high[ch])
             low[pos] = np.maximum(low[pos], np.minimum(a, c))
             high[pos] = np.minimum(high[pos], np.maximum(a, c))
-        memory = FeedbackMemory(
+        return FeedbackMemory(
             knob_gains=SecantGains(n, 1.0, min_step=10 * self.protocol.method.homeostasis.tolerance),
             susceptibility=np.eye(b.roles["nudges"].size),
             knob_low=low,
             knob_high=high,
         )
+
+    def resume(self, checkpoint: Checkpoint, rehome: bool = True) -> None:
+        """Take up a checkpoint's state on this bench.
+
+        With ``rehome`` (a bench, whose physics went on without us) the knobs are set
+        to their checkpointed values and homeostasis brings the measured parameters
+        back to the checkpointed targets before training goes on. Without it (a twin
+        whose own snapshot was restored) nothing is read or moved, so the run
+        continues bit for bit.
+        """
+        b = self.bench
+        self.state = checkpoint.state
+        self.samples_done = checkpoint.samples_done
         b.write("nudges", np.zeros(b.roles["nudges"].size))
         b.switch("nudges", True)
-        targets = b.read("params")
-        self.state = EngineState(targets=targets, knobs=knobs, memory=memory)
+        if rehome:
+            method = self.protocol.method
+            b.write("knobs", self.state.knobs)
+            res = execute(
+                run_phase(
+                    self.state.memory,
+                    self.state.knobs,
+                    self.state.targets,
+                    None,
+                    method.homeostasis,
+                    method.tracking,
+                    method.settle,
+                ),
+                self._target,
+            )
+            self.state.knobs = res.knobs
+            self.rehome_result = res
 
     def evaluate(self, x: np.ndarray, labels: np.ndarray) -> Evaluation:
         method = self.protocol.method
         targets = self.data.targets(labels)
         correct, loss = 0, 0.0
         for xi, ti, li in zip(x, targets, labels):
-            out = execute(predict(self.state, xi, method), self.bench)
+            if self._stop_requested():
+                raise Interrupted(f"stopped during an evaluation, after training sample {self.samples_done}")
+            out = execute(predict(self.state, xi, method), self._target)
             correct += int(np.argmax(out) == li)
             loss += 0.5 * float(np.sum((out - ti) ** 2))
         return Evaluation(correct / len(labels), loss / len(labels))
 
-    def train_epoch(self, epoch: int, beta: float, rng: np.random.Generator) -> EpochMetrics:
+    def _checkpoint(self, epoch: int, done: int, beta: float, rng_state: dict, totals: EpochTotals) -> Checkpoint:
+        return Checkpoint(epoch, done, self.samples_done, beta, rng_state, totals, self.state)
+
+    def train_epoch(
+        self,
+        epoch: int,
+        beta: float,
+        rng: np.random.Generator,
+        done: int = 0,
+        totals: EpochTotals | None = None,
+    ) -> EpochMetrics:
+        """Train one epoch (from its ``done``-th sample, with the running ``totals`` so far)."""
         method = self.protocol.method
+        rng_state = rng.bit_generator.state
         t0 = time.perf_counter()
+        totals = totals or EpochTotals()
+        wall0 = totals.wall_s
         n = len(self.data.y_train)
         order = rng.permutation(n) if self.protocol.schedule.shuffle else np.arange(n)
         targets = self.data.targets(self.data.y_train)
-        correct, loss, iters, unconv, sat, step = 0, 0.0, 0, 0, 0, 0.0
-        for k, i in enumerate(order):
-            rec = execute(train_sample(self.state, self.data.x_train[i], targets[i], method, beta), self.bench)
+        for k in range(done, n):
+            i = int(order[k])
+            timeline: list[tuple[Message, float]] = []
+            ts = time.perf_counter()
+            rec = execute(
+                train_sample(self.state, self.data.x_train[i], targets[i], method, beta),
+                self._target,
+                timeline=timeline,
+            )
+            seconds = time.perf_counter() - ts
             self.samples_done += 1
-            correct += rec.correct
-            loss += rec.loss
-            iters += rec.homeostasis_iterations
-            unconv += not rec.converged
-            sat += rec.saturated
-            step += float(np.linalg.norm(rec.step))
+            totals.add(rec)
+            totals.wall_s = wall0 + time.perf_counter() - t0
             if self.on_sample:
-                self.on_sample(SampleEvent(epoch, k, n, rec))
+                self.on_sample(
+                    SampleEvent(
+                        epoch,
+                        k,
+                        n,
+                        rec,
+                        example=i,
+                        label=int(self.data.y_train[i]),
+                        target=targets[i],
+                        samples_done=self.samples_done,
+                        seconds=seconds,
+                        phase_seconds=phase_seconds(timeline, rec, method.free_phase_homeostasis),
+                        checkpoint=self._checkpoint(epoch, k + 1, beta, rng_state, totals),
+                    )
+                )
+            if k + 1 < n and self._stop_requested():
+                raise Interrupted(f"stopped after training sample {self.samples_done}")
         ev = self.evaluate(self.data.x_test, self.data.y_test)
+        next_beta = beta * self.protocol.schedule.beta_decay
         m = EpochMetrics(
             epoch=epoch,
             samples=self.samples_done,
             beta=beta,
-            train_accuracy=correct / n,
-            train_loss=loss / n,
+            train_accuracy=totals.correct / n,
+            train_loss=totals.loss / n,
             test_accuracy=ev.accuracy,
             test_loss=ev.loss,
-            homeostasis_iterations=iters / n,
-            homeostasis_unconverged=unconv,
-            saturated=sat,
-            step_norm=step / n,
-            wall_s=time.perf_counter() - t0,
+            homeostasis_iterations=totals.iterations / n,
+            homeostasis_unconverged=totals.unconverged,
+            saturated=totals.saturated,
+            step_norm=totals.step / n,
+            wall_s=wall0 + time.perf_counter() - t0,
         )
+        m.checkpoint = self._checkpoint(epoch + 1, 0, next_beta, rng.bit_generator.state, EpochTotals())
         self.history.append(m)
         if self.on_epoch:
             self.on_epoch(m)
         return m
 
-    def run(self, epochs: int, seed: int) -> tuple[Evaluation, list[EpochMetrics]]:
-        """Train for ``epochs``; returns the initial evaluation and per-epoch metrics.
+    def run(
+        self, epochs: int, seed: int, resume: Checkpoint | None = None, rehome: bool = True
+    ) -> tuple[Evaluation | None, list[EpochMetrics]]:
+        """Train up to epoch ``epochs``; returns the initial evaluation and this call's epoch metrics.
 
-        Every source goes to its safe state on the way out, whatever happens.
+        From a checkpoint (``resume``), training continues where it stopped and the
+        initial evaluation is None (it was recorded by the run that made it). Every
+        source goes to its safe state on the way out, whatever happens.
         """
         rng = np.random.default_rng(seed)
+        initial = None
         try:
-            self.start()
-            initial = self.evaluate(self.data.x_test, self.data.y_test)
-            beta = self.protocol.method.beta
-            for epoch in range(1, epochs + 1):
-                self.train_epoch(epoch, beta, rng)
+            if resume is None:
+                self.start()
+                initial = self.evaluate(self.data.x_test, self.data.y_test)
+                beta, epoch, done, totals = self.protocol.method.beta, 1, 0, EpochTotals()
+                initial.checkpoint = self._checkpoint(1, 0, beta, rng.bit_generator.state, totals)
+                if self.on_evaluation:
+                    self.on_evaluation(initial)
+            else:
+                self.resume(resume, rehome=rehome)
+                rng.bit_generator.state = resume.rng_state
+                beta, epoch, done, totals = resume.beta, resume.epoch, resume.done, resume.totals
+            while epoch <= epochs:
+                if self._stop_requested():
+                    raise Interrupted(f"stopped after training sample {self.samples_done}")
+                self.train_epoch(epoch, beta, rng, done, totals)
                 beta *= self.protocol.schedule.beta_decay
+                epoch, done, totals = epoch + 1, 0, EpochTotals()
             return initial, self.history
+        except Stopped:
+            raise Interrupted(f"stopped after training sample {self.samples_done}") from None
         finally:
             self.shutdown()
 
     def shutdown(self) -> list[str]:
+        """Every source to its safe state; returns (and keeps) the failures."""
         failures = self.bench.safe_state()
+        self.safe_state_failures = failures
         return failures

@@ -9,7 +9,8 @@ executor, never by the method.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import time
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -59,13 +60,48 @@ class Target(Protocol):
     def apply(self, msg: Message) -> Any: ...
 
 
-def execute(plan: Plan[R], target: Target) -> R:
-    """Run a plan to completion against a target and return the plan's result."""
+class Stopped(Exception):
+    """A plan was stopped between two messages because a stop was requested."""
+
+
+def execute(
+    plan: Plan[R],
+    target: Target,
+    *,
+    stop: Callable[[], bool] | None = None,
+    timeline: list[tuple[Message, float]] | None = None,
+) -> R:
+    """Run a plan to completion against a target and return the plan's result.
+
+    Every message is applied whole: a stop request is looked at only between two
+    messages, never during one, so a multi-channel update is never left half done.
+
+    Parameters
+    ----------
+    plan
+        The generator of messages.
+    target
+        What the messages are applied to (a bench).
+    stop
+        Asked before each message after the first; when it returns True the plan is
+        closed and :class:`Stopped` raised. None runs the plan to its end.
+    timeline
+        When given, receives ``(message, seconds)`` for every message applied
+        (wall-clock time the target took), in order.
+    """
     result: Any = None
     try:
         msg = next(plan)
         while True:
-            result = target.apply(msg)
+            if timeline is None:
+                result = target.apply(msg)
+            else:
+                t0 = time.perf_counter()
+                result = target.apply(msg)
+                timeline.append((msg, time.perf_counter() - t0))
+            if stop is not None and stop():
+                plan.close()
+                raise Stopped("stopped between two messages")
             msg = plan.send(result)
-    except StopIteration as stop:
-        return stop.value
+    except StopIteration as done:
+        return done.value

@@ -1,7 +1,18 @@
-"""One training run from start to finish: backend, run folder, progress, summary."""
+"""One training session from start to finish: backend, run folder, journal, progress, summary.
+
+:func:`run_training` starts a run, :func:`resume_training` continues one from its
+last committed sample. Both return the summary (also written to ``summary.json``)
+whatever the outcome: its ``status`` is ``completed``, ``interrupted`` (Ctrl-C) or
+``failed`` (an instrument fault or another runtime error, in ``error``); the caller
+turns that into an exit code with :func:`exit_code`. Bad input (a protocol, a run
+folder, a journal) raises :class:`aeqlab.errors.InputError` before anything moves.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,12 +22,17 @@ import numpy as np
 from rich.console import Console
 
 from aeqlab.backends import Backend, open_backend
-from aeqlab.datasets import load
-from aeqlab.engine import Trainer
-from aeqlab.errors import ProtocolError
+from aeqlab.datasets import Split, load
+from aeqlab.engine import Checkpoint, EpochMetrics, Evaluation, SampleEvent, Trainer
+from aeqlab.errors import AeqlabError, InputError, InstrumentError, Interrupted, ProtocolError
+from aeqlab.interrupts import StopRequest, deferred_interrupts
+from aeqlab.journal import Header, Journal, tracked_indices, utc_now
+from aeqlab.plan import Message
 from aeqlab.progress import Progress
 from aeqlab.protocol import Protocol
 from aeqlab.store import RunStore, params_sha256, versions
+
+TEST_HOOK = "AEQLAB_TEST_HOOK"  # "kill@N" | "fault@N" | "stop@N": after N bench messages of this process
 
 
 @dataclass
@@ -28,6 +44,17 @@ class RunRequest:
     epochs: int | None = None
     seed: int | None = None
     out: Path | None = None
+    snapshot_every: int | None = None  # full θ* snapshot every N samples (default: 4 per epoch)
+
+
+def exit_code(summary: dict[str, Any]) -> int:
+    """The CLI exit code of a session's summary: 0, 130 when interrupted, else the error's code."""
+    status = summary.get("status")
+    if status == "completed":
+        return 0
+    if status == "interrupted":
+        return 130
+    return int(summary.get("exit_code", 1))
 
 
 def preflight(protocol: Protocol, backend: Backend, x_train: np.ndarray, where: str) -> float | None:
@@ -48,8 +75,8 @@ def preflight(protocol: Protocol, backend: Backend, x_train: np.ndarray, where: 
     return rho
 
 
-def run_training(req: RunRequest, console: Console) -> dict[str, Any]:
-    """Train as the protocol says; return the summary (also written to the run folder)."""
+def run_training(req: RunRequest, console: Console, stop: StopRequest | None = None) -> dict[str, Any]:
+    """Start a run as the protocol says; return its summary (also written to the run folder)."""
     protocol = req.protocol
     n_epochs = req.epochs or protocol.schedule.epochs
     run_seed = protocol.seed if req.seed is None else req.seed
@@ -58,77 +85,273 @@ def run_training(req: RunRequest, console: Console) -> dict[str, Any]:
     try:
         rho = preflight(protocol, backend, data.x_train, str(req.protocol_path))
         store = RunStore(req.out or protocol.output.dir, protocol.name)
-        protocol_hash = store.write_protocol(req.text)
-        started = time.time()
-        store.write_json(
-            "run.json",
-            {
-                "protocol": str(req.protocol_path),
-                "protocol_sha256": protocol_hash,
-                "backend": req.kind,
-                "seed": run_seed,
-                "epochs": n_epochs,
-                "versions": versions(),
-                "instruments": backend.bench.identities(),
-                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-                "preflight_rho": rho,
-            },
-        )
-        progress = Progress(console, n_epochs, len(data.y_train))
-
-        def on_epoch(m) -> None:
-            progress.epoch(m)
-            store.append_metrics(m.as_dict())
-
-        trainer = Trainer(protocol, backend.bench, data, on_sample=progress.sample, on_epoch=on_epoch)
-        status = "failed"
-        t0 = time.perf_counter()
-        summary: dict[str, Any] = {"run_dir": str(store.path)}
-        try:
-            with progress:
-                initial, history = trainer.run(n_epochs, run_seed)
-            status = "completed"
-        except KeyboardInterrupt:
-            status = "interrupted"
-            raise
-        finally:
-            wall = time.perf_counter() - t0
-            if trainer.state is not None:
-                store.write_params(trainer.state.targets)
-            summary.update({"status": status, "wall_s": round(wall, 3)})
-            if status != "completed":
-                store.write_json("summary.json", summary)
-        last = history[-1]
-        samples = trainer.samples_done
-        summary.update(
-            {
-                "protocol": protocol.name,
-                "backend": req.kind,
-                "epochs": n_epochs,
-                "samples": samples,
-                "seed": run_seed,
-                "initial_test_accuracy": initial.accuracy,
-                "initial_test_loss": initial.loss,
-                "train_accuracy": last.train_accuracy,
-                "test_accuracy": last.test_accuracy,
-                "test_loss": last.test_loss,
-                "best_test_accuracy": max(m.test_accuracy for m in history),
-                "params_sha256": params_sha256(trainer.state.targets),
-                "samples_per_s": round(samples / wall, 2) if wall > 0 else None,
-                "homeostasis_iterations_mean": float(np.mean([m.homeostasis_iterations for m in history])),
-                "homeostasis_unconverged": int(sum(m.homeostasis_unconverged for m in history)),
-                "knob_saturations": int(sum(m.saturated for m in history)),
-                "round_trips_per_sample": {
-                    k: round(v / max(samples, 1), 2) for k, v in backend.bench.round_trips.items()
+        with store.lock():
+            protocol_hash = store.write_protocol(req.text)
+            started = utc_now()
+            n_params = backend.bench.roles["params"].size
+            per_epoch = len(data.y_train)
+            header = Header(
+                protocol_name=protocol.name,
+                protocol_path=str(Path(req.protocol_path).resolve()),
+                protocol_text=req.text,
+                protocol_sha256=protocol_hash,
+                backend=req.kind,
+                seed=run_seed,
+                epochs=n_epochs,
+                samples_per_epoch=per_epoch,
+                n_params=n_params,
+                tracked_params=tracked_indices(n_params),
+                snapshot_every=req.snapshot_every or max(1, -(-per_epoch // 4)),
+                versions=versions(),
+                instruments=backend.bench.identities(),
+                started=started,
+                extra={"preflight_rho": rho},
+            )
+            store.write_json(
+                "run.json",
+                {
+                    "protocol": header.protocol_path,
+                    "protocol_sha256": protocol_hash,
+                    "backend": req.kind,
+                    "seed": run_seed,
+                    "epochs": n_epochs,
+                    "versions": header.versions,
+                    "instruments": header.instruments,
+                    "started": started,
+                    "preflight_rho": rho,
                 },
-                **backend.diagnostics(),
-            }
-        )
-        store.write_json("summary.json", summary)
-        console.print(
-            f"done: test accuracy {initial.accuracy:.3f} -> {last.test_accuracy:.3f}, "
-            f"{samples} samples in {wall:.1f} s; run folder {store.path}"
-        )
-        return summary
+            )
+            journal = Journal.create(store.journal_path, header, durable=req.kind == "bench")
+            try:
+                return _session(store, journal, header, protocol, data, backend, None, "start", console, stop)
+            finally:
+                journal.close()
     finally:
         backend.close()
+
+
+def _protocol_changes(store: RunStore, header: Header) -> list[str]:
+    """Files whose text no longer matches the protocol the run began with."""
+    changed = []
+    for path in dict.fromkeys([store.path / "protocol.yaml", Path(header.protocol_path)]):
+        if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() != header.protocol_sha256:
+            changed.append(str(path))
+    return changed
+
+
+def resume_training(
+    run_dir: Path, console: Console, force: bool = False, stop: StopRequest | None = None
+) -> dict[str, Any]:
+    """Continue a run from its last committed sample, on the backend it used."""
+    from aeqlab.protocol import load_protocol
+
+    store = RunStore.existing(run_dir)
+    with store.lock():
+        journal = Journal.open(store.journal_path)
+        try:
+            header = journal.header()
+            status = journal.status()
+            if status == "completed":
+                raise InputError(
+                    f"the run is already complete ({journal.last_sample()} samples)",
+                    where=str(store.path),
+                    hint="'aeqlab report' shows it; start a new run to train further",
+                )
+            saved = journal.checkpoint()
+            if saved is None:
+                raise InputError(
+                    "the run stopped before its first checkpoint; there is nothing to resume",
+                    where=str(store.journal_path),
+                    hint="start the run again with 'aeqlab run'",
+                )
+            changed = _protocol_changes(store, header)
+            source = store.path / "protocol.yaml"
+            if changed and not force:
+                raise InputError(
+                    "the protocol changed since the run began (SHA-256 differs from the journal's)",
+                    where=changed[0],
+                    hint="restore the file, or add --force to continue with the changed protocol",
+                )
+            if changed:
+                source = Path(changed[-1])
+            elif not source.is_file():
+                source.write_text(header.protocol_text, encoding="utf-8")
+            protocol, _ = load_protocol(source)
+            data = load(protocol.dataset)
+            backend = open_backend(protocol, header.backend)
+            try:
+                checkpoint, snap = saved
+                kind = "resume --force" if changed else "resume"
+                return _session(
+                    store, journal, header, protocol, data, backend, (checkpoint, snap), kind, console, stop
+                )
+            finally:
+                backend.close()
+        finally:
+            journal.close()
+
+
+class _TestHook:
+    """A target in front of the bench that, after N messages, kills the process, faults or asks to stop."""
+
+    def __init__(self, bench: Any, spec: str, stop: StopRequest):
+        action, _, n = spec.partition("@")
+        self.bench, self.action, self.left, self.stop = bench, action, int(n), stop
+
+    def apply(self, msg: Message) -> Any:
+        self.left -= 1
+        if self.left == 0:
+            if self.action == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            if self.action == "fault":
+                raise InstrumentError("injected fault (test hook)", where="test hook")
+            if self.action == "stop":
+                self.stop.request("test hook")
+        return self.bench.apply(msg)
+
+
+def _session(
+    store: RunStore,
+    journal: Journal,
+    header: Header,
+    protocol: Protocol,
+    data: Split,
+    backend: Backend,
+    resume: tuple[Checkpoint, dict | None] | None,
+    kind: str,
+    console: Console,
+    stop: StopRequest | None,
+) -> dict[str, Any]:
+    """Train (from the start or a checkpoint), journaling every step; always ends the session."""
+    stop = stop or StopRequest()
+    tracked = np.asarray(header.tracked_params, dtype=np.intp)
+    every = header.snapshot_every
+    snapshot = backend.snapshot
+
+    def backend_state() -> dict | None:
+        return snapshot() if snapshot is not None else None
+
+    def on_sample(ev: SampleEvent) -> None:
+        journal.record_sample(ev, tracked, backend_state(), ev.samples_done % every == 0)
+        progress.sample(ev)
+
+    def on_epoch(m: EpochMetrics) -> None:
+        journal.record_epoch(m, backend_state())
+        store.write_metrics([r for r in journal.epochs() if r["epoch"] > 0])
+        progress.epoch(m)
+
+    def on_evaluation(ev: Evaluation) -> None:
+        journal.record_initial(ev, backend_state())
+
+    hook = os.environ.get(TEST_HOOK)
+    trainer = Trainer(
+        protocol,
+        backend.bench,
+        data,
+        on_sample=on_sample,
+        on_epoch=on_epoch,
+        on_evaluation=on_evaluation,
+        stop=stop,
+        target=_TestHook(backend.bench, hook, stop) if hook else None,
+    )
+    checkpoint, rehome = None, True
+    if resume is not None:
+        checkpoint, snap = resume
+        if snap is not None and backend.restore is not None:
+            backend.restore(snap)
+            rehome = False
+    journal.begin_session(kind)
+    done_before = checkpoint.samples_done if checkpoint else 0
+    progress = Progress(console, header.epochs, header.samples_per_epoch, start=done_before)
+    status, error, code = "failed", None, 1
+    t0 = time.perf_counter()
+    try:
+        with deferred_interrupts(stop, notify=lambda msg: console.print(msg)), progress:
+            if checkpoint is not None:
+                console.print(
+                    f"resuming {store.path} at sample {done_before} "
+                    f"(epoch {checkpoint.epoch}, {'twin snapshot restored' if not rehome else 'homeostasis first'})"
+                )
+            trainer.run(header.epochs, header.seed, resume=checkpoint, rehome=rehome)
+        status, code = "completed", 0
+    except (Interrupted, KeyboardInterrupt) as exc:
+        status, code = "interrupted", 130
+        error = exc.one_line() if isinstance(exc, AeqlabError) else "stopped at once (second Ctrl-C)"
+    except AeqlabError as exc:
+        error, code = exc.one_line(), exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - recorded in the journal, then reported as one line
+        error = f"{type(exc).__name__}: {exc}"
+    finally:
+        wall = time.perf_counter() - t0
+        failures = trainer.safe_state_failures
+        safe = "ok" if failures == [] else ("; ".join(failures) if failures else "unknown")
+        if trainer.rehome_result is not None:
+            journal.record_rehome(trainer.rehome_result.iterations, trainer.rehome_result.residual)
+        journal.end_session(status, error, safe)
+        if trainer.state is not None:
+            store.write_params(trainer.state.targets)
+    summary = _summary(store, journal, header, trainer, backend, status, wall, trainer.samples_done - done_before)
+    summary["safe_state"] = safe
+    if error:
+        summary["error"] = error
+    if status != "completed":
+        summary["exit_code"] = code
+        summary["resume"] = f"aeqlab resume {store.path}"
+    store.write_json("summary.json", summary)
+    if status == "completed":
+        console.print(
+            f"done: test accuracy {summary['initial_test_accuracy']:.3f} -> {summary['test_accuracy']:.3f}, "
+            f"{summary['samples']} samples in {wall:.1f} s; run folder {store.path}"
+        )
+    return summary
+
+
+def _summary(
+    store: RunStore,
+    journal: Journal,
+    header: Header,
+    trainer: Trainer,
+    backend: Backend,
+    status: str,
+    wall: float,
+    here: int,
+) -> dict[str, Any]:
+    """The summary of a run so far, from its journal (so a resumed run reports the whole run)."""
+    rows = journal.epochs()
+    initial = next((r for r in rows if r["epoch"] == 0), None)
+    history = [r for r in rows if r["epoch"] > 0]
+    samples = journal.last_sample()
+    summary: dict[str, Any] = {
+        "run_dir": str(store.path),
+        "status": status,
+        "wall_s": round(wall, 3),
+        "protocol": header.protocol_name,
+        "backend": header.backend,
+        "epochs": header.epochs,
+        "epochs_done": len(history),
+        "samples": samples,
+        "seed": header.seed,
+        "sessions": len(journal.sessions()),
+    }
+    if initial is not None:
+        summary["initial_test_accuracy"] = initial["test_accuracy"]
+        summary["initial_test_loss"] = initial["test_loss"]
+    if history:
+        last = history[-1]
+        summary.update(
+            {
+                "train_accuracy": last["train_accuracy"],
+                "test_accuracy": last["test_accuracy"],
+                "test_loss": last["test_loss"],
+                "best_test_accuracy": max(r["test_accuracy"] for r in history),
+                "homeostasis_iterations_mean": float(np.mean([r["homeostasis_iterations"] for r in history])),
+                "homeostasis_unconverged": int(sum(r["homeostasis_unconverged"] for r in history)),
+                "knob_saturations": int(sum(r["saturated"] for r in history)),
+            }
+        )
+    if trainer.state is not None:
+        summary["params_sha256"] = params_sha256(trainer.state.targets)
+    summary["samples_per_s"] = round(here / wall, 2) if wall > 0 and here else None
+    summary["round_trips_per_sample"] = {k: round(v / max(here, 1), 2) for k, v in backend.bench.round_trips.items()}
+    summary.update(backend.diagnostics())
+    return summary

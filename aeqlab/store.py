@@ -4,15 +4,19 @@
 
 * ``protocol.yaml``: the protocol exactly as run (with its SHA-256 in ``run.json``);
 * ``run.json``: versions, seed, backend, instrument identities, start time;
-* ``metrics.jsonl``: one JSON object per epoch, appended and flushed as each ends;
-* ``params.npy``: the final parameter targets θ* (float64, role order);
-* ``summary.json``: the final summary (also printed by ``--json``), with the exit status.
+* ``journal.sqlite``: the run journal (``aeqlab.journal``, ``docs/journal.md``): every
+  sample, every epoch, the checkpoint to resume from, parameter snapshots, exit statuses;
+* ``metrics.jsonl``: one JSON object per epoch (rewritten from the journal as epochs end);
+* ``params.npy``: the last committed parameter targets θ* (float64, role order);
+* ``summary.json``: the summary of the last session (also printed by ``--json``).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 import platform
 import time
 from importlib import metadata
@@ -40,7 +44,10 @@ def versions() -> dict[str, str]:
 
 
 class RunStore:
-    """A new run folder, written as the run goes so that nothing recorded is lost."""
+    """A run folder, written as the run goes so that nothing recorded is lost.
+
+    ``RunStore(out, name)`` makes a new folder; :meth:`existing` reopens one.
+    """
 
     def __init__(self, out_dir: str | Path, name: str):
         base = Path(out_dir)
@@ -61,6 +68,22 @@ class RunStore:
             ) from None
         self.path = path
 
+    @classmethod
+    def existing(cls, path: str | Path) -> RunStore:
+        """An existing run folder (for resume, report, export)."""
+        p = Path(path)
+        if not p.is_dir():
+            raise InputError(
+                "no such run folder", where=str(p), hint="give a folder made by 'aeqlab run'; 'aeqlab runs' lists them"
+            )
+        store = cls.__new__(cls)
+        store.path = p
+        return store
+
+    @property
+    def journal_path(self) -> Path:
+        return self.path / "journal.sqlite"
+
     def write_protocol(self, text: str) -> str:
         (self.path / "protocol.yaml").write_text(text, encoding="utf-8")
         return hashlib.sha256(text.encode()).hexdigest()
@@ -75,8 +98,47 @@ class RunStore:
             fh.write(json.dumps(data, default=_jsonable) + "\n")
             fh.flush()
 
+    def write_metrics(self, rows: list[dict[str, Any]]) -> None:
+        """Replace metrics.jsonl (one line per epoch) atomically."""
+        tmp = self.path / "metrics.jsonl.tmp"
+        tmp.write_text("".join(json.dumps(r, default=_jsonable) + "\n" for r in rows), encoding="utf-8")
+        tmp.replace(self.path / "metrics.jsonl")
+
     def write_params(self, theta: np.ndarray) -> None:
-        np.save(self.path / "params.npy", np.asarray(theta, dtype="<f8"))
+        tmp = self.path / "params.tmp.npy"
+        np.save(tmp, np.asarray(theta, dtype="<f8"))
+        tmp.replace(self.path / "params.npy")
+
+    def lock(self) -> RunLock:
+        return RunLock(self.path)
+
+
+class RunLock:
+    """An exclusive lock on a run folder while a process trains in it (released on any exit, even a kill)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise InputError(
+                "another aeqlab process is training in this run folder",
+                where=str(self.path),
+                hint="wait for it to end, or stop it with Ctrl-C",
+            ) from None
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
 
 
 def _jsonable(obj: Any) -> Any:
