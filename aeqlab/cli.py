@@ -125,8 +125,12 @@ def _gradcheck(protocol_path, beta, variant, nudging, samples, as_json) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one-line errors, never a traceback (set AEQLAB_DEBUG=1 to see one)."""
+    from threadpoolctl import threadpool_limits
+
     try:
-        code = typer.main.get_command(app).main(args=argv, prog_name="aeqlab", standalone_mode=False)
+        # the twin's linear algebra is small: BLAS threads only contend (measured 2x slower on 2 cores)
+        with threadpool_limits(limits=1, user_api="blas"):
+            code = typer.main.get_command(app).main(args=argv, prog_name="aeqlab", standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
     except KeyboardInterrupt:
         err.print("interrupted")

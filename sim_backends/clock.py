@@ -21,6 +21,10 @@ class SimulatedClock:
     def now(self) -> float:
         return self._t
 
+    def set(self, t: float) -> None:
+        """Restore the time (resuming a twin from its snapshot)."""
+        self._t = float(t)
+
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             self._t += seconds

@@ -23,6 +23,39 @@ PORT_KIND.update({p: "voltage-in" for p in READABLE})
 
 
 @dataclass(frozen=True)
+class InstrumentFaults:
+    """Non-idealities of a simulated instrument (all off by default).
+
+    Parameters
+    ----------
+    noise
+        Standard deviation of the noise added to every reading, in model units of the
+        channel's role (the twin converts with the channel's true transfer).
+    dac_bits
+        Resolution of every voltage output over the instrument's voltage range; values
+        are rounded to the nearest step before they reach the twin.
+    latency
+        Simulated seconds each call takes (advances the shared clock).
+    timeout_every
+        Every N-th call fails with a timeout (InstrumentError), sending nothing.
+    disconnect_after
+        After N calls the instrument is gone: every call fails.
+    stuck
+        Channel indices whose readings stay at the first value read.
+    seed
+        Seed of the noise.
+    """
+
+    noise: float = 0.0
+    dac_bits: int | None = None
+    latency: float = 0.0
+    timeout_every: int = 0
+    disconnect_after: int = 0
+    stuck: tuple[int, ...] = ()
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class CallRecord:
     """One instrument call as the instrument saw it."""
 
@@ -59,6 +92,7 @@ class SimInstrument:
         voltage_range: tuple[float, float] = (-10.0, 10.0),
         current_range: tuple[float, float] = (-0.1, 0.1),
         log_size: int = 100_000,
+        faults: InstrumentFaults | None = None,
     ):
         self.name = name
         self.twin = twin
@@ -74,6 +108,11 @@ class SimInstrument:
         self._on = np.zeros(n_channels, bool)
         self.log: deque[CallRecord] = deque(maxlen=log_size)
         self.calls = 0
+        self.faults = faults or InstrumentFaults()
+        self._rng = np.random.default_rng(self.faults.seed)
+        self._stuck: dict[int, float] = {}
+        lo, hi = voltage_range
+        self._dac_step = (hi - lo) / 2**self.faults.dac_bits if self.faults.dac_bits else 0.0
         self._groups: dict[int, list[tuple[str, np.ndarray, np.ndarray]]] = {}
 
     # ------------------------------------------------------------- wiring
@@ -107,6 +146,18 @@ class SimInstrument:
         return groups
 
     def _record(self, op: str, n: int, values: np.ndarray | None = None) -> None:
+        f = self.faults
+        if op != "safe_state":
+            if f.disconnect_after and self.calls >= f.disconnect_after:
+                raise InstrumentError(
+                    f"{self.name}: no answer, the instrument is disconnected",
+                    hint="check the cable and power, then resume the run",
+                )
+            if f.timeout_every and (self.calls + 1) % f.timeout_every == 0:
+                self.calls += 1
+                raise InstrumentError(f"{self.name}: timed out ({op})", hint="the run can be resumed")
+        if f.latency:
+            self.twin.clock.sleep(f.latency)
         self.calls += 1
         s = float(np.max(np.abs(values))) if values is not None and values.size else float("nan")
         self.log.append(CallRecord(self.twin.clock.now(), self.name, op, n, s))
@@ -119,6 +170,8 @@ class SimInstrument:
         ch, v = self.output_limits.check(channels, volts)
         groups = self._split(ch, "voltage-out")
         self._record("write", ch.size, v)
+        if self._dac_step:
+            v = np.round(v / self._dac_step) * self._dac_step
         self._setpoint[ch] = v
         for port, sel, c in groups:
             self.twin.write(port, self._index[c], (v[sel] - self._offset[c]) / self._scale[c])
@@ -132,7 +185,14 @@ class SimInstrument:
         self._record("read", ch.size)
         out = np.empty(ch.size)
         for port, sel, c in groups:
-            out[sel] = self._offset[c] + self._scale[c] * self.twin.read(port, self._index[c])
+            model = self.twin.read(port, self._index[c])
+            if self.faults.noise:
+                model = model + self._rng.normal(0.0, self.faults.noise, model.size)
+            out[sel] = self._offset[c] + self._scale[c] * model
+        for c in self.faults.stuck:
+            hit = np.flatnonzero(ch == c)
+            if hit.size:
+                out[hit] = self._stuck.setdefault(c, float(out[hit[0]]))
         return out
 
     def set_currents(self, channels: ArrayLike, amps: ArrayLike) -> None:

@@ -61,6 +61,12 @@ class HopfieldTwin:
     jump_threshold
         A relaxation that moves some state by more than this is a *jump*; the twin then
         checks the stability ratio ρ at the state it left.
+    settling_tau
+        First-order settling time constant (s, simulated time): a reading taken t after a
+        change shows ``eq + (before − eq)·exp(−t/τ)``. Zero: instantaneous.
+    drift_rate
+        Slow drift of every knob → parameter offset (model units per second, a fixed random
+        direction per knob): the parameters wander unless homeostasis holds them.
     strict_stability
         Raise :class:`StabilityError` when jumps from states with ρ ≥ 1 become frequent:
         ``unstable_limit`` of them within the last ``unstable_window`` relaxations. A rare one
@@ -75,6 +81,9 @@ class HopfieldTwin:
         *,
         jump_threshold: float = 0.5,
         strict_stability: bool = True,
+        settling_tau: float = 0.0,
+        drift_rate: float = 0.0,
+        drift_seed: int = 0,
         unstable_limit: int = 5,
         unstable_window: int = 2000,
     ):
@@ -95,6 +104,12 @@ class HopfieldTwin:
         self.stats = TwinStats()
         self._dirty = True
         self._inputs_changed = True
+        self.settling_tau = float(settling_tau)
+        self._drift = drift_rate * np.random.default_rng(drift_seed).standard_normal(spec.n_params)
+        self._relaxed_at = -np.inf
+        # what the readings show while the system settles toward its new equilibrium
+        self._t_change = 0.0
+        self._from: dict[str, np.ndarray] | None = None
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -113,6 +128,9 @@ class HopfieldTwin:
             raise ValueError(f"twin port {port!r} is not writable")
         target = self.ports[port]
         if not np.array_equal(target[index], values):
+            if self.settling_tau > 0:
+                self._from = self._observed()
+                self._t_change = self.clock.now()
             target[index] = values
             self._dirty = True
             self._inputs_changed |= port == "inputs"
@@ -120,17 +138,35 @@ class HopfieldTwin:
     def read(self, port: str, index: np.ndarray) -> np.ndarray:
         if port not in READABLE:
             raise ValueError(f"twin port {port!r} is not readable")
+        return self._observed()[port][index].copy()
+
+    def _observed(self) -> dict[str, np.ndarray]:
+        """What instruments would read now: the equilibrium, or on its way there."""
         self.settle()
-        source = self.net.states[-1] if port == "outputs" else self.net.theta
-        return source[index].copy()
+        eq = {"outputs": self.net.states[-1], "params": self.net.theta}
+        if self.settling_tau <= 0 or self._from is None:
+            return eq
+        w = float(np.exp(-(self.clock.now() - self._t_change) / self.settling_tau))
+        if w < 1e-300:
+            return eq
+        return {k: eq[k] + (self._from[k] - eq[k]) * w for k in eq}
+
+    def knob_drive(self) -> np.ndarray:
+        """Knob values as the physics feels them (drifting offsets included)."""
+        if not self._drift.any():
+            return self.ports["knobs"]
+        return self.ports["knobs"] + self._drift * self.clock.now()
 
     def settle(self) -> None:
         """Relax to equilibrium if anything changed since the last relaxation."""
+        if self._drift.any() and self.clock.now() != self._relaxed_at:
+            self._dirty = True
         if not self._dirty:
             return
+        self._relaxed_at = self.clock.now()
         before = [s.copy() for s in self.net.states]
         theta_before = self.net.theta.copy()
-        info = self.net.relax(self.ports["inputs"], self.ports["knobs"], self.ports["nudges"])
+        info = self.net.relax(self.ports["inputs"], self.knob_drive(), self.ports["nudges"])
         st = self.stats
         st.relaxations += 1
         st.sweeps += info.sweeps
@@ -179,6 +215,9 @@ class HopfieldTwin:
             "theta": self.net.theta.copy(),
             "dirty": self._dirty,
             "clock": self.clock.now(),
+            "t_change": self._t_change,
+            "from": None if self._from is None else {k: v.copy() for k, v in self._from.items()},
+            "relaxed_at": self._relaxed_at,
         }
 
     def restore(self, snap: dict) -> None:
@@ -186,6 +225,10 @@ class HopfieldTwin:
         self.net.states = [np.asarray(s, float).copy() for s in snap["states"]]
         self.net.theta = np.asarray(snap["theta"], float).copy()
         self._dirty = bool(snap["dirty"])
+        self.clock.set(float(snap["clock"]))
+        self._t_change = float(snap.get("t_change", 0.0))
+        self._from = None if snap.get("from") is None else {k: np.asarray(v) for k, v in snap["from"].items()}
+        self._relaxed_at = float(snap.get("relaxed_at", -np.inf))
 
     def clone_network(self) -> HopfieldNetwork:
         """A deep copy of the physics, for diagnostics that must not disturb the twin."""
