@@ -107,7 +107,10 @@ def runs(
             "-" if dur is None else f"{dur:.0f} s",
             r.get("started", "-"),
         )
-    Console(soft_wrap=True).print(table)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)
+    console.print(table)
 
 
 @app.command()

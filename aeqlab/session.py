@@ -32,7 +32,7 @@ from aeqlab.progress import Progress
 from aeqlab.protocol import Protocol
 from aeqlab.store import RunStore, params_sha256, versions
 
-TEST_HOOK = "AEQLAB_TEST_HOOK"  # "kill@N" | "fault@N" | "stop@N": after N bench messages of this process
+TEST_HOOK = "AEQLAB_TEST_HOOK"  # see _TestHook
 
 
 @dataclass
@@ -192,20 +192,30 @@ def resume_training(
 
 
 class _TestHook:
-    """A target in front of the bench that, after N messages, kills the process, faults or asks to stop."""
+    """A target in front of the bench for tests: after the N-th message of this process, act.
+
+    ``AEQLAB_TEST_HOOK`` holds comma-separated ``ACTION@N``: ``kill`` (SIGKILL to this
+    process), ``sigint`` (a real SIGINT to this process), ``fault`` (an
+    :class:`InstrumentError` from the instrument), ``stop`` (a stop request).
+    """
 
     def __init__(self, bench: Any, spec: str, stop: StopRequest):
-        action, _, n = spec.partition("@")
-        self.bench, self.action, self.left, self.stop = bench, action, int(n), stop
+        self.bench, self.stop, self.count = bench, stop, 0
+        self.actions: dict[int, list[str]] = {}
+        for item in spec.split(","):
+            action, _, n = item.strip().partition("@")
+            self.actions.setdefault(int(n), []).append(action)
 
     def apply(self, msg: Message) -> Any:
-        self.left -= 1
-        if self.left == 0:
-            if self.action == "kill":
+        self.count += 1
+        for action in self.actions.get(self.count, []):
+            if action == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
-            if self.action == "fault":
+            elif action == "sigint":
+                os.kill(os.getpid(), signal.SIGINT)
+            elif action == "fault":
                 raise InstrumentError("injected fault (test hook)", where="test hook")
-            if self.action == "stop":
+            elif action == "stop":
                 self.stop.request("test hook")
         return self.bench.apply(msg)
 
