@@ -316,6 +316,27 @@ class HopfieldNetwork:
         return [np.clip(v, lo, hi) for v, lo, hi in zip(trial, self._lo, self._hi)]
 
     # ------------------------------------------------------------- diagnostics
+    @property
+    def outputs(self) -> np.ndarray:
+        return self.states[-1]
+
+    def stability_ratio(self, x: np.ndarray) -> float:
+        """ρ = λ_max(H_FF⁻¹ E_sθ Σ E_θs) at the present state; the equilibrium is a minimum iff ρ < 1."""
+        from sim_backends import oracle
+
+        return oracle.fast_stability_ratio(self, x)
+
+    def linear_response(self, x: np.ndarray, pulled_from: np.ndarray, target: np.ndarray):
+        """(dθ/dβ at fixed knobs, ∇L at fixed θ, ε) by implicit differentiation at the present equilibrium."""
+        from sim_backends import oracle
+
+        lin = oracle.linearise(self, x)
+        return (oracle.theta_velocity(lin, pulled_from, target), oracle.loss_gradient(lin, self.outputs, target),
+                lin.eps)
+
+    def coupling_summary(self) -> str:
+        return f"epsilon weights {list(self.spec.eps_weights)}, biases {list(self.spec.eps_biases)}"
+
     def free_mask(self) -> np.ndarray:
         """Units strictly inside their box (the set where implicit differentiation applies)."""
         return np.concatenate([(v > lo) & (v < hi) for v, lo, hi in zip(self.states, self._lo, self._hi)])

@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from aeqlab.errors import StabilityError
-from sim_backends import oracle
 from sim_backends.clock import SimulatedClock
-from sim_backends.hopfield import HopfieldNetwork
+
 
 WRITABLE = ("inputs", "knobs", "nudges")
 READABLE = ("outputs", "params")
@@ -46,8 +45,12 @@ class TwinStats:
     events: deque[StabilityEvent] = field(default_factory=lambda: deque(maxlen=1000))  # the latest jumps
 
 
-class HopfieldTwin:
-    """A layered Hopfield network with floating parameters behind instrument ports.
+class Twin:
+    """A physical system with floating parameters behind instrument ports.
+
+    The physics object (a :class:`~sim_backends.hopfield.HopfieldNetwork`, a
+    :class:`~sim_backends.spring.SpringNetwork`, ...) provides ``relax(x, u, I)``,
+    ``states``, ``outputs``, ``theta``, ``stability_ratio(x)`` and ``coupling_summary()``.
 
     Parameters
     ----------
@@ -75,7 +78,7 @@ class HopfieldTwin:
 
     def __init__(
         self,
-        net: HopfieldNetwork,
+        net,
         theta0: np.ndarray,
         clock: SimulatedClock | None = None,
         *,
@@ -143,7 +146,7 @@ class HopfieldTwin:
     def _observed(self) -> dict[str, np.ndarray]:
         """What instruments would read now: the equilibrium, or on its way there."""
         self.settle()
-        eq = {"outputs": self.net.states[-1], "params": self.net.theta}
+        eq = {"outputs": self.net.outputs, "params": self.net.theta}
         if self.settling_tau <= 0 or self._from is None:
             return eq
         w = float(np.exp(-(self.clock.now() - self._t_change) / self.settling_tau))
@@ -182,7 +185,7 @@ class HopfieldTwin:
         after, theta_after = self.net.states, self.net.theta
         self.net.states, self.net.theta = before, theta_before
         try:
-            rho = oracle.fast_stability_ratio(self.net, self.ports["inputs"])
+            rho = self.net.stability_ratio(self.ports["inputs"])
         finally:
             self.net.states, self.net.theta = after, theta_after
         st = self.stats
@@ -196,12 +199,11 @@ class HopfieldTwin:
             self._unstable.popleft()
         recent = list(self._unstable)
         if self.strict_stability and len(recent) >= self.unstable_limit:
-            spec = self.net.spec
             raise StabilityError(
                 f"the twin keeps jumping to distant states ({len(recent)} jumps within {self.unstable_window} "
                 f"relaxations, the last by {moved:.2f}) from equilibria with stability ratio rho = {rho:.2f} >= 1: "
                 f"the floating parameters are coupled too softly "
-                f"(epsilon weights {list(spec.eps_weights)}, biases {list(spec.eps_biases)})",
+                f"({self.net.coupling_summary()})",
                 where="simulation.epsilon",
                 hint=f"scale every epsilon by about {0.6 / rho:.2g} or less",
             )
@@ -230,6 +232,9 @@ class HopfieldTwin:
         self._from = None if snap.get("from") is None else {k: np.asarray(v) for k, v in snap["from"].items()}
         self._relaxed_at = float(snap.get("relaxed_at", -np.inf))
 
-    def clone_network(self) -> HopfieldNetwork:
+    def clone_network(self):
         """A deep copy of the physics, for diagnostics that must not disturb the twin."""
         return copy.deepcopy(self.net)
+
+
+HopfieldTwin = Twin  # the name under which the first twin was introduced
