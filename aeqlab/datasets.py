@@ -1,15 +1,18 @@
-"""Built-in data sets, all offline (scikit-learn's bundled files, or made here).
+"""Data sets: built-in (offline: scikit-learn's bundled files, or made here) or files.
 
-Inputs are scaled into the protocol's input range; targets are one-hot vectors
-with the protocol's off/on values.
+A file is a CSV (a header row, one example per row, an integer label column) or an
+NPZ (an examples × features array and a label array). Inputs are scaled into the
+protocol's input range; targets are one-hot vectors with the protocol's off/on values.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from aeqlab.errors import InputError
 from aeqlab.protocol import Dataset as DatasetConfig
 
 
@@ -36,7 +39,28 @@ def load(cfg: DatasetConfig) -> Split:
     """Load, split and scale the data set a protocol names."""
     from sklearn.model_selection import train_test_split
 
-    if cfg.name == "xor":
+    if cfg.path is not None:
+        try:
+            x, y = read_file(cfg)
+        except ValueError as exc:
+            raise InputError(str(exc), where=f"dataset.path ({cfg.path})") from None
+        test_size = cfg.test_size if cfg.test_size is not None else 0.2
+        if test_size >= 1:
+            test_size = int(test_size)
+        stratify = y if cfg.stratify else None
+        try:
+            x_tr, x_te, y_tr, y_te = train_test_split(
+                x, y, test_size=test_size, random_state=cfg.seed, stratify=stratify
+            )
+        except ValueError as exc:
+            raise InputError(f"cannot split the data: {exc}", where="dataset.test_size") from None
+        n_classes = int(y.max()) + 1
+        if cfg.feature_range is not None:
+            x_lo, x_hi = cfg.feature_range
+        else:
+            x_lo, x_hi = x_tr.min(axis=0), x_tr.max(axis=0)
+            x_hi = np.where(x_hi > x_lo, x_hi, x_lo + 1.0)  # a constant feature maps to the range's low end
+    elif cfg.name == "xor":
         x = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
         y = np.array([0, 1, 1, 0])
         x_tr, y_tr, x_te, y_te = x, y, x, y  # four points: they are both train and test
@@ -63,3 +87,82 @@ def load(cfg: DatasetConfig) -> Split:
         return lo + (hi - lo) * (a - x_lo) / (np.asarray(x_hi) - np.asarray(x_lo))
 
     return Split(cfg.name, scale(x_tr), y_tr, scale(x_te), y_te, n_classes, cfg.target_range)
+
+
+def _read_csv(cfg: DatasetConfig) -> tuple[np.ndarray, np.ndarray]:
+    import csv
+
+    with open(cfg.path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    if len(rows) < 2:
+        raise ValueError(f"{cfg.path}: needs a header row and at least one example")
+    header = [h.strip() for h in rows[0]]
+    columns = _columns(cfg, header)
+    idx = [header.index(c) for c in columns]
+    li = header.index(cfg.label)
+    try:
+        x = np.array([[float(r[i]) for i in idx] for r in rows[1:] if r], dtype=float)
+        y = np.array([int(r[li]) for r in rows[1:] if r], dtype=int)
+    except (ValueError, IndexError) as exc:
+        raise ValueError(f"{cfg.path}: not a table of numbers with integer labels ({exc})") from None
+    return x, y
+
+
+def _columns(cfg: DatasetConfig, header: list[str]) -> list[str]:
+    if cfg.label not in header:
+        raise ValueError(f"{cfg.path}: no label column {cfg.label!r} (columns: {', '.join(header)})")
+    columns = cfg.columns if cfg.columns is not None else [h for h in header if h != cfg.label]
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise ValueError(f"{cfg.path}: no column {missing[0]!r} (columns: {', '.join(header)})")
+    return list(columns)
+
+
+def _read_npz(cfg: DatasetConfig) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(cfg.path, allow_pickle=False) as z:
+            if cfg.features not in z or cfg.label not in z:
+                raise ValueError(f"{cfg.path}: needs arrays {cfg.features!r} and {cfg.label!r} (has {', '.join(z)})")
+            x = np.asarray(z[cfg.features], dtype=float)
+            y = np.asarray(z[cfg.label])
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"{cfg.path}: not a readable .npz file ({exc})") from None
+    if x.ndim != 2 or y.shape != (x.shape[0],):
+        raise ValueError(f"{cfg.path}: {cfg.features} must be examples × features and {cfg.label} one label each")
+    if cfg.columns is not None:
+        raise ValueError(f"{cfg.path}: 'columns' applies to CSV files only")
+    return x, y.astype(int)
+
+
+def read_file(cfg: DatasetConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs (examples × features) and integer labels of a CSV or NPZ data file.
+
+    Raises
+    ------
+    ValueError
+        When the file does not hold what the protocol says.
+    """
+    x, y = _read_npz(cfg) if Path(cfg.path).suffix.lower() == ".npz" else _read_csv(cfg)
+    if x.shape[0] == 0 or not np.all(np.isfinite(x)):
+        raise ValueError(f"{cfg.path}: needs at least one example, all values finite")
+    if y.min() < 0:
+        raise ValueError(f"{cfg.path}: labels are class numbers 0, 1, 2, ...")
+    return x, y
+
+
+def peek_shape(cfg: DatasetConfig) -> tuple[int, int | None]:
+    """(features, classes) of a data file, reading only what it needs (CSV: the header).
+
+    Raises
+    ------
+    ValueError
+        When the file does not hold what the protocol says.
+    """
+    if Path(cfg.path).suffix.lower() == ".csv":
+        import csv
+
+        with open(cfg.path, newline="", encoding="utf-8") as fh:
+            header = [h.strip() for h in next(csv.reader(fh), [])]
+        return len(_columns(cfg, header)), None
+    x, y = _read_npz(cfg)
+    return x.shape[1], int(y.max()) + 1 if y.size else None

@@ -1,34 +1,73 @@
-"""Protocol files: YAML → a validated pydantic model.
+"""The protocol model: every section of a protocol file as a strict pydantic model.
 
-Values are in SI units (volts, amperes, seconds) unless a field says *model units*.
-Every mapping forbids unknown keys. Validation errors name the file, line and
-column of the offending value.
+Values are SI floats (volts, amperes, seconds) unless a field says *model units*;
+quantity fields also accept strings with units (``5 ms``, ``1 uA``, see
+:mod:`aeqlab.units`). Every mapping forbids unknown keys. Cross-field checks (role
+sizes, channel use, limits against capabilities and safety maxima, data width)
+report each problem at its own key path. Loading files (line numbers, ``extends``,
+one line per problem) lives in :mod:`aeqlab.protocol_loader`.
 """
 
 from __future__ import annotations
 
-import math
+import difflib
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from aeqlab.errors import ProtocolError
+from aeqlab.units import AMPERE, AMPERE_PER_SECOND, SECOND, VOLT, VOLT_PER_SECOND, quantity
 
+ROLE_NAMES = ("inputs", "outputs", "knobs", "params", "nudges")
+SOURCE_ROLES = ("inputs", "knobs", "nudges")  # roles that drive the system (safety maxima apply)
 _CHANNEL_RE = re.compile(r"^(?P<inst>[A-Za-z_][\w-]*)/(?P<prefix>[A-Za-z_]*)(?P<a>\d+)(?::(?P<b>\d+))?$")
+_SERIAL_RE = re.compile(r"^(/dev/\S+|COM\d+|ASRL\S*|loop://\S*|socket://\S+|rfc2217://\S+)$", re.IGNORECASE)
+
+BUILTIN_DATASETS = {"iris": (4, 3), "digits": (64, 10), "xor": (2, 2)}  # (features, classes)
+
+
+def _f(default: Any = ..., description: str = "", unit: str | None = None, **kw: Any) -> Any:
+    """A field with a description and, for numbers, its unit in the JSON Schema (``x-unit``)."""
+    extra = {"x-unit": unit} if unit else None
+    return Field(default, description=description, json_schema_extra=extra, **kw)
+
+
+def _problems(title: str, problems: list[tuple[tuple, str]]) -> None:
+    """Raise every cross-field problem at once, each at its own key path."""
+    if problems:
+        raise ValidationError.from_exception_data(
+            title,
+            [
+                InitErrorDetails(type=PydanticCustomError("cross_field", msg), loc=loc, input=None)
+                for loc, msg in problems
+            ],
+        )
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Base of every section: unknown keys are refused, values cannot change."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Volt = quantity(VOLT, "a voltage")
+Amp = quantity(AMPERE, "a current")
 
 
+# ------------------------------------------------------------------ channels and roles
 class ChannelRef(Strict):
     """A parsed channel reference such as ``dac/ao0:7`` (channels 0 to 7 of ``dac``)."""
 
@@ -39,13 +78,16 @@ class ChannelRef(Strict):
 
     @classmethod
     def parse(cls, text: str) -> ChannelRef:
+        """Parse ``instrument/[prefix]first[:last]``; raises ValueError with the expected form."""
         m = _CHANNEL_RE.match(text.strip())
         if not m:
             raise ValueError(f"{text!r} is not a channel reference like 'dac/ao0:7' or 'adc/ai3'")
         a = int(m["a"])
         b = int(m["b"]) if m["b"] is not None else a
         if b < a:
-            raise ValueError(f"{text!r}: the range runs backwards")
+            raise ValueError(f"{text!r}: the range runs backwards (write '{m['inst']}/{m['prefix']}{b}:{a}')")
+        if b - a >= 1_000_000:
+            raise ValueError(f"{text!r}: more than a million channels")
         return cls(instrument=m["inst"], prefix=m["prefix"], first=a, last=b)
 
     @property
@@ -53,324 +95,701 @@ class ChannelRef(Strict):
         return self.last - self.first + 1
 
 
-class Calibration(Strict):
-    """Linear map between model units and SI: ``SI = offset + scale · model``."""
+def _limits_and_calibration(kind: Any, unit: str) -> tuple[type[Strict], type[Strict]]:
+    class Limits(Strict):
+        __doc__ = f"Allowed SI range ({unit}) of every channel of a role; checked before any value is sent."
 
-    scale: Finite = Field(1.0, description="SI units per model unit (V or A)")
-    offset: Finite = Field(0.0, description="SI value of model zero (V or A)")
+        low: quantity(kind, f"lowest value any channel of the role may be set to or read at ({unit})")
+        high: quantity(kind, f"highest value any channel of the role may be set to or read at ({unit})")
 
-    @field_validator("scale")
-    @classmethod
-    def _nonzero(cls, v: float) -> float:
-        if v == 0:
-            raise ValueError("scale must not be zero")
-        return v
+        @model_validator(mode="after")
+        def _ordered(self) -> Limits:
+            if not self.low < self.high:
+                raise ValueError(f"low ({self.low:g} {unit}) must be below high ({self.high:g} {unit})")
+            return self
+
+    class Calibration(Strict):
+        __doc__ = f"Linear map between model units and SI: ``{unit} = offset + scale · model``."
+
+        scale: quantity(kind, f"{unit} per model unit (not zero)") = 1.0
+        offset: quantity(kind, f"{unit} at model zero") = 0.0
+
+        @field_validator("scale")
+        @classmethod
+        def _nonzero(cls, v: float) -> float:
+            if v == 0:
+                raise ValueError("scale must not be zero")
+            return v
+
+    Limits.__name__ = Limits.__qualname__ = f"{kind.name.capitalize()}Limits"
+    Calibration.__name__ = Calibration.__qualname__ = f"{kind.name.capitalize()}Calibration"
+    return Limits, Calibration
 
 
-class Limits(Strict):
-    """Allowed SI range of every channel of a role; checked before any value is sent."""
-
-    low: Finite
-    high: Finite
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Limits:
-        if not self.low < self.high:
-            raise ValueError(f"low ({self.low:g}) must be below high ({self.high:g})")
-        return self
+VoltageLimits, VoltageCalibration = _limits_and_calibration(VOLT, "V")
+CurrentLimits, CurrentCalibration = _limits_and_calibration(AMPERE, "A")
+Limits = VoltageLimits  # the name earlier code used
+Calibration = VoltageCalibration
 
 
-class Role(Strict):
-    """Channels of one role, in role order, with their limits and calibration."""
+def _listify(v: Any) -> Any:
+    return [v] if isinstance(v, str) else v
 
-    channels: list[str] = Field(description="channel references, e.g. ['dac/ao0:3']")
-    limits: Limits | None = None
-    calibration: Calibration = Calibration()
 
-    @field_validator("channels", mode="before")
-    @classmethod
-    def _listify(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v
+Channels = Annotated[
+    list[str],
+    BeforeValidator(_listify),
+    Field(description="channel references in role order, e.g. 'dac/ao0:3' or a list of them", min_length=1),
+]
+
+
+class _RoleBase(Strict):
+    channels: Channels
 
     @field_validator("channels")
     @classmethod
     def _parse(cls, v: list[str]) -> list[str]:
-        if not v:
-            raise ValueError("a role needs at least one channel")
         for text in v:
             ChannelRef.parse(text)
         return v
 
     def refs(self) -> list[ChannelRef]:
+        """The parsed channel references, in role order."""
         return [ChannelRef.parse(t) for t in self.channels]
 
     @property
     def size(self) -> int:
+        """Number of channels."""
         return sum(r.count for r in self.refs())
 
 
+class VoltageRole(_RoleBase):
+    """Channels of a voltage role (inputs, knobs, outputs, params), their limits and calibration."""
+
+    limits: VoltageLimits | None = _f(None, "SI limits (V) applied to each channel; none: the instrument's range")
+    calibration: VoltageCalibration = _f(VoltageCalibration(), "V = offset + scale · model")
+    unit: Literal["V"] = _f("V", "SI unit of the role (voltage roles are in volts)")
+
+
+class CurrentRole(_RoleBase):
+    """Channels of a current role (nudges), their limits and calibration."""
+
+    limits: CurrentLimits | None = _f(None, "SI limits (A) applied to each channel; none: the instrument's range")
+    calibration: CurrentCalibration = _f(CurrentCalibration(), "A = offset + scale · model")
+    unit: Literal["A"] = _f("A", "SI unit of the role (nudges are currents, in amperes)")
+
+
+Role = VoltageRole | CurrentRole
+
+
 class Roles(Strict):
-    inputs: Role
-    outputs: Role
-    knobs: Role
-    params: Role
-    nudges: Role
+    """The five roles of a bench, each a list of instrument channels."""
+
+    inputs: VoltageRole = _f(description="sources that apply the input x (V)")
+    outputs: VoltageRole = _f(description="readbacks of the output nodes ŷ (V)")
+    knobs: VoltageRole = _f(description="sources that steer the floating parameters (V)")
+    params: VoltageRole = _f(description="readbacks of the parameters θ, one per knob, same order (V)")
+    nudges: CurrentRole = _f(description="current sources into the output nodes, one per output (A)")
+
+    @model_validator(mode="after")
+    def _wiring(self) -> Roles:
+        problems: list[tuple[tuple, str]] = []
+        used: dict[tuple[str, int], str] = {}
+        for name in ROLE_NAMES:
+            role = getattr(self, name)
+            for i, ref in enumerate(role.refs()):
+                for c in range(ref.first, ref.last + 1):
+                    other = used.get((ref.instrument, c))
+                    if other is not None:
+                        problems.append(
+                            (
+                                (name, "channels", i),
+                                f"channel {ref.instrument}/{ref.prefix}{c} is already used by roles.{other} "
+                                "(every channel has one role)",
+                            )
+                        )
+                        break
+                    used[(ref.instrument, c)] = name
+        if self.knobs.size != self.params.size:
+            problems.append(
+                (
+                    ("params", "channels"),
+                    f"every knob needs a parameter readback: {self.knobs.size} knobs, {self.params.size} params",
+                )
+            )
+        if self.nudges.size != self.outputs.size:
+            problems.append(
+                (
+                    ("nudges", "channels"),
+                    f"one nudge channel per output: {self.outputs.size} outputs, {self.nudges.size} nudges",
+                )
+            )
+        _problems("Roles", problems)
+        return self
+
+
+# ------------------------------------------------------------------ instruments
+def _driver_names() -> list[str] | None:
+    """Names in the drivers' registry, or None when the registry is not available."""
+    try:
+        from drivers import registry
+    except ImportError:
+        return None
+    return list(registry.names())
+
+
+def _options_model(driver: str) -> type[BaseModel] | None:
+    try:
+        from drivers import registry
+
+        return registry.options_model(driver)
+    except Exception:  # noqa: BLE001 - a driver whose package is missing cannot check its options here
+        return None
+
+
+class Ramp(Strict):
+    """How a source moves: at most ``step`` per write, at most ``rate`` per second."""
+
+    step: quantity((VOLT, AMPERE), "largest change per write, in the source's unit", gt=0) | None = None
+    rate: quantity((VOLT_PER_SECOND, AMPERE_PER_SECOND), "largest change per second", gt=0) | None = None
 
 
 class InstrumentConfig(Strict):
-    """One instrument. ``driver: sim`` is a simulated instrument over the twin."""
+    """One instrument: its driver, how to reach it, and what it can do.
 
-    driver: str = Field(description="driver name from the registry, or 'sim'")
-    channels: int | None = Field(None, gt=0, description="channel count (default: what the roles use)")
-    resource: str | None = Field(None, description="VISA resource, serial port or NI device")
-    voltage_range: tuple[Finite, Finite] = (-10.0, 10.0)
-    current_range: tuple[Finite, Finite] = (-0.1, 0.1)
+    ``driver: sim`` is a simulated instrument over the twin and needs no connection.
+    """
+
+    driver: str = _f(description="driver name from the registry (see 'aeqlab schema'), or 'sim'")
+    channels: int | None = _f(None, "channel count (default: what the roles use)", "1", gt=0)
+    resource: str | None = _f(
+        None,
+        "connection: a VISA resource ('TCPIP0::10.0.0.5::5025::SOCKET', 'USB0::...::INSTR'), "
+        "a serial port ('/dev/ttyUSB0', 'COM3') or an NI device ('Dev1')",
+    )
+    baud: int | None = _f(None, "serial baud rate (serial ports only)", "bit/s", gt=0, le=10_000_000)
+    timeout: quantity(SECOND, "how long to wait for a reply", gt=0, le=3600) = 2.0
+    read_termination: str | None = _f(None, "characters that end a reply, e.g. '\\n'")
+    write_termination: str | None = _f(None, "characters that end a command, e.g. '\\n'")
+    nplc: float | None = _f(None, "integration time in power-line cycles (measuring instruments)", "PLC", gt=0, le=100)
+    ramp: Ramp | None = _f(None, "ramp every source change (step and rate); none: jump")
+    voltage_range: tuple[Volt, Volt] = _f((-10.0, 10.0), "what the instrument can output or measure [low, high]", "V")
+    current_range: tuple[Amp, Amp] = _f((-0.1, 0.1), "what the instrument can source [low, high]", "A")
+    options: dict[str, Any] = _f(
+        {}, "driver-specific options, declared by the driver (its Options model in drivers.registry)"
+    )
+
+    @field_validator("driver")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        names = _driver_names()
+        if v == "sim" or names is None or v in names:
+            return v
+        close = difflib.get_close_matches(v, ["sim", *names], n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"use 'sim' or one of {', '.join(names)}"
+        raise ValueError(f"unknown driver {v!r} ({hint})")
+
+    @model_validator(mode="after")
+    def _connection(self) -> InstrumentConfig:
+        problems: list[tuple[tuple, str]] = []
+        for name in ("voltage_range", "current_range"):
+            lo, hi = getattr(self, name)
+            if not lo < hi:
+                problems.append(((name,), f"must be [low, high] with low < high, got [{lo:g}, {hi:g}]"))
+        if self.driver != "sim" and not self.resource:
+            problems.append(
+                (
+                    ("driver",),
+                    f"driver {self.driver!r} needs a 'resource' (VISA resource, serial port or NI device) "
+                    "(add resource: ..., or use driver: sim)",
+                )
+            )
+        if self.baud is not None and self.resource and not _SERIAL_RE.match(self.resource):
+            problems.append((("baud",), f"baud applies to serial ports only, and {self.resource!r} is not one"))
+        model = _options_model(self.driver)
+        if model is not None:
+            try:
+                model.model_validate(self.options)
+            except ValidationError as exc:
+                for e in exc.errors():
+                    problems.append((("options", *e["loc"]), e["msg"].removeprefix("Value error, ")))
+        elif self.options and self.driver == "sim":
+            problems.append((("options",), "driver 'sim' takes no options"))
+        _problems("InstrumentConfig", problems)
+        return self
+
+    @property
+    def connection_kind(self) -> str | None:
+        """``visa``, ``serial``, ``nidaq`` or None (no resource)."""
+        r = self.resource
+        if not r:
+            return None
+        if _SERIAL_RE.match(r):
+            return "serial"
+        if "::" in r:
+            return "visa"
+        return "nidaq"
 
 
+# ------------------------------------------------------------------ the twin
 class Epsilon(Strict):
     """Couplings ε of the floating parameters to their knobs, one per layer."""
 
-    weights: list[Positive]
-    biases: list[Positive]
+    weights: list[Positive] = _f(description="ε of each weight layer", unit="model units")
+    biases: list[Positive] = _f(description="ε of each bias layer", unit="model units")
 
 
 class Init(Strict):
     """The parameters the twin starts with (half-Xavier weights, zero biases)."""
 
-    gains: list[Positive]
-    seed: int = 0
+    gains: list[Positive] = _f(description="half-Xavier gain of each weight layer", unit="1")
+    seed: int = _f(0, "seed of the starting weights", "1")
 
 
 class KnobErrors(Strict):
     """Gain and offset errors of each knob → parameter response, unknown to the engine."""
 
-    gain_low: Positive = 1.0
-    gain_high: Positive = 1.0
-    offset: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
-    seed: int = 0
+    gain_low: Positive = _f(1.0, "lowest knob gain (log-uniform between gain_low and gain_high)", "1")
+    gain_high: Positive = _f(1.0, "highest knob gain", "1")
+    offset: Annotated[float, Field(ge=0, allow_inf_nan=False)] = _f(
+        0.0, "largest knob offset (uniform in ±offset)", "model units"
+    )
+    seed: int = _f(0, "seed of the drawn errors", "1")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> KnobErrors:
+        if self.gain_low > self.gain_high:
+            raise ValueError(f"gain_low ({self.gain_low:g}) must not exceed gain_high ({self.gain_high:g})")
+        return self
 
 
 class Simulation(Strict):
     """The twin: a layered Hopfield-like network with floating parameters."""
 
-    model: Literal["hopfield"] = "hopfield"
-    layers: list[Annotated[int, Field(gt=0)]] = Field(min_length=2)
-    epsilon: Epsilon
-    hidden_clip: tuple[Finite, Finite] = (0.0, 1.0)
-    output_clip: tuple[Finite, Finite] = (-1.0, 2.0)
-    init: Init
-    tolerance: Positive = Field(1e-9, description="relaxation tolerance (model units)")
-    max_sweeps: int = Field(10_000, gt=0)
-    strict_stability: bool = True
-    knob_errors: KnobErrors = KnobErrors()
+    model: Literal["hopfield"] = _f("hopfield", "the twin's physics model")
+    layers: list[Annotated[int, Field(gt=0, le=100_000)]] = _f(
+        description="units per layer, inputs first", unit="1", min_length=2
+    )
+    epsilon: Epsilon = _f(description="couplings of parameters to knobs")
+    hidden_clip: tuple[Finite, Finite] = _f((0.0, 1.0), "range of hidden states [low, high]", "model units")
+    output_clip: tuple[Finite, Finite] = _f((-1.0, 2.0), "range of output states [low, high]", "model units")
+    init: Init = _f(description="starting parameters")
+    tolerance: Positive = _f(1e-9, "relaxation tolerance", "model units")
+    max_sweeps: int = _f(10_000, "cap on relaxation sweeps", "1", gt=0)
+    strict_stability: bool = _f(True, "raise when a relaxation jumps from an unstable state")
+    knob_errors: KnobErrors = _f(KnobErrors(), "non-idealities: knob gain and offset errors")
 
     @model_validator(mode="after")
     def _shapes(self) -> Simulation:
         n = len(self.layers) - 1
-        if len(self.epsilon.weights) != n or len(self.epsilon.biases) != n:
-            raise ValueError(f"epsilon needs {n} weight and {n} bias values, one per layer")
+        problems: list[tuple[tuple, str]] = []
+        for key in ("weights", "biases"):
+            have = len(getattr(self.epsilon, key))
+            if have != n:
+                problems.append((("epsilon", key), f"needs {n} values, one per layer of {self.layers}; has {have}"))
         if len(self.init.gains) != n:
-            raise ValueError(f"init.gains needs {n} values, one per layer")
-        for name, box in (("hidden_clip", self.hidden_clip), ("output_clip", self.output_clip)):
-            if not box[0] < box[1]:
-                raise ValueError(f"{name} must be [low, high] with low < high")
+            problems.append((("init", "gains"), f"needs {n} values, one per layer of {self.layers}"))
+        for name in ("hidden_clip", "output_clip"):
+            lo, hi = getattr(self, name)
+            if not lo < hi:
+                problems.append(((name,), f"must be [low, high] with low < high, got [{lo:g}, {hi:g}]"))
+        _problems("Simulation", problems)
         return self
 
+    @property
+    def n_params(self) -> int:
+        """Weights and biases of the network (= knobs = parameter readbacks)."""
+        ls = self.layers
+        return sum(a * b for a, b in zip(ls[:-1], ls[1:])) + sum(ls[1:])
 
+
+# ------------------------------------------------------------------ data
 class Dataset(Strict):
-    """A built-in data set, split and scaled into the inputs' model range."""
+    """A built-in data set, or a CSV/NPZ file; split, and scaled into the inputs' model range."""
 
-    name: Literal["iris", "digits", "xor"]
-    test_size: Annotated[float, Field(gt=0)] | None = Field(
-        None, description="held-out examples: a count, or a fraction when below 1"
+    name: Literal["iris", "digits", "xor"] | None = _f(None, "built-in data set (or give 'path')")
+    path: str | None = _f(
+        None, "a .csv (header row, one example per row) or .npz (arrays x, y) file, relative to the protocol"
     )
-    seed: int = 0
-    input_range: tuple[Finite, Finite] = (0.0, 1.0)
-    target_range: tuple[Finite, Finite] = Field((0.0, 1.0), description="one-hot off/on values (model units)")
+    columns: list[str] | None = _f(None, "CSV: the input columns, in input order (default: all but the label)")
+    label: str = _f("label", "CSV: the column of integer class labels; NPZ: the labels array")
+    features: str = _f("x", "NPZ: the array of inputs (examples × features)")
+    feature_range: tuple[Finite, Finite] | None = _f(
+        None, "raw feature values mapped to input_range (default: each feature's min and max)", "data units"
+    )
+    test_size: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = _f(
+        None, "held-out examples: a count, or a fraction when below 1", "1"
+    )
+    seed: int = _f(0, "seed of the split", "1")
+    stratify: bool = _f(True, "keep class proportions in the split")
+    input_range: tuple[Finite, Finite] = _f((0.0, 1.0), "inputs are scaled into this range", "model units")
+    target_range: tuple[Finite, Finite] = _f((0.0, 1.0), "one-hot off/on values", "model units")
+
+    @field_validator("path")
+    @classmethod
+    def _resolve(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return v
+        p = Path(v)
+        if p.suffix.lower() not in (".csv", ".npz"):
+            raise ValueError(f"{v!r}: a data file is .csv or .npz")
+        base = (info.context or {}).get("base_dir")
+        if not p.is_absolute() and base is not None:
+            p = Path(base) / p
+        if base is not None and not p.is_file():
+            raise ValueError(f"no such data file {str(p)!r} (paths are relative to the protocol file)")
+        return str(p)
+
+    @model_validator(mode="after")
+    def _source(self) -> Dataset:
+        problems: list[tuple[tuple, str]] = []
+        if (self.name is None) == (self.path is None):
+            problems.append((("name",), "give either a built-in 'name' (iris, digits, xor) or a 'path', not both"))
+        for key in ("input_range", "target_range", "feature_range"):
+            box = getattr(self, key)
+            if box is not None and not box[0] < box[1]:
+                problems.append(((key,), f"must be [low, high] with low < high, got [{box[0]:g}, {box[1]:g}]"))
+        _problems("Dataset", problems)
+        return self
+
+    def shape(self) -> tuple[int, int] | None:
+        """(features, classes) when known without loading (built-in sets), else None."""
+        return BUILTIN_DATASETS.get(self.name) if self.name else None
 
 
+# ------------------------------------------------------------------ method
 class Homeostasis(Strict):
     """The feedback loop that holds every measured parameter at its target."""
 
-    tolerance: Positive = Field(1e-6, description="max |θ − θ*| per channel (model units)")
-    gain: Positive = Field(1.0, le=2.0, description="fraction of the estimated correction applied per step")
-    max_iterations: int = Field(100, gt=0)
-    memory: int = Field(5, ge=0, description="steps mixed by Anderson acceleration")
+    tolerance: Positive = _f(1e-6, "max |θ − θ*| per channel", "model units")
+    gain: Positive = _f(1.0, "fraction of the estimated correction applied per step", "1", le=2.0)
+    max_iterations: int = _f(100, "cap on feedback steps per phase", "1", gt=0)
+    memory: int = _f(5, "steps mixed by Anderson acceleration", "1", ge=0)
 
 
 class Tracking(Strict):
     """Tracking nudging: currents re-measured until I = β(y − ŷ)."""
 
-    tolerance: Positive = Field(1e-7, description="max |I − β(y − ŷ)| (model units)")
-    max_iterations: int = Field(100, gt=0)
+    tolerance: Positive = _f(1e-7, "max |I − β(y − ŷ)|", "model units")
+    max_iterations: int = _f(100, "cap on tracking steps", "1", gt=0)
+
+
+class SettleFixed(Strict):
+    """Settle by waiting a fixed time."""
+
+    mode: Literal["fixed"] = _f("fixed", "wait a fixed time")
+    time: quantity(SECOND, "the wait", ge=0, le=3600) = 1e-3
+
+
+class SettleUntilStable(Strict):
+    """Settle by reading until consecutive readings agree, or a timeout."""
+
+    mode: Literal["until_stable"] = _f(description="read until stable")
+    tolerance: Positive = _f(description="largest change between consecutive readings", unit="model units")
+    timeout: quantity(SECOND, "give up after this long", gt=0, le=3600)
+    interval: quantity(SECOND, "wait between readings", gt=0, le=3600) = 1e-3
+
+    @model_validator(mode="after")
+    def _order(self) -> SettleUntilStable:
+        if self.interval > self.timeout:
+            raise ValueError(f"interval ({self.interval:g} s) must not exceed timeout ({self.timeout:g} s)")
+        return self
+
+
+def _settle_shorthand(v: Any) -> Any:
+    """``settle: 5 ms`` (or a number of seconds) is ``{mode: fixed, time: 5 ms}``."""
+    if isinstance(v, int | float | str) and not isinstance(v, bool):
+        return {"mode": "fixed", "time": v}
+    return v
+
+
+SettlePolicy = Annotated[
+    SettleFixed | SettleUntilStable,
+    BeforeValidator(_settle_shorthand),
+    Field(discriminator="mode"),
+]
 
 
 class Method(Strict):
-    name: Literal["aeqprop"] = "aeqprop"
-    variant: Literal["centered", "optimistic", "pessimistic"] = "centered"
-    beta: Positive = 1.0
-    nudging: Literal["tracking", "linearized"] = "tracking"
-    homeostasis: Homeostasis = Homeostasis()
-    tracking: Tracking = Tracking()
-    settle: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(1e-3, description="settle wait (s)")
-    free_phase_homeostasis: bool = Field(True, description="hold θ at its targets while predicting")
+    """The training method: Aeqprop, its variant, nudging and feedback loops."""
+
+    name: Literal["aeqprop"] = _f("aeqprop", "training method")
+    variant: Literal["centered", "optimistic", "pessimistic"] = _f(
+        "centered", "(β₁, β₂): centered (−β/2, β/2), optimistic (0, β), pessimistic (−β, 0)"
+    )
+    beta: Positive = _f(1.0, "nudging strength β", "model units")
+    nudging: Literal["tracking", "linearized"] = _f(
+        "tracking", "tracking: I = β(y − ŷ) re-measured; linearized: fixed from the free phase"
+    )
+    homeostasis: Homeostasis = _f(Homeostasis(), "feedback that holds θ at its targets")
+    tracking: Tracking = _f(Tracking(), "tracking nudging's loop")
+    settle_policy: SettlePolicy = Field(
+        default_factory=SettleFixed,
+        alias="settle",
+        description="settle policy: a wait such as '1 ms', or {mode: until_stable, tolerance, timeout}",
+    )
+    free_phase_homeostasis: bool = _f(True, "hold θ at its targets while predicting")
+
+    @property
+    def settle(self) -> float:
+        """The settle wait in seconds (for ``until_stable``, its timeout: the longest wait)."""
+        p = self.settle_policy
+        return p.time if isinstance(p, SettleFixed) else p.timeout
+
+    @model_validator(mode="after")
+    def _tracking_singularity(self) -> Method:
+        if self.nudging == "tracking" and self.variant in ("centered", "pessimistic"):
+            beta1 = -self.beta / 2 if self.variant == "centered" else -self.beta
+            if beta1 <= -1:
+                _problems(
+                    "Method",
+                    [
+                        (
+                            ("beta",),
+                            f"tracking nudging is singular at beta1 = {beta1:g} <= -1 "
+                            "(lower beta, or use nudging: linearized)",
+                        )
+                    ],
+                )
+        return self
+
+
+# ------------------------------------------------------------------ schedule, safety, output
+class BetaStep(Strict):
+    """From ``epoch`` on, train at ``beta`` (then decayed by beta_decay each epoch)."""
+
+    epoch: int = _f(description="first epoch at this β", unit="1", ge=1)
+    beta: Positive = _f(description="nudging strength from that epoch", unit="model units")
 
 
 class Schedule(Strict):
-    epochs: int = Field(10, gt=0)
-    beta_decay: Positive = Field(1.0, le=1.0, description="β is multiplied by this after each epoch")
-    shuffle: bool = True
+    """How long to train, how often to evaluate and checkpoint, and how β changes."""
+
+    epochs: int = _f(10, "training epochs", "1", gt=0, le=1_000_000)
+    beta_decay: Positive = _f(1.0, "β is multiplied by this after each epoch", "1", le=1.0)
+    beta_steps: list[BetaStep] = _f([], "step schedule of β: [{epoch: 10, beta: 0.2}, ...]")
+    shuffle: bool = _f(True, "shuffle the training order every epoch")
+    evaluate_every: int = _f(1, "evaluate on the test set every this many epochs", "epochs", gt=0)
+    checkpoint_every: int | None = _f(
+        None, "save the parameters every this many epochs (none: at the end)", "epochs", gt=0
+    )
+
+    @field_validator("beta_steps")
+    @classmethod
+    def _increasing(cls, v: list[BetaStep]) -> list[BetaStep]:
+        epochs = [s.epoch for s in v]
+        if epochs != sorted(set(epochs)):
+            raise ValueError(f"epochs must increase: {epochs}")
+        return v
+
+
+class Safety(Strict):
+    """Global maxima every limit must respect, how fast sources may move, and the safe state."""
+
+    max_voltage: quantity(VOLT, "largest |V| any source or limit may reach", gt=0) = 10.0
+    max_current: quantity(AMPERE, "largest |I| any source or limit may reach", gt=0) = 0.1
+    voltage_ramp_rate: quantity(VOLT_PER_SECOND, "largest voltage slew on the way to the safe state", gt=0) | None = (
+        None
+    )
+    current_ramp_rate: quantity(AMPERE_PER_SECOND, "largest current slew on the way to the safe state", gt=0) | None = (
+        None
+    )
+    safe_state: Literal["zero", "hold"] = _f(
+        "zero", "on exit: zero (sources to 0 V / 0 A, outputs off) or hold (voltages kept, currents off)"
+    )
 
 
 class Output(Strict):
-    dir: str = "runs"
+    """Where runs are recorded."""
+
+    dir: str = _f("runs", "folder for run folders, relative to the working directory")
 
 
+# ------------------------------------------------------------------ the protocol
 class Protocol(Strict):
     """A whole protocol file."""
 
-    name: str
-    description: str = ""
-    seed: int = 0
-    instruments: dict[str, InstrumentConfig]
-    roles: Roles
-    simulation: Simulation | None = None
-    dataset: Dataset
-    method: Method = Method()
-    schedule: Schedule = Schedule()
-    output: Output = Output()
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        title="aeqlab protocol",
+        json_schema_extra={"$comment": "generated by 'aeqlab schema'; do not edit"},
+    )
+
+    extends: str | None = _f(None, "a base protocol (path relative to this file) whose sections this one overrides")
+    name: str = _f(description="short name of the protocol (used in run folder names)", min_length=1)
+    description: str = _f("", "what this protocol does")
+    seed: int = _f(0, "seed of the training order", "1", ge=0)
+    instruments: dict[str, InstrumentConfig] = _f(description="instruments by the name roles use", min_length=1)
+    roles: Roles = _f(description="which channels play which role")
+    simulation: Simulation | None = _f(None, "the twin (needed for --sim, 'aeqlab plan' and gradcheck)")
+    dataset: Dataset = _f(description="what to learn")
+    method: Method = _f(Method(), "how to learn")
+    schedule: Schedule = _f(Schedule(), "how long and when")
+    safety: Safety = _f(Safety(), "global maxima and the safe state")
+    output: Output = _f(Output(), "where runs go")
+
+    @field_validator("instruments")
+    @classmethod
+    def _names(cls, v: dict[str, InstrumentConfig]) -> dict[str, InstrumentConfig]:
+        for name in v:
+            if not re.match(r"^[A-Za-z_][\w-]*$", name):
+                raise ValueError(f"instrument name {name!r}: use letters, digits, '_' and '-', starting with a letter")
+        return v
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Protocol:
-        used: dict[tuple[str, int], str] = {}
-        for role_name in ("inputs", "outputs", "knobs", "params", "nudges"):
-            role: Role = getattr(self.roles, role_name)
-            for ref in role.refs():
-                if ref.instrument not in self.instruments:
-                    raise ValueError(
-                        f"roles.{role_name}: instrument {ref.instrument!r} is not in instruments "
-                        f"(have {sorted(self.instruments)})"
-                    )
-                cfg = self.instruments[ref.instrument]
-                if cfg.channels is not None and ref.last >= cfg.channels:
-                    raise ValueError(f"roles.{role_name}: {ref.instrument} has only {cfg.channels} channels")
-                for c in range(ref.first, ref.last + 1):
-                    if (ref.instrument, c) in used:
-                        raise ValueError(
-                            f"roles.{role_name}: channel {ref.instrument}/{ref.prefix}{c} is already used "
-                            f"by roles.{used[(ref.instrument, c)]}"
+        problems: list[tuple[tuple, str]] = []
+        problems += self._check_references()
+        problems += self._check_limits()
+        problems += self._check_sizes()
+        _problems("Protocol", problems)
+        return self
+
+    def _check_references(self) -> list[tuple[tuple, str]]:
+        out = []
+        for role_name in ROLE_NAMES:
+            for i, ref in enumerate(getattr(self.roles, role_name).refs()):
+                cfg = self.instruments.get(ref.instrument)
+                loc = ("roles", role_name, "channels", i)
+                if cfg is None:
+                    close = difflib.get_close_matches(ref.instrument, list(self.instruments), n=1)
+                    hint = f"did you mean {close[0]!r}?" if close else f"have {', '.join(sorted(self.instruments))}"
+                    out.append((loc, f"instrument {ref.instrument!r} is not in instruments ({hint})"))
+                elif cfg.channels is not None and ref.last >= cfg.channels:
+                    out.append((loc, f"{ref.instrument} has only {cfg.channels} channels (0 to {cfg.channels - 1})"))
+        return out
+
+    def _check_limits(self) -> list[tuple[tuple, str]]:
+        out = []
+        safety = self.safety
+        for role_name in ROLE_NAMES:
+            role = getattr(self.roles, role_name)
+            current = role_name == "nudges"
+            unit = "A" if current else "V"
+            cap_key = "current_range" if current else "voltage_range"
+            smax = safety.max_current if current else safety.max_voltage
+            for inst in dict.fromkeys(r.instrument for r in role.refs()):
+                cfg = self.instruments.get(inst)
+                if cfg is None:
+                    continue
+                lo, hi = getattr(cfg, cap_key)
+                if role.limits is not None:
+                    if role.limits.low < lo or role.limits.high > hi:
+                        out.append(
+                            (
+                                ("roles", role_name, "limits"),
+                                f"[{role.limits.low:g}, {role.limits.high:g}] {unit} is outside what {inst} can do "
+                                f"(instruments.{inst}.{cap_key} = [{lo:g}, {hi:g}] {unit})",
+                            )
                         )
-                    used[(ref.instrument, c)] = role_name
-        if self.roles.knobs.size != self.roles.params.size:
-            raise ValueError(
-                f"roles: every knob needs a parameter readback ({self.roles.knobs.size} knobs, "
-                f"{self.roles.params.size} params)"
-            )
-        if self.roles.nudges.size != self.roles.outputs.size:
-            raise ValueError("roles: one nudge channel per output")
-        if self.method.nudging == "tracking" and self.method.variant in ("centered", "pessimistic"):
-            beta1 = -self.method.beta / 2 if self.method.variant == "centered" else -self.method.beta
-            if beta1 <= -1:
-                raise ValueError(
-                    f"method: tracking nudging is singular at beta1 = {beta1:g} <= -1 "
-                    "(lower beta, or use linearized nudging)"
+                elif role_name in SOURCE_ROLES and max(abs(lo), abs(hi)) > smax:
+                    out.append(
+                        (
+                            ("roles", role_name),
+                            f"no limits, and {inst} reaches {max(abs(lo), abs(hi)):g} {unit}, beyond the "
+                            f"safety maximum {smax:g} {unit} (add limits: {{low: ..., high: ...}})",
+                        )
+                    )
+            if (
+                role_name in SOURCE_ROLES
+                and role.limits is not None
+                and max(abs(role.limits.low), abs(role.limits.high)) > smax
+            ):
+                key = "max_current" if current else "max_voltage"
+                out.append(
+                    (
+                        ("roles", role_name, "limits"),
+                        f"[{role.limits.low:g}, {role.limits.high:g}] {unit} exceeds safety.{key} = {smax:g} {unit}",
+                    )
                 )
+        return out
+
+    def _check_sizes(self) -> list[tuple[tuple, str]]:
+        out = []
         sim = self.simulation
         if sim is not None:
-            n_params = sum(a * b for a, b in zip(sim.layers[:-1], sim.layers[1:])) + sum(sim.layers[1:])
-            expect = {"inputs": sim.layers[0], "outputs": sim.layers[-1], "knobs": n_params, "params": n_params}
+            expect = {
+                "inputs": sim.layers[0],
+                "outputs": sim.layers[-1],
+                "knobs": sim.n_params,
+                "params": sim.n_params,
+            }
             for role_name, n in expect.items():
                 have = getattr(self.roles, role_name).size
                 if have != n:
-                    raise ValueError(
-                        f"roles.{role_name}: {have} channels, but the twin's network {sim.layers} needs {n}"
+                    out.append(
+                        (
+                            ("roles", role_name, "channels"),
+                            f"{have} channels, but the twin's network {sim.layers} needs {n}",
+                        )
                     )
-        return self
+        lim = self.roles.inputs.limits
+        if lim is not None:
+            cal = self.roles.inputs.calibration
+            ends = sorted(cal.offset + cal.scale * v for v in self.dataset.input_range)
+            if ends[0] < lim.low or ends[1] > lim.high:
+                out.append(
+                    (
+                        ("dataset", "input_range"),
+                        f"inputs span [{ends[0]:g}, {ends[1]:g}] V after calibration, outside roles.inputs.limits "
+                        f"[{lim.low:g}, {lim.high:g}] V (narrow input_range or widen the limits)",
+                    )
+                )
+        shape = self.dataset.shape()
+        if shape is None and self.dataset.path is not None:
+            from aeqlab.datasets import peek_shape
+
+            try:
+                shape = peek_shape(self.dataset)
+            except (ValueError, OSError) as exc:
+                out.append((("dataset", "path"), str(exc)))
+        if shape is not None:
+            features, classes = shape
+            source = self.dataset.name or Path(self.dataset.path or "").name
+            if features != self.roles.inputs.size:
+                out.append(
+                    (
+                        ("roles", "inputs", "channels"),
+                        f"{self.roles.inputs.size} inputs, but data set {source} has {features} features",
+                    )
+                )
+            if classes is not None and classes != self.roles.outputs.size:
+                out.append(
+                    (
+                        ("roles", "outputs", "channels"),
+                        f"{self.roles.outputs.size} outputs, but data set {source} has {classes} classes",
+                    )
+                )
+        return out
 
     def is_simulated_only(self) -> bool:
+        """True when every instrument is ``driver: sim``."""
         return all(cfg.driver == "sim" for cfg in self.instruments.values())
 
 
-# ---------------------------------------------------------------------- loading
+# ------------------------------------------------------------------ loading (see aeqlab.protocol_loader)
 def load_protocol(path: str | Path) -> tuple[Protocol, str]:
-    """Load and validate a protocol file; return the model and the file's text.
+    """Load and validate a protocol file.
+
+    Returns
+    -------
+    (Protocol, str)
+        The model, and the resolved protocol text (after ``extends``): what a run records and hashes.
 
     Raises
     ------
     ProtocolError
-        One line per problem, each ``file:line:col: key.path: message``.
+        One line per problem, each ``file:line:col: key.path: message (hint)``.
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ProtocolError("no such file", where=str(path), hint="check the path") from None
-    except (UnicodeDecodeError, IsADirectoryError, PermissionError) as exc:
-        raise ProtocolError(f"cannot read the protocol: {exc.__class__.__name__}", where=str(path)) from None
-    return parse_protocol(text, str(path)), text
+    from aeqlab.protocol_loader import load_protocol as _load
+
+    return _load(path)
 
 
 def parse_protocol(text: str, source: str = "<protocol>") -> Protocol:
-    if "\x00" in text:
-        raise ProtocolError("this is a binary file, not a YAML protocol", where=source)
-    yaml = YAML(typ="rt")
-    try:
-        data = yaml.load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise ProtocolError(f"YAML syntax: {exc.problem or exc.context}", where=where) from None
-    except YAMLError as exc:
-        raise ProtocolError(f"YAML syntax: {exc}", where=source) from None
-    if data is None:
-        raise ProtocolError("the file is empty", where=source, hint="start from 'aeqlab init'")
-    if not isinstance(data, dict):
-        raise ProtocolError("a protocol is a mapping of sections (name, instruments, roles, ...)", where=source)
-    try:
-        return Protocol.model_validate(_plain(data))
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            loc = err["loc"]
-            line, col = _locate(data, loc)
-            key = ".".join(str(p) for p in loc) or "(top level)"
-            msg = err["msg"].removeprefix("Value error, ")
-            place = f"{source}:{line}:{col}" if line else source
-            lines.append(f"{place}: {key}: {msg}")
-        raise ProtocolError("\n".join(lines)) from None
+    """Validate protocol text (``extends`` is resolved relative to ``source``'s folder)."""
+    from aeqlab.protocol_loader import parse_protocol as _parse
 
-
-def _plain(node: Any) -> Any:
-    """ruamel's commented containers → plain dicts and lists; reject non-finite floats early."""
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    if isinstance(node, float) and not math.isfinite(node):
-        return node  # pydantic's allow_inf_nan gives the precise message
-    return node
-
-
-def _locate(data: Any, loc: tuple) -> tuple[int | None, int | None]:
-    """1-based line and column of the deepest node of ``loc`` that exists in the YAML."""
-    node, line, col = data, None, None
-    for key in loc:
-        lc = getattr(node, "lc", None)
-        try:
-            if isinstance(node, dict) and key in node:
-                if lc is not None:
-                    line, col = lc.key(key) if not isinstance(node[key], (dict, list)) else lc.key(key)
-                    line, col = line + 1, col + 1
-                node = node[key]
-            elif isinstance(node, list) and isinstance(key, int) and key < len(node):
-                if lc is not None:
-                    line, col = lc.item(key)
-                    line, col = line + 1, col + 1
-                node = node[key]
-            else:
-                break
-        except (KeyError, IndexError, TypeError, AttributeError):
-            break
-    if line is None and hasattr(data, "lc"):
-        line, col = data.lc.line + 1, data.lc.col + 1
-    return line, col
+    return _parse(text, source)
