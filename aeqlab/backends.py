@@ -63,12 +63,14 @@ def open_backend(protocol: Protocol, kind: str, **options: Any) -> Backend:
     """Build the bench a protocol runs on."""
     if kind == "sim":
         return _open_sim(protocol, **options)
-    if kind in ("emulate", "bench"):
-        raise InputError(
-            f"the {kind} backend needs real drivers, which this version does not have",
-            where=f"--{kind}",
-            hint="use --sim for a dry run on the protocol's twin",
-        )
+    if kind == "emulate":
+        from aeqlab.hardware import open_emulated
+
+        return open_emulated(protocol)
+    if kind == "bench":
+        from aeqlab.hardware import open_bench
+
+        return open_bench(protocol)
     raise InputError(f"unknown backend {kind!r}", where="command line", hint=f"use one of {', '.join(KINDS)}")
 
 

@@ -38,7 +38,7 @@ class QDac2:
         self.ramp: Ramp = settings.ramp
         self.output_limits = LimitTable(name, "voltage", "V", n_channels, *settings.voltage_range, prefix="ch")
         self._fixed = np.zeros(n_channels, bool)
-        wire = ";".join(f"sour{c + 1}:volt?" for c in range(n_channels))
+        wire = ";".join(f":sour{c + 1}:volt?" for c in range(n_channels))
         self._setpoint = link.query_floats(wire, n_channels) if n_channels else np.zeros(0)
 
     @classmethod
@@ -65,7 +65,7 @@ class QDac2:
         return self.link.identify()
 
     def _send(self, ch: np.ndarray, volts: np.ndarray) -> None:
-        self.link.write(";".join(f"sour{int(c) + 1}:volt {fmt(v)}" for c, v in zip(ch, volts)))
+        self.link.write(";".join(f":sour{int(c) + 1}:volt {fmt(v)}" for c, v in zip(ch, volts)))
         self._setpoint[ch] = volts
 
     def write(self, channels: ArrayLike, volts: ArrayLike) -> None:
@@ -73,7 +73,7 @@ class QDac2:
         ch, v = self.output_limits.check(channels, volts)
         fresh = ch[~self._fixed[ch]]
         if fresh.size:
-            self.link.write(";".join(f"sour{int(c) + 1}:volt:mode fix" for c in fresh))
+            self.link.write(";".join(f":sour{int(c) + 1}:volt:mode fix" for c in fresh))
             self._fixed[fresh] = True
         ramped(self._setpoint[ch], v, self.ramp, lambda step: self._send(ch, step))
 

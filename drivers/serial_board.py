@@ -24,6 +24,8 @@ class BoardOptions(DriverOptions):
     """``instruments.<name>.options`` of the serial board."""
 
     exclusive: bool = Field(True, description="refuse to share the serial port with another process")
+    dac_channels: int | None = Field(None, gt=0, description="DAC count the board must report (NCH?)")
+    adc_channels: int | None = Field(None, gt=0, description="ADC count the board must report (NCH?)")
 
 
 def channel_list(channels: np.ndarray) -> str:
@@ -62,17 +64,26 @@ class LineLink:
         self.retries = retries
         self.identity = ""
         self.round_trips = 0
+        self._buffer = b""
 
     def _exchange(self, command: str) -> str:
         self.round_trips += 1
         self.port.write(command.encode("ascii") + b"\n")
-        raw = self.port.readline()
-        if not raw.endswith(b"\n"):
-            raise TimeoutError(command)
+        raw = self._readline()
         try:
             return raw.decode("ascii").strip()
         except UnicodeDecodeError:
             raise InstrumentError(f"{self.name}: reply to {command[:40]!r} is not ASCII text") from None
+
+    def _readline(self) -> bytes:
+        """One reply line, read in chunks (pyserial's readline reads byte by byte)."""
+        while b"\n" not in self._buffer:
+            chunk = self.port.read(max(1, getattr(self.port, "in_waiting", 0)))
+            if not chunk:
+                raise TimeoutError("no reply")
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line + b"\n"
 
     def query(self, command: str, recover: bool = True) -> str:
         """Send one line and return the reply; ``ERR`` replies raise :class:`InstrumentError`."""
@@ -111,6 +122,7 @@ class LineLink:
         try:
             time.sleep(0.01)
             self.port.reset_input_buffer()
+            self._buffer = b""
         except Exception:  # noqa: BLE001 - best effort before a safe state
             pass
 
@@ -162,6 +174,14 @@ class SerialBoard:
         counts = parse_floats(name, "NCH?", link.query("NCH?"), 2)
         self.n_dac, self.n_adc = int(counts[0]), int(counts[1])
         self.n_channels = self.n_dac + self.n_adc
+        opts = parse_options(BoardOptions, settings.options, f"instruments.{name}")
+        for what, want, have in (("DAC", opts.dac_channels, self.n_dac), ("ADC", opts.adc_channels, self.n_adc)):
+            if want is not None and want != have:
+                raise InstrumentError(
+                    f"{name}: the board reports {have} {what} channels, the protocol expects {want}",
+                    where=f"instruments.{name}.options",
+                    hint="check the board's firmware build or the options",
+                )
         if settings.channels is not None and settings.channels > self.n_channels:
             raise InstrumentError(
                 f"{name}: the board has {self.n_dac} DAC + {self.n_adc} ADC channels, not {settings.channels}",
