@@ -19,6 +19,7 @@ import typer
 from aeqlab import cli_runs  # noqa: F401  (registers resume, report, runs, export)
 from aeqlab.cli_app import app, err, fail
 from aeqlab import cli_authoring  # noqa: F401  (registers validate, schema, init, plan)
+from aeqlab import cli_hardware  # noqa: F401  (registers emulate, instruments)
 from aeqlab.errors import AeqlabError, InputError, ProtocolError
 
 
