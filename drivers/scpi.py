@@ -202,15 +202,18 @@ class ScpiLink:
                 raise InstrumentError(f"{self.name}: reply to {what!r} is not text") from None
 
     def _recover(self, what: str) -> None:
-        """After a timeout: clear the session, then check it is still the same instrument."""
+        """After a timeout: clear the session, re-identify, skipping a late reply still on its way."""
         self.clear()
-        idn = self._guard(lambda: self.resource.query("*IDN?"), "*IDN?", recover=False).strip()
-        if self.identity and idn != self.identity:
-            raise InstrumentError(
-                f"{self.name}: after a timeout on {what!r} the instrument answers as {idn[:60]!r}, "
-                f"not {self.identity[:60]!r}",
-                hint="the link is out of step; check the connection",
-            )
+        self._guard(lambda: self.resource.write("*IDN?"), "*IDN?", recover=False)
+        for _ in range(3):
+            idn = self._guard(lambda: self.resource.read(), "*IDN?", recover=False).strip()
+            if idn == self.identity or not self.identity:
+                return
+        raise InstrumentError(
+            f"{self.name}: after a timeout on {what!r} the instrument answers {idn[:60]!r}, "
+            f"not its identity {self.identity[:60]!r}",
+            hint="the link is out of step; check the connection",
+        )
 
 
 def float_list(values: np.ndarray) -> str:

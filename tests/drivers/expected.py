@@ -1,0 +1,98 @@
+"""A scripted transport: asserts the exact sequence of exchanges and fails on leftovers.
+
+``Expected`` stands in for a pyvisa resource (write/query/read/clear/close);
+``ExpectedSerial`` for a pyserial port (write/read/in_waiting/reset_input_buffer/close).
+"""
+
+from __future__ import annotations
+
+from pyvisa import constants
+from pyvisa.errors import VisaIOError
+
+TIMEOUT = object()  # a reply that never comes
+
+
+class Expected:
+    """Steps: ``("q", command, reply)``, ``("w", command)``, ``("r", reply)``, ``("clear",)``."""
+
+    def __init__(self, steps: list[tuple]) -> None:
+        self.steps = list(steps)
+        self.done_steps: list[tuple] = []
+        self.resource_name = "FAKE::INSTR"
+        self.timeout = 1000.0
+
+    def _next(self, kind: str, command: str | None = None) -> tuple:
+        assert self.steps, f"unexpected {kind} {command!r}: the script has ended"
+        step = self.steps.pop(0)
+        assert step[0] == kind, f"expected {step}, got {kind} {command!r}"
+        if command is not None:
+            assert step[1] == command, f"expected {step[1]!r}, got {command!r}"
+        self.done_steps.append(step)
+        return step
+
+    @staticmethod
+    def _reply(value):
+        if value is TIMEOUT:
+            raise VisaIOError(constants.StatusCode.error_timeout)
+        if isinstance(value, BaseException):
+            raise value
+        return value
+
+    def query(self, command: str) -> str:
+        return self._reply(self._next("q", command)[2])
+
+    def write(self, command: str) -> None:
+        self._next("w", command)
+
+    def read(self) -> str:
+        return self._reply(self._next("r")[1])
+
+    def clear(self) -> None:
+        self._next("clear")
+
+    def close(self) -> None:
+        pass
+
+    def assert_done(self) -> None:
+        assert not self.steps, f"leftover exchanges: {self.steps}"
+
+
+def ok(command: str) -> tuple:
+    """A confirmed write: ``command;*OPC?`` answered ``1``."""
+    return ("q", f"{command};*OPC?", "1")
+
+
+NO_ERROR = ("q", "SYST:ERR?", '0,"No error"')
+
+
+class ExpectedSerial:
+    """Steps: ``(line_sent, reply_line)``; reply None = no reply (timeout)."""
+
+    def __init__(self, steps: list[tuple[str, str | None]]) -> None:
+        self.steps = list(steps)
+        self._out = b""
+
+    @property
+    def in_waiting(self) -> int:
+        return len(self._out)
+
+    def write(self, data: bytes) -> int:
+        assert self.steps, f"unexpected line {data!r}: the script has ended"
+        sent, reply = self.steps.pop(0)
+        assert data == sent.encode() + b"\n", f"expected {sent!r}, got {data!r}"
+        if reply is not None:
+            self._out += reply.encode() + b"\n"
+        return len(data)
+
+    def read(self, n: int = 1) -> bytes:
+        chunk, self._out = self._out[:n], self._out[n:]
+        return chunk
+
+    def reset_input_buffer(self) -> None:
+        self._out = b""
+
+    def close(self) -> None:
+        pass
+
+    def assert_done(self) -> None:
+        assert not self.steps, f"leftover exchanges: {self.steps}"
