@@ -1,0 +1,78 @@
+"""``aeqlab report``, ``runs`` and ``export``: the figures' data is the journal's."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+from aeqlab.cli import main
+from aeqlab.report import make_report
+
+
+def query(journal, sql: str) -> list[tuple]:
+    con = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_report_figures_plot_the_journal(tmp_path, reference):
+    run_dir, summary = reference
+    journal = run_dir / "journal.sqlite"
+    result = make_report(run_dir, tmp_path / "report", gradcheck_samples=2)
+    names = sorted(p.name for p in result.files)
+    figures = ["learning_curves", "parameters", "homeostasis", "nudges", "gradient_fidelity"]
+    assert names == sorted([f"{f}.png" for f in figures] + ["summary.md"])
+    for path in result.files:
+        assert path.stat().st_size > 0
+    lc = result.data["learning_curves"]
+    epochs = query(journal, "SELECT epoch, samples, test_accuracy, test_loss, train_accuracy FROM epochs ORDER BY 1")
+    assert lc["test_samples"].tolist() == [e[1] for e in epochs]
+    assert lc["test_accuracy"].tolist() == [e[2] for e in epochs]
+    assert lc["test_loss"].tolist() == [e[3] for e in epochs]
+    assert lc["train_accuracy"].tolist() == [e[4] for e in epochs[1:]]
+    assert lc["test_accuracy"][-1] == summary["test_accuracy"]
+    rows = query(
+        journal,
+        "SELECT seq, free_iterations + homeostatic_iterations, residual, nudge_norm, step_norm, tracked "
+        "FROM samples ORDER BY seq",
+    )
+    ho, nu, pr = result.data["homeostasis"], result.data["nudges"], result.data["parameters"]
+    assert ho["samples"].tolist() == [r[0] for r in rows] == list(range(1, len(rows) + 1))
+    assert ho["iterations"].tolist() == [r[1] for r in rows]
+    assert ho["residual"].tolist() == [r[2] for r in rows]
+    assert nu["nudge_norm"].tolist() == [r[3] for r in rows]
+    assert nu["step_norm"].tolist() == [r[4] for r in rows]
+    assert pr["tracked"].tolist() == [json.loads(r[5]) for r in rows]
+    # the last tracked values are the final θ* at the tracked indices
+    final = np.load(run_dir / "params.npy")
+    assert pr["tracked"][-1].tolist() == final[pr["indices"]].tolist()
+    gf = result.data["gradient_fidelity"]
+    assert gf["relative_error"].size == 2 and np.all(gf["cosine"] > 0.99)
+    page = (tmp_path / "report" / "summary.md").read_text()
+    assert f"{summary['test_accuracy']:.3f}" in page and "completed" in page
+
+
+def test_runs_table_and_csv_export(tmp_path, reference, capsys):
+    run_dir, summary = reference
+    with pytest.raises(SystemExit) as done:
+        main(["runs", str(run_dir.parent), "--json"])
+    assert done.value.code == 0
+    (row,) = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert row["status"] == "completed" and row["samples"] == summary["samples"]
+    assert row["test_accuracy"] == summary["test_accuracy"] and row["duration_s"] is not None
+    with pytest.raises(SystemExit) as done:
+        main(["export", str(run_dir), "-o", str(tmp_path)])
+    assert done.value.code == 0
+    with open(tmp_path / "samples.csv", newline="") as fh:
+        samples = list(csv.DictReader(fh))
+    losses = [r[0] for r in query(run_dir / "journal.sqlite", "SELECT loss FROM samples ORDER BY seq")]
+    assert [float(r["loss"]) for r in samples] == losses
+    assert {"free_output_0", "free_output_1", "target_1", "nudge_clamped_0"} <= set(samples[0])
+    with open(tmp_path / "epochs.csv", newline="") as fh:
+        assert len(list(csv.DictReader(fh))) == summary["epochs"] + 1  # with the evaluation before training
