@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,6 +23,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -136,10 +138,17 @@ def _listify(v: Any) -> Any:
     return [v] if isinstance(v, str) else v
 
 
+_CHANNEL_SCHEMA = {"type": "string", "pattern": _CHANNEL_RE.pattern}
 Channels = Annotated[
     list[str],
     BeforeValidator(_listify),
     Field(description="channel references in role order, e.g. 'dac/ao0:3' or a list of them", min_length=1),
+    WithJsonSchema(
+        {
+            "anyOf": [_CHANNEL_SCHEMA, {"type": "array", "items": _CHANNEL_SCHEMA, "minItems": 1}],
+            "description": "channel references in role order: 'instrument/prefixFIRST[:LAST]', or a list of them",
+        }
+    ),
 ]
 
 
@@ -229,8 +238,9 @@ class Roles(Strict):
 
 
 # ------------------------------------------------------------------ instruments
+@lru_cache(maxsize=1)
 def _driver_names() -> list[str] | None:
-    """Names in the drivers' registry, or None when the registry is not available."""
+    """Names in the drivers' registry (read once per process), or None when there is no registry."""
     try:
         from drivers import registry
     except ImportError:
@@ -238,6 +248,7 @@ def _driver_names() -> list[str] | None:
     return list(registry.names())
 
 
+@lru_cache(maxsize=64)
 def _options_model(driver: str) -> type[BaseModel] | None:
     try:
         from drivers import registry
@@ -250,8 +261,8 @@ def _options_model(driver: str) -> type[BaseModel] | None:
 class Ramp(Strict):
     """How a source moves: at most ``step`` per write, at most ``rate`` per second."""
 
-    step: quantity((VOLT, AMPERE), "largest change per write, in the source's unit", gt=0) | None = None
-    rate: quantity((VOLT_PER_SECOND, AMPERE_PER_SECOND), "largest change per second", gt=0) | None = None
+    step: quantity((VOLT, AMPERE), "largest change per write, in the source's unit", True, gt=0) = None
+    rate: quantity((VOLT_PER_SECOND, AMPERE_PER_SECOND), "largest change per second", True, gt=0) = None
 
 
 class InstrumentConfig(Strict):
@@ -296,14 +307,6 @@ class InstrumentConfig(Strict):
             lo, hi = getattr(self, name)
             if not lo < hi:
                 problems.append(((name,), f"must be [low, high] with low < high, got [{lo:g}, {hi:g}]"))
-        if self.driver != "sim" and not self.resource:
-            problems.append(
-                (
-                    ("driver",),
-                    f"driver {self.driver!r} needs a 'resource' (VISA resource, serial port or NI device) "
-                    "(add resource: ..., or use driver: sim)",
-                )
-            )
         if self.baud is not None and self.resource and not _SERIAL_RE.match(self.resource):
             problems.append((("baud",), f"baud applies to serial ports only, and {self.resource!r} is not one"))
         model = _options_model(self.driver)
@@ -588,12 +591,8 @@ class Safety(Strict):
 
     max_voltage: quantity(VOLT, "largest |V| any source or limit may reach", gt=0) = 10.0
     max_current: quantity(AMPERE, "largest |I| any source or limit may reach", gt=0) = 0.1
-    voltage_ramp_rate: quantity(VOLT_PER_SECOND, "largest voltage slew on the way to the safe state", gt=0) | None = (
-        None
-    )
-    current_ramp_rate: quantity(AMPERE_PER_SECOND, "largest current slew on the way to the safe state", gt=0) | None = (
-        None
-    )
+    voltage_ramp_rate: quantity(VOLT_PER_SECOND, "largest voltage slew of any source", True, gt=0) = None
+    current_ramp_rate: quantity(AMPERE_PER_SECOND, "largest current slew of any source", True, gt=0) = None
     safe_state: Literal["zero", "hold"] = _f(
         "zero", "on exit: zero (sources to 0 V / 0 A, outputs off) or hold (voltages kept, currents off)"
     )

@@ -8,6 +8,7 @@ text when it extends nothing, else the merged sections written out as YAML.
 from __future__ import annotations
 
 import difflib
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,7 @@ def _validate_located(text: str, source: str, folder: Path) -> tuple[Protocol, s
         raise ProtocolError("\n".join(format_errors(exc, located, source))) from None
     if not extended:
         return model, text, located
-    header = f"{SCHEMA_LINE}\n# {source} resolved (its 'extends' merged in); this is what the run used\n"
+    header = f"{SCHEMA_LINE}\n# resolved protocol: its base protocols merged in; this is what the run used\n"
     return model, header + dump(data), located
 
 
@@ -96,9 +97,9 @@ def _resolve_extends(located: Located, folder: Path, chain: list[Path]) -> tuple
         raise YamlProblem([f"{where}: extends: a cycle of extends ({cycle}) (remove one of them)"])
     if len(chain) > MAX_EXTENDS:
         raise YamlProblem([f"{where}: extends: more than {MAX_EXTENDS} levels"])
-    shown = str(folder / ref)
+    shown = os.path.normpath(folder / ref)
     try:
-        base_text = read_text(base_path, shown)
+        base_text = read_text(base_path, ref)
     except YamlProblem as exc:
         raise YamlProblem([f"{where}: extends: {line}" for line in exc.lines]) from None
     base = parse_located(base_text, shown)

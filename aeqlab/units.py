@@ -110,7 +110,7 @@ def parse_quantity(value: Any, kind: Kind | tuple[Kind, ...]) -> float:
 _PATTERN = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*[A-Za-zµΩ/*^0-9 ]*$"
 
 
-def quantity(kind: Kind | tuple[Kind, ...], description: str, **constraints: Any) -> Any:
+def quantity(kind: Kind | tuple[Kind, ...], description: str, optional: bool = False, **constraints: Any) -> Any:
     """An ``Annotated`` float field of ``kind``: numbers (SI) or strings with units.
 
     Parameters
@@ -119,6 +119,8 @@ def quantity(kind: Kind | tuple[Kind, ...], description: str, **constraints: Any
         The dimension the field accepts and the SI unit it is stored in.
     description
         What the field means (the unit is added to the schema).
+    optional
+        Also accept ``null`` (None).
     **constraints
         pydantic ``Field`` constraints on the SI value (``gt``, ``ge``, ``le``...).
     """
@@ -135,9 +137,12 @@ def quantity(kind: Kind | tuple[Kind, ...], description: str, **constraints: Any
     for key, js in (("gt", "exclusiveMinimum"), ("ge", "minimum"), ("lt", "exclusiveMaximum"), ("le", "maximum")):
         if key in constraints:
             schema["anyOf"][0][js] = constraints[key]
+    if optional:
+        schema["anyOf"].append({"type": "null"})
+    inner = Annotated[float, Field(allow_inf_nan=False, **constraints)]
     return Annotated[
-        float,
-        BeforeValidator(lambda v: parse_quantity(v, kind)),
-        Field(allow_inf_nan=False, description=description, **constraints),
+        inner | None if optional else inner,
+        BeforeValidator(lambda v: None if optional and v is None else parse_quantity(v, kind)),
+        Field(description=description),
         WithJsonSchema(schema),
     ]

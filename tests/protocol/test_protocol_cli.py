@@ -1,0 +1,116 @@
+"""Authoring commands: schema, init, plan (on the twin, no instrument opened, limits checked)."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import EXAMPLES, PROTOCOLS, TEMPLATES, aeqlab
+from typer.testing import CliRunner
+
+from aeqlab.cli_app import app
+from aeqlab.cli_authoring import TEMPLATES as TEMPLATE_NAMES
+from aeqlab.protocol import load_protocol
+from aeqlab.protocol_schema import schema_text
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_schema_command_prints_the_checked_in_schema(tmp_path):
+    proc = aeqlab("schema")
+    assert proc.returncode == 0 and proc.stdout == (PROTOCOLS / "aeqlab.schema.json").read_text(encoding="utf-8")
+    assert invoke("schema", "-o", str(tmp_path / "s.json")).exit_code == 0
+    assert (tmp_path / "s.json").read_text(encoding="utf-8") == schema_text()
+
+
+@pytest.mark.parametrize("name", list(TEMPLATE_NAMES))
+def test_init_writes_a_template_that_validates_with_its_schema(tmp_path, name):
+    out = tmp_path / f"{name}.yaml"
+    result = invoke("init", name, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    protocol, text = load_protocol(out)
+    assert text.startswith("# yaml-language-server: $schema=aeqlab.schema.json\n")
+    assert (tmp_path / "aeqlab.schema.json").read_text(encoding="utf-8") == schema_text()
+    assert protocol.simulation is not None  # every template can be previewed with 'aeqlab plan'
+    assert invoke("init", name, "-o", str(out)).exit_code == 2  # never overwrites without --force
+
+
+def test_init_templates_cover_the_twin_and_two_benches():
+    drivers = {
+        name: {cfg.driver for cfg in load_protocol(path)[0].instruments.values()}
+        for name, path in zip(sorted(TEMPLATE_NAMES.values()), TEMPLATES)
+    }
+    assert drivers["twin.yaml"] == {"sim"}
+    assert {"nidaq_ao", "nidaq_ai", "keithley2450"} <= drivers["nidaq_keithley2450.yaml"]
+    assert {"serial_board", "keysight_344xx"} <= drivers["serial_dac_dmm.yaml"]
+
+
+def test_unknown_template_is_one_line_and_exit_2():
+    proc = aeqlab("init", "nosuch")
+    assert proc.returncode == 2 and "unknown template 'nosuch'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.fixture
+def backends_opened(monkeypatch):
+    """The kinds of backend the preview opens; real drivers cannot even be looked up."""
+    import aeqlab.backends
+    from drivers import registry
+
+    kinds: list[str] = []
+    real = aeqlab.backends.open_backend
+
+    def spy(protocol, kind, **options):
+        kinds.append(kind)
+        return real(protocol, kind, **options)
+
+    def no_drivers(name):
+        raise AssertionError(f"the preview looked up the real driver {name!r}")
+
+    monkeypatch.setattr(aeqlab.backends, "open_backend", spy)
+    monkeypatch.setattr(registry, "get", no_drivers)
+    return kinds
+
+
+@pytest.mark.parametrize("path", EXAMPLES + TEMPLATES, ids=lambda p: p.name)
+def test_plan_shows_the_first_sample_on_the_twin(path, backends_opened):
+    result = invoke("plan", str(path))
+    assert result.exit_code == 0, result.output
+    assert backends_opened == ["sim"]
+    out = result.output
+    for fragment in ("set", "read", "settle", "inputs", "knobs", "params", "outputs", "nudges", "sample 1:"):
+        assert fragment in out
+    assert "BEYOND LIMIT" not in out
+
+
+def test_plan_of_two_samples_lists_both():
+    result = invoke("plan", str(PROTOCOLS / "xor_hopfield_sim.yaml"), "--samples", "2")
+    assert result.exit_code == 0 and "sample 1:" in result.output and "sample 2:" in result.output
+
+
+def test_plan_value_beyond_a_limit_is_reported_at_the_limit_line(tmp_path):
+    # the nudging current depends on the twin's measured output: only the plan can see it exceed the limit
+    text = (PROTOCOLS / "xor_hopfield_sim.yaml").read_text(encoding="utf-8")
+    text = text.replace("limits: {low: -1.0e-5, high: 1.0e-5}", "limits: {low: -100 nA, high: 100 nA}")
+    path = tmp_path / "tight.yaml"
+    path.write_text(text, encoding="utf-8")
+    line = next(i for i, s in enumerate(text.splitlines(), 1) if "-100 nA" in s)
+    col = text.splitlines()[line - 1].index("limits") + 1
+    proc = aeqlab("plan", str(path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    errors = [s for s in proc.stderr.splitlines() if s.startswith("error:")]
+    assert len(errors) == 1
+    assert errors[0].startswith(f"error: {path}:{line}:{col}: roles.nudges.limits: roles.nudges[")
+    assert "outside the role's limits [-1e-07, 1e-07] A" in errors[0]
+    assert "BEYOND LIMIT" in proc.stdout
+
+
+def test_plan_without_a_twin_says_so(tmp_path):
+    text = (PROTOCOLS / "xor_hopfield_sim.yaml").read_text(encoding="utf-8")
+    start = text.index("simulation:")
+    text = text[:start] + text[text.index("dataset:") :]
+    path = tmp_path / "notwin.yaml"
+    path.write_text(text, encoding="utf-8")
+    proc = aeqlab("plan", str(path))
+    assert proc.returncode == 2 and "no 'simulation:' section" in proc.stderr and "Traceback" not in proc.stderr
