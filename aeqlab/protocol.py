@@ -11,6 +11,7 @@ one line per problem) lives in :mod:`aeqlab.protocol_loader`.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -37,6 +38,7 @@ _CHANNEL_RE = re.compile(r"^(?P<inst>[A-Za-z_][\w-]*)/(?P<prefix>[A-Za-z_]*)(?P<
 _SERIAL_RE = re.compile(r"^(/dev/\S+|COM\d+|ASRL\S*|loop://\S*|socket://\S+|rfc2217://\S+)$", re.IGNORECASE)
 
 BUILTIN_DATASETS = {"iris": (4, 3), "digits": (64, 10), "xor": (2, 2)}  # (features, classes)
+BUILTIN_SIZES = {"iris": 150, "digits": 1797}  # examples (xor's four points are train and test)
 
 
 def _f(default: Any = ..., description: str = "", unit: str | None = None, **kw: Any) -> Any:
@@ -64,6 +66,7 @@ class Strict(BaseModel):
 
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # what every random generator (numpy, scikit-learn) accepts
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Volt = quantity(VOLT, "a voltage")
 Amp = quantity(AMPERE, "a current")
@@ -346,7 +349,7 @@ class Init(Strict):
     """The parameters the twin starts with (half-Xavier weights, zero biases)."""
 
     gains: list[Positive] = _f(description="half-Xavier gain of each weight layer", unit="1")
-    seed: int = _f(0, "seed of the starting weights", "1")
+    seed: Seed = _f(0, "seed of the starting weights", "1")
 
 
 class KnobErrors(Strict):
@@ -357,7 +360,7 @@ class KnobErrors(Strict):
     offset: Annotated[float, Field(ge=0, allow_inf_nan=False)] = _f(
         0.0, "largest knob offset (uniform in ±offset)", "model units"
     )
-    seed: int = _f(0, "seed of the drawn errors", "1")
+    seed: Seed = _f(0, "seed of the drawn errors", "1")
 
     @model_validator(mode="after")
     def _ordered(self) -> KnobErrors:
@@ -423,7 +426,7 @@ class Dataset(Strict):
     test_size: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = _f(
         None, "held-out examples: a count, or a fraction when below 1", "1"
     )
-    seed: int = _f(0, "seed of the split", "1")
+    seed: Seed = _f(0, "seed of the split", "1")
     stratify: bool = _f(True, "keep class proportions in the split")
     input_range: tuple[Finite, Finite] = _f((0.0, 1.0), "inputs are scaled into this range", "model units")
     target_range: tuple[Finite, Finite] = _f((0.0, 1.0), "one-hot off/on values", "model units")
@@ -452,6 +455,18 @@ class Dataset(Strict):
             box = getattr(self, key)
             if box is not None and not box[0] < box[1]:
                 problems.append(((key,), f"must be [low, high] with low < high, got [{box[0]:g}, {box[1]:g}]"))
+        n = BUILTIN_SIZES.get(self.name or "")
+        if n is not None and self.test_size is not None:
+            classes = BUILTIN_DATASETS[self.name][1]
+            count = int(self.test_size) if self.test_size >= 1 else math.ceil(self.test_size * n)
+            if not classes <= count <= n - classes:
+                problems.append(
+                    (
+                        ("test_size",),
+                        f"{self.name} has {n} examples in {classes} classes: hold out between {classes} and "
+                        f"{n - classes} (a count), or a fraction that gives that many",
+                    )
+                )
         _problems("Dataset", problems)
         return self
 
@@ -619,7 +634,7 @@ class Protocol(Strict):
     extends: str | None = _f(None, "a base protocol (path relative to this file) whose sections this one overrides")
     name: str = _f(description="short name of the protocol (used in run folder names)", min_length=1)
     description: str = _f("", "what this protocol does")
-    seed: int = _f(0, "seed of the training order", "1", ge=0)
+    seed: Seed = _f(0, "seed of the training order", "1")
     instruments: dict[str, InstrumentConfig] = _f(description="instruments by the name roles use", min_length=1)
     roles: Roles = _f(description="which channels play which role")
     simulation: Simulation | None = _f(None, "the twin (needed for --sim, 'aeqlab plan' and gradcheck)")

@@ -74,6 +74,8 @@ def _validate_located(text: str, source: str, folder: Path) -> tuple[Protocol, s
         raise ProtocolError("\n".join(exc.lines)) from None
     data = dict(located.data)
     data.pop("extends", None)
+    if extended:
+        _rebase_data_path(data, located, folder)
     try:
         model = Protocol.model_validate(data, context={"base_dir": str(folder)})
     except ValidationError as exc:
@@ -82,6 +84,18 @@ def _validate_located(text: str, source: str, folder: Path) -> tuple[Protocol, s
         return model, text, located
     header = f"{SCHEMA_LINE}\n# resolved protocol: its base protocols merged in; this is what the run used\n"
     return model, header + dump(data), located
+
+
+def _rebase_data_path(data: dict, located: Located, folder: Path) -> None:
+    """A data path written in a base file is relative to that file: make it relative to ``folder``."""
+    dataset = data.get("dataset")
+    place = located.values.get(("dataset", "path"))
+    if not isinstance(dataset, dict) or not isinstance(dataset.get("path"), str) or place is None:
+        return
+    path = Path(dataset["path"])
+    origin = Path(place.file).parent
+    if not path.is_absolute() and origin.resolve() != folder.resolve():
+        data["dataset"] = {**dataset, "path": os.path.relpath(origin / path, folder)}
 
 
 def _resolve_extends(located: Located, folder: Path, chain: list[Path]) -> tuple[Located, bool]:

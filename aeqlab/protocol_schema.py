@@ -66,6 +66,10 @@ def protocol_schema() -> dict[str, Any]:
             }
         )
     inst["allOf"] = rules
+    # a file that extends a base may leave any required section to the base
+    required = schema.pop("required", [])
+    schema["if"] = {"required": ["extends"]}
+    schema["else"] = {"required": required}
     return {"$schema": DIALECT, "$id": "aeqlab.schema.json", **schema}
 
 

@@ -74,3 +74,9 @@ def test_every_field_has_a_description_and_every_number_a_unit():
         if numeric and "x-unit" not in prop:
             missing_unit.append(name)
     assert missing_description == [] and missing_unit == []
+
+
+def test_a_file_that_extends_a_base_may_omit_required_sections():
+    validator = jsonschema.Draft202012Validator(protocol_schema())
+    assert list(validator.iter_errors({"extends": "base.yaml", "name": "child"})) == []
+    assert any("required" in e.message for e in validator.iter_errors({"name": "alone"}))

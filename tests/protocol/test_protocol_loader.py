@@ -142,3 +142,29 @@ def test_driver_options_are_checked_by_the_driver_model(tmp_path):
     text = XOR.read_text().replace("smu: {driver: sim}", "smu: {driver: sim, options: {speed: 3}}")
     with pytest.raises(ProtocolError, match=r"instruments.smu.options: driver 'sim' takes no options"):
         parse_protocol(text, "p.yaml")
+
+
+def test_a_data_path_in_a_base_file_is_relative_to_that_file(tmp_path):
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "d.csv").write_text("a,b,label\n0,1,0\n1,0,1\n0,0,0\n1,1,1\n")
+    base = XOR.read_text().replace("name: xor\n", "path: d.csv\n  test_size: 2\n  stratify: false\n")
+    (tmp_path / "shared" / "base.yaml").write_text(base)
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: shared/base.yaml\nname: child\n")
+    protocol, text = load_protocol(child)
+    assert protocol.dataset.path == str(tmp_path / "shared" / "d.csv")
+    assert "path: shared/d.csv" in text  # the resolved text works from the child's folder
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ("test_size: 0.2", "dataset.test_size: iris has 150 examples in 3 classes"),
+        ("seed: 0\n\ninstruments", "seed: Input should be less than or equal to 4294967295"),
+    ],
+)
+def test_values_that_would_fail_at_run_time_fail_at_validation(change, fragment):
+    iris = (PROTOCOLS / "iris_hopfield_sim.yaml").read_text()
+    bad = change.replace("0.2", "149").replace("seed: 0", "seed: 99999999999")
+    with pytest.raises(ProtocolError, match=fragment):
+        parse_protocol(iris.replace(change, bad), "p.yaml")
