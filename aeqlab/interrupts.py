@@ -52,9 +52,14 @@ def deferred_interrupts(stop: StopRequest, notify: Callable[[str], None] | None 
         yield stop
         return
 
+    def going_safe(signum: int, frame) -> None:  # noqa: ARG001 - signal handler signature
+        if notify is not None:
+            notify("already stopping: every source is being put in its safe state")
+
     def on_signal(signum: int, frame) -> None:  # noqa: ARG001 - signal handler signature
         if stop.requested and signum == signal.SIGINT:
-            signal.signal(signal.SIGINT, previous_int)
+            # from here on Ctrl-C no longer interrupts: the way out puts the sources in their safe state
+            signal.signal(signal.SIGINT, going_safe)
             raise KeyboardInterrupt
         stop.request("interrupted")
         if notify is not None:

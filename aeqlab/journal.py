@@ -33,6 +33,8 @@ from aeqlab.methods.phases import FeedbackMemory
 
 FILE = "journal.sqlite"
 FORMAT = 1
+PAGE_SIZE = 16384
+WAL_LIMIT = 32 * 2**20  # bytes the write-ahead log is cut back to after a checkpoint
 
 SCHEMA = """
 CREATE TABLE header (
@@ -320,7 +322,9 @@ class Journal:
         self.con = con
         self.session: int | None = None
         con.execute("PRAGMA journal_mode=WAL")
+        # NORMAL: a commit survives the process being killed; FULL also survives power loss (benches)
         con.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        con.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
 
     # ---------------------------------------------------------------- opening
     @classmethod
@@ -329,6 +333,8 @@ class Journal:
         if path.exists():
             raise _bad(path, "a journal already exists here and is never overwritten", "choose another --out")
         con = sqlite3.connect(path, isolation_level=None)
+        # 16 KiB pages: a digits checkpoint (~0.5 MB, replaced every sample) costs ~3 ms instead of ~6
+        con.execute(f"PRAGMA page_size={PAGE_SIZE}")
         j = cls(path, con, durable)
         with j._tx():
             for stmt in SCHEMA.split(";"):
