@@ -35,7 +35,7 @@ class Action:
     unit: str = ""
     seconds: float = 0.0
     on: bool | None = None
-    iteration: int = 0  # settle/read cycle within the sample (a feedback iteration)
+    iteration: int = 0  # settle waits so far within the sample (one per feedback iteration with fixed waits)
     problem: str = ""
 
 
@@ -95,7 +95,12 @@ class Recorder:
             w = self.bench.roles[msg.role]
             si = w.to_si(values)
             it = self._iteration
-            self.actions.append(Action(self.sample, "read", msg.role, values, si, _unit(msg.role), iteration=it))
+            action = Action(self.sample, "read", msg.role, values, si, _unit(msg.role), iteration=it)
+            self.actions.append(action)
+            problem, where = self._check(msg.role, si, source=False)
+            if problem:
+                action.problem = problem
+                raise PlanLimitError(problem, where=where, hint="the reading would be clipped or refused")
             return values
         if isinstance(msg, Settle):
             self._iteration += 1
@@ -120,15 +125,20 @@ class Recorder:
                     return f"{place}: {'.'.join(map(str, path))}"
         return str(self.located.values.get((), Place("?", 1, 1)))
 
-    def _check(self, role: str, si: np.ndarray) -> tuple[str, str]:
-        """(problem, place) of the first value beyond a limit, or ("", "")."""
+    def _check(self, role: str, si: np.ndarray, source: bool = True) -> tuple[str, str]:
+        """(problem, place) of the first value beyond a limit, or ("", "").
+
+        Sources are checked against the role's limits, the instrument's range and the
+        safety maxima; readings against the role's limits and the instrument's range.
+        """
         w = self.bench.roles[role]
         unit = _unit(role)
+        verb = "would be set to" if source else "reads"
         bad = np.flatnonzero((si < w.low_si) | (si > w.high_si))
         if bad.size:
             i = int(bad[0])
             return (
-                f"roles.{role}[{i}] would be set to {si[i]:.6g} {unit}, outside the role's limits "
+                f"roles.{role}[{i}] {verb} {si[i]:.6g} {unit}, outside the role's limits "
                 f"[{w.low_si:g}, {w.high_si:g}] {unit}",
                 self._place(("roles", role, "limits"), ("roles", role)),
             )
@@ -141,10 +151,11 @@ class Recorder:
             if bad.size:
                 i = int(pos[bad[0]])
                 return (
-                    f"roles.{role}[{i}] would be set to {si[i]:.6g} {unit}, beyond what {inst} can do "
-                    f"[{lo:g}, {hi:g}] {unit}",
+                    f"roles.{role}[{i}] {verb} {si[i]:.6g} {unit}, beyond what {inst} can do [{lo:g}, {hi:g}] {unit}",
                     self._place(("instruments", inst, key), ("instruments", inst)),
                 )
+        if not source:
+            return "", ""
         smax = self.protocol.safety.max_current if current else self.protocol.safety.max_voltage
         bad = np.flatnonzero(np.abs(si) > smax)
         if bad.size:
@@ -235,8 +246,8 @@ def render(pv: Preview, protocol: Protocol, console: Any, source: str | Path = "
     from rich.table import Table
 
     table = Table(title=f"plan of {source or protocol.name}: instrument actions (twin, no instrument opened)")
-    for col in ("#", "sample", "iter", "action", "role", "channels", "model units", "SI", "limits", "check"):
-        table.add_column(col, justify="right" if col in ("#", "sample", "iter") else "left")
+    for col in ("#", "sample", "cycle", "action", "role", "channels", "model units", "SI", "limits", "check"):
+        table.add_column(col, justify="right" if col in ("#", "sample", "cycle") else "left")
     from rich.markup import escape
 
     for n, a in enumerate(pv.actions, 1):
@@ -252,7 +263,7 @@ def render(pv: Preview, protocol: Protocol, console: Any, source: str | Path = "
             model, si = "", "on" if a.on else "off"
         else:
             model, si = _values(a, "model"), _values(a, "si")
-        check = "" if a.kind in ("settle", "switch", "read") else ("[red]BEYOND LIMIT[/red]" if a.problem else "ok")
+        check = "" if a.kind in ("settle", "switch") else ("[red]BEYOND LIMIT[/red]" if a.problem else "ok")
         cells = [str(n), "start" if a.sample == 0 else str(a.sample), str(a.iteration or ""), a.kind, a.role, chans]
         table.add_row(*(escape(c) for c in [*cells, model, si, limits]), check)
     console.print(table)

@@ -114,3 +114,16 @@ def test_plan_without_a_twin_says_so(tmp_path):
     path.write_text(text, encoding="utf-8")
     proc = aeqlab("plan", str(path))
     assert proc.returncode == 2 and "no 'simulation:' section" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_plan_reading_beyond_a_limit_is_reported_at_the_limit_line(tmp_path):
+    text = (PROTOCOLS / "xor_hopfield_sim.yaml").read_text(encoding="utf-8")
+    text = text.replace(
+        "    channels: adc/ai0:1\n", "    channels: adc/ai0:1\n    limits: {low: -10 mV, high: 10 mV}\n"
+    )
+    path = tmp_path / "narrow.yaml"
+    path.write_text(text, encoding="utf-8")
+    line = next(i for i, s in enumerate(text.splitlines(), 1) if "-10 mV" in s)
+    proc = aeqlab("plan", str(path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{path}:{line}:5: roles.outputs.limits: roles.outputs[0] reads" in proc.stderr
