@@ -318,7 +318,13 @@ class InstrumentConfig(Strict):
                 model.model_validate(self.options)
             except ValidationError as exc:
                 for e in exc.errors():
-                    problems.append((("options", *e["loc"]), e["msg"].removeprefix("Value error, ")))
+                    msg = e["msg"].removeprefix("Value error, ")
+                    if e["type"] == "extra_forbidden" and len(e["loc"]) == 1:
+                        key, allowed = str(e["loc"][0]), list(model.model_fields)
+                        close = difflib.get_close_matches(key, allowed, n=1)
+                        hint = f"did you mean {close[0]!r}?" if close else f"{self.driver} takes: {', '.join(allowed)}"
+                        msg = f"unknown option {key!r} for driver {self.driver!r} ({hint})"
+                    problems.append((("options", *e["loc"]), msg))
         elif self.options and self.driver == "sim":
             problems.append((("options",), "driver 'sim' takes no options"))
         _problems("InstrumentConfig", problems)

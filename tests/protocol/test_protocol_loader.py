@@ -168,3 +168,30 @@ def test_values_that_would_fail_at_run_time_fail_at_validation(change, fragment)
     bad = change.replace("0.2", "149").replace("seed: 0", "seed: 99999999999")
     with pytest.raises(ProtocolError, match=fragment):
         parse_protocol(iris.replace(change, bad), "p.yaml")
+
+
+def test_driver_options_are_validated_by_the_model_the_driver_declares(monkeypatch):
+    from pydantic import BaseModel, ConfigDict, Field
+
+    import aeqlab.protocol as model
+    from drivers import registry
+
+    class Options(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        source: str = "current"
+        nplc: float = Field(1.0, gt=0)
+
+    monkeypatch.setattr(registry, "options_model", lambda name: Options if name == "keithley2450" else None)
+    model._options_model.cache_clear()
+    try:
+        smu = "smu: {driver: keithley2450, resource: 'TCPIP0::10.0.0.5::5025::SOCKET', options: %s}"
+        good = XOR.read_text().replace("smu: {driver: sim}", smu % "{source: current, nplc: 10}")
+        assert parse_protocol(good, "p.yaml").instruments["smu"].options == {"source": "current", "nplc": 10}
+        bad = XOR.read_text().replace("smu: {driver: sim}", smu % "{sorce: current, nplc: -1}")
+        with pytest.raises(ProtocolError) as info:
+            parse_protocol(bad, "p.yaml")
+        lines = info.value.message.splitlines()
+        assert any(":10:" in s and "instruments.smu.options.nplc: Input should be greater than 0" in s for s in lines)
+        assert any("unknown option 'sorce' for driver 'keithley2450' (did you mean 'source'?)" in s for s in lines)
+    finally:
+        model._options_model.cache_clear()
