@@ -115,7 +115,7 @@ def check(text: str, source: str) -> None:
         assert isinstance(model, Protocol)
 
 
-@settings(max_examples=600, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@settings(max_examples=600, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 @given(mutated())
 def test_mutated_protocols_load_or_say_what_is_wrong(case):
     name, text = case
