@@ -12,7 +12,7 @@ naming the file; it is checked on a copy, so a damaged file is never written to.
 
 from __future__ import annotations
 
-import io
+import hashlib
 import json
 import shutil
 import sqlite3
@@ -118,6 +118,11 @@ CREATE TABLE snapshots (
     epoch INTEGER NOT NULL,
     theta BLOB NOT NULL
 );
+CREATE TABLE knob_bounds (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    low BLOB NOT NULL,
+    high BLOB NOT NULL
+);
 CREATE TABLE checkpoint (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     seq INTEGER NOT NULL,
@@ -127,11 +132,12 @@ CREATE TABLE checkpoint (
     engine BLOB NOT NULL,
     backend_scalars TEXT,
     backend BLOB,
-    written TEXT NOT NULL
+    written TEXT NOT NULL,
+    sha256 TEXT NOT NULL
 );
 """
 
-TABLES = ("header", "sessions", "samples", "epochs", "snapshots", "checkpoint")
+TABLES = ("header", "sessions", "samples", "epochs", "snapshots", "knob_bounds", "checkpoint")
 
 
 def utc_now() -> str:
@@ -149,14 +155,25 @@ def _vec(a: np.ndarray | None) -> str:
 
 
 def pack(obj: Any) -> tuple[str, bytes]:
-    """Nested dicts/lists of numpy arrays and scalars → (JSON skeleton, uncompressed npz bytes)."""
-    arrays: dict[str, np.ndarray] = {}
+    """Nested dicts/lists of numpy arrays and scalars → (JSON skeleton, the arrays' raw bytes).
+
+    An array becomes ``{"__array__": [offset, dtype, shape]}`` in the skeleton, its
+    bytes (C order, the dtype's own byte order, e.g. ``<f8``) at ``offset`` in the blob.
+    """
+    chunks: list[bytes] = []
+    size = 0
 
     def walk(o: Any) -> Any:
+        nonlocal size
         if isinstance(o, np.ndarray):
-            key = f"a{len(arrays)}"
-            arrays[key] = o
-            return {"__array__": key}
+            if o.dtype.kind not in "biuf":
+                raise TypeError(f"cannot journal an array of {o.dtype}")
+            a = np.ascontiguousarray(o).astype(o.dtype.newbyteorder("<"), copy=False)
+            data = a.tobytes()
+            ref = [size, a.dtype.str, list(a.shape)]
+            chunks.append(data)
+            size += len(data)
+            return {"__array__": ref}
         if isinstance(o, dict):
             return {"__dict__": [[k, walk(v)] for k, v in o.items()]}
         if isinstance(o, (list, tuple)):
@@ -170,20 +187,18 @@ def pack(obj: Any) -> tuple[str, bytes]:
         return o
 
     skeleton = json.dumps(walk(obj))
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return skeleton, buf.getvalue()
+    return skeleton, b"".join(chunks)
 
 
 def unpack(skeleton: str, blob: bytes) -> Any:
     """Inverse of :func:`pack`."""
-    with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
 
     def walk(o: Any) -> Any:
         if isinstance(o, dict):
             if "__array__" in o:
-                return arrays[o["__array__"]]
+                offset, dtype, shape = o["__array__"]
+                n = int(np.prod(shape)) if shape else 1
+                return np.frombuffer(blob, dtype=dtype, count=n, offset=offset).reshape(shape).copy()
             return {k: walk(v) for k, v in o["__dict__"]}
         if isinstance(o, list):
             return [walk(v) for v in o]
@@ -205,25 +220,21 @@ def pack_checkpoint(cp: Checkpoint) -> tuple[str, bytes]:
         "gains_min_step": mem.knob_gains.min_step,
         "gains_bounds": list(mem.knob_gains.bounds),
     }
-    _, blob = pack(
+    scalars["arrays"], blob = pack(
         {
             "targets": st.targets,
             "knobs": st.knobs,
             "knob_gains": mem.knob_gains.gain,
             "susceptibility": mem.susceptibility,
-            "knob_low": mem.knob_low,
-            "knob_high": mem.knob_high,
         }
     )
     return json.dumps(scalars), blob
 
 
-def unpack_checkpoint(scalars_text: str, blob: bytes) -> Checkpoint:
+def unpack_checkpoint(scalars_text: str, blob: bytes, low: np.ndarray, high: np.ndarray) -> Checkpoint:
     s = json.loads(scalars_text)
-    with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
-        a = {k: npz[k] for k in npz.files}
-    # pack() names arrays a0.. in insertion order
-    targets, knobs, gains, chi, low, high = (a[f"a{i}"] for i in range(6))
+    a = unpack(s["arrays"], blob)
+    targets, knobs, gains, chi = a["targets"], a["knobs"], a["knob_gains"], a["susceptibility"]
     sg = SecantGains(gains.size, 1.0, min_step=s["gains_min_step"], bounds=tuple(s["gains_bounds"]))
     sg.gain = gains.copy()
     memory = FeedbackMemory(knob_gains=sg, susceptibility=chi.copy(), knob_low=low.copy(), knob_high=high.copy())
@@ -237,6 +248,16 @@ def unpack_checkpoint(scalars_text: str, blob: bytes) -> Checkpoint:
         totals=EpochTotals(**s["totals"]),
         state=state,
     )
+
+
+def _digest(*parts: str | bytes | None) -> str:
+    """SHA-256 over a checkpoint's columns (SQLite checks its pages' structure, not their contents)."""
+    h = hashlib.sha256()
+    for part in parts:
+        data = b"" if part is None else (part.encode() if isinstance(part, str) else part)
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()
 
 
 # ------------------------------------------------------------------------ validation
@@ -321,6 +342,7 @@ class Journal:
         self.path = path
         self.con = con
         self.session: int | None = None
+        self._bounds: tuple[np.ndarray, np.ndarray] | None = None  # knob bounds as last written
         con.execute("PRAGMA journal_mode=WAL")
         # NORMAL: a commit survives the process being killed; FULL also survives power loss (benches)
         con.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
@@ -378,8 +400,11 @@ class Journal:
         except sqlite3.Error:
             pass
 
-    def _tx(self):
-        return _Transaction(self.con)
+    def _tx(self) -> _Transaction:
+        return _Transaction(self.con, on_rollback=self._forget_bounds)
+
+    def _forget_bounds(self) -> None:
+        self._bounds = None
 
     # ---------------------------------------------------------------- writing
     def begin_session(self, kind: str) -> int:
@@ -408,11 +433,19 @@ class Journal:
             )
 
     def _write_checkpoint(self, cp: Checkpoint, backend_snapshot: dict | None) -> None:
+        mem = cp.state.memory
+        old = self._bounds
+        if old is None or not (np.array_equal(old[0], mem.knob_low) and np.array_equal(old[1], mem.knob_high)):
+            # constant during a run: written with the first checkpoint, not with every sample
+            low, high = (np.ascontiguousarray(a, dtype="<f8") for a in (mem.knob_low, mem.knob_high))
+            self.con.execute("INSERT OR REPLACE INTO knob_bounds VALUES (1, ?, ?)", (low.tobytes(), high.tobytes()))
+            self._bounds = (low.copy(), high.copy())
         scalars, engine = pack_checkpoint(cp)
         b_scalars, b_blob = pack(backend_snapshot) if backend_snapshot is not None else (None, None)
+        digest = _digest(scalars, engine, b_scalars, b_blob)
         self.con.execute(
-            "INSERT OR REPLACE INTO checkpoint VALUES (1,?,?,?,?,?,?,?,?)",
-            (cp.samples_done, cp.epoch, cp.done, scalars, engine, b_scalars, b_blob, utc_now()),
+            "INSERT OR REPLACE INTO checkpoint VALUES (1,?,?,?,?,?,?,?,?,?)",
+            (cp.samples_done, cp.epoch, cp.done, scalars, engine, b_scalars, b_blob, utc_now(), digest),
         )
 
     def record_sample(
@@ -490,7 +523,10 @@ class Journal:
         names = [c[0] for c in cur.description]
         row = dict(zip(names, cur.fetchone()))
         for key in ("tracked_params", "versions", "instruments", "extra"):
-            row[key] = json.loads(row[key])
+            try:
+                row[key] = json.loads(row[key])
+            except (TypeError, ValueError):
+                raise _bad(self.path, f"the header is corrupt ({key})", "the file is left untouched") from None
         row.pop("id")
         row.pop("format")
         return Header(**row)
@@ -500,10 +536,18 @@ class Journal:
 
     def checkpoint(self) -> tuple[Checkpoint, dict | None] | None:
         """The last committed checkpoint and the backend snapshot saved with it (or None)."""
-        row = self.con.execute("SELECT scalars, engine, backend_scalars, backend FROM checkpoint").fetchone()
-        if row is None:
+        row = self.con.execute("SELECT scalars, engine, backend_scalars, backend, sha256 FROM checkpoint").fetchone()
+        bounds = self.con.execute("SELECT low, high FROM knob_bounds").fetchone()
+        if row is None or bounds is None:
             return None
-        cp = unpack_checkpoint(row[0], row[1])
+        if _digest(*row[:4]) != row[4]:
+            raise _bad(
+                self.path,
+                "the journal's checkpoint is corrupt (its SHA-256 does not match)",
+                "the file is left untouched; 'aeqlab report' and 'aeqlab export' still read the samples",
+            )
+        low, high = (np.frombuffer(b, dtype="<f8").copy() for b in bounds)
+        cp = unpack_checkpoint(row[0], row[1], low, high)
         snap = unpack(row[2], row[3]) if row[2] is not None else None
         return cp, snap
 
@@ -534,8 +578,9 @@ class Journal:
 class _Transaction:
     """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
 
-    def __init__(self, con: sqlite3.Connection):
+    def __init__(self, con: sqlite3.Connection, on_rollback=None):
         self.con = con
+        self.on_rollback = on_rollback
 
     def __enter__(self) -> sqlite3.Connection:
         self.con.execute("BEGIN IMMEDIATE")
@@ -546,6 +591,8 @@ class _Transaction:
             self.con.execute("COMMIT")
         else:
             self.con.execute("ROLLBACK")
+            if self.on_rollback is not None:
+                self.on_rollback()
 
 
 def tracked_indices(n_params: int, k: int = 16) -> list[int]:

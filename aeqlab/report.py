@@ -31,6 +31,14 @@ class ReportResult:
     data: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
+def _corrupt(journal: Journal, exc: Exception) -> InputError:
+    return InputError(
+        f"the journal is corrupt ({type(exc).__name__}: {exc})",
+        where=str(journal.path),
+        hint="the file is left untouched; restore it from a backup",
+    )
+
+
 def _open(run_dir: Path) -> tuple[RunStore, Journal]:
     store = RunStore.existing(run_dir)
     return store, Journal.open(store.journal_path)
@@ -120,6 +128,8 @@ def make_report(run_dir: Path, out: Path | None = None, gradcheck_samples: int =
         sessions = journal.sessions()
         status = journal.status()
         n_samples = journal.last_sample()
+    except (ValueError, TypeError, KeyError, sqlite3.DatabaseError) as exc:
+        raise _corrupt(journal, exc) from None
     finally:
         journal.close()
     if n_samples == 0:
@@ -332,6 +342,8 @@ def export_csv(run_dir: Path, out: Path | None = None) -> list[Path]:
             "epochs": journal.rows("SELECT * FROM epochs ORDER BY epoch"),
             "sessions": journal.rows("SELECT * FROM sessions ORDER BY id"),
         }
+    except sqlite3.DatabaseError as exc:
+        raise _corrupt(journal, exc) from None
     finally:
         journal.close()
     out = Path(out) if out is not None else store.path
@@ -340,6 +352,13 @@ def export_csv(run_dir: Path, out: Path | None = None) -> list[Path]:
     except OSError as exc:
         raise InputError(f"cannot create the export folder: {exc.strerror}", where=str(out)) from None
     vector_cols = ("free_output", "target", "nudge_homeostatic", "nudge_clamped", "tracked")
+    try:
+        return _write_csv(tables, vector_cols, out)
+    except (ValueError, TypeError) as exc:
+        raise _corrupt(journal, exc) from None
+
+
+def _write_csv(tables: dict[str, list[dict[str, Any]]], vector_cols: tuple[str, ...], out: Path) -> list[Path]:
     files = []
     for name, rows in tables.items():
         if name == "samples" and rows:

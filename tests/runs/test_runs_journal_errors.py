@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 
 import pytest
 from runhelpers import copy_protocol, run_inprocess
@@ -35,11 +36,16 @@ def interrupted_run(tmp_path, monkeypatch):
 def test_damaged_journal_is_refused_in_one_line_and_left_untouched(capsys, interrupted_run, damage):
     _, run_dir = interrupted_run
     journal = run_dir / "journal.sqlite"
+    con = sqlite3.connect(journal)
+    page = con.execute("PRAGMA page_size").fetchone()[0]
+    root = con.execute("SELECT rootpage FROM sqlite_master WHERE name = 'samples'").fetchone()[0]
+    con.close()
     data = journal.read_bytes()
     if damage == "truncate":
         journal.write_bytes(data[: len(data) // 2 + 100])
-    elif damage == "garbage":
-        journal.write_bytes(data[:4096] + b"\xa5" * 8192 + data[4096 + 8192 :])
+    elif damage == "garbage":  # the samples table's root page overwritten
+        start = (root - 1) * page
+        journal.write_bytes(data[:start] + b"\xa5" * page + data[start + page :])
     else:
         journal.write_bytes(b"this is not a journal\n" * 10)
     before = digest(journal)
@@ -49,6 +55,24 @@ def test_damaged_journal_is_refused_in_one_line_and_left_untouched(capsys, inter
         assert str(journal) in lines[0] and "untouched" in lines[0]
         assert digest(journal) == before
         assert sorted(p.name for p in run_dir.iterdir() if p.name.startswith("journal")) == ["journal.sqlite"]
+
+
+def test_corrupt_checkpoint_is_refused_by_resume_but_samples_stay_readable(capsys, interrupted_run, tmp_path):
+    _, run_dir = interrupted_run
+    journal = run_dir / "journal.sqlite"
+    con = sqlite3.connect(journal)
+    (engine,) = con.execute("SELECT engine FROM checkpoint").fetchone()
+    flipped = bytearray(engine)
+    flipped[len(flipped) // 2] ^= 0x40  # one bit of θ* changed, the file itself still well formed
+    con.execute("UPDATE checkpoint SET engine = ?", (bytes(flipped),))
+    con.commit()
+    con.close()
+    before = digest(journal)
+    code, lines = cli(capsys, "resume", str(run_dir))
+    assert code == 2 and len(lines) == 1 and "checkpoint is corrupt" in lines[0] and str(journal) in lines[0]
+    assert digest(journal) == before
+    code, _ = cli(capsys, "export", str(run_dir), "-o", str(tmp_path / "csv"))
+    assert code == 0 and (tmp_path / "csv" / "samples.csv").stat().st_size > 0
 
 
 def test_not_a_run_folder(capsys, tmp_path):
