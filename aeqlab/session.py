@@ -127,7 +127,7 @@ def run_training(req: RunRequest, console: Console, stop: StopRequest | None = N
             finally:
                 journal.close()
     finally:
-        backend.close()
+        _close(backend)
 
 
 def _protocol_changes(store: RunStore, header: Header) -> list[str]:
@@ -186,9 +186,17 @@ def resume_training(
                     store, journal, header, protocol, data, backend, (checkpoint, snap), kind, console, stop
                 )
             finally:
-                backend.close()
+                _close(backend)
         finally:
             journal.close()
+
+
+def _close(backend: Backend) -> None:
+    """Sources safe (again: also when training never started, e.g. a refused protocol), then close."""
+    try:
+        backend.bench.safe_state()
+    finally:
+        backend.close()
 
 
 class _TestHook:
