@@ -244,11 +244,13 @@ def _summary_page(store, header, data, sessions, status, n_samples, files) -> st
         f"{int(np.sum(~np.isnan(lc['epoch_samples'])))} of {header.epochs} epochs",
         f"* parameters: {header.n_params}; started {header.started}",
     ]
-    if lc["test_accuracy"].size:
+    if lc["test_accuracy"].size > 1:
         lines.append(
             f"* test accuracy: {lc['test_accuracy'][0]:.3f} before training → {lc['test_accuracy'][-1]:.3f} "
             f"(best {np.nanmax(lc['test_accuracy']):.3f}); test loss {lc['test_loss'][-1]:.4f}"
         )
+    elif lc["test_accuracy"].size:
+        lines.append(f"* test accuracy before training: {lc['test_accuracy'][0]:.3f} (no epoch has ended yet)")
     ho = data["homeostasis"]
     lines.append(
         f"* homeostasis: {np.mean(ho['iterations']):.1f} iterations per sample, "
@@ -257,7 +259,7 @@ def _summary_page(store, header, data, sessions, status, n_samples, files) -> st
     if "gradient_fidelity" in data:
         gf = data["gradient_fidelity"]
         lines.append(
-            f"* gradient fidelity (β = {gf['beta'][0]:g}, {gf['sample'].size} steps at the starting parameters): "
+            f"* gradient fidelity (β = {gf['beta'][0]:g}, first {gf['sample'].size} step(s) from θ₀): "
             f"relative error ≤ {np.max(gf['relative_error']):.2e}, cosine ≥ {np.min(gf['cosine']):.6f}"
         )
     lines += ["", "## Sessions", "", "| # | kind | started | ended | status | samples | safe state |"]
