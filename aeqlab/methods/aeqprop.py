@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aeqlab.methods.phases import FeedbackMemory, Nudge, PhaseResult, run_phase
-from aeqlab.plan import Plan, Read, Set, Settle
+from aeqlab.methods.phases import FeedbackMemory, Nudge, PhaseResult, run_phase, settle_and_read
+from aeqlab.plan import Plan, Set
 from aeqlab.protocol import Method
 
 VARIANTS = {
@@ -75,15 +75,22 @@ def free_phase(state: EngineState, x: np.ndarray, method: Method) -> Plan[PhaseR
     yield Set("inputs", x)
     if method.free_phase_homeostasis:
         res = yield from run_phase(
-            state.memory, state.knobs, state.targets, None, method.homeostasis, method.tracking, method.settle
+            state.memory, state.knobs, state.targets, None, method.homeostasis, method.tracking, method.settle_policy
         )
         state.knobs = res.knobs
         return res
-    yield Settle(method.settle)
-    theta = yield Read("params")
-    outputs = yield Read("outputs")
+    theta, outputs, settled = yield from settle_and_read(method.settle_policy)
     return PhaseResult(
-        theta, outputs, np.zeros(0), state.knobs, 0, float(np.max(np.abs(theta - state.targets))), 0.0, True, False
+        theta,
+        outputs,
+        np.zeros(0),
+        state.knobs,
+        0,
+        float(np.max(np.abs(theta - state.targets))),
+        0.0,
+        True,
+        False,
+        settle_timeouts=int(not settled),
     )
 
 
@@ -97,7 +104,7 @@ def train_sample(state: EngineState, x: np.ndarray, y: np.ndarray, method: Metho
     if b1 != 0.0 or not method.free_phase_homeostasis:
         nudge = Nudge(b1, y, b1 * (y - y_free), tracking) if b1 != 0.0 else None
         homeo = yield from run_phase(
-            state.memory, state.knobs, state.targets, nudge, method.homeostasis, method.tracking, method.settle
+            state.memory, state.knobs, state.targets, nudge, method.homeostasis, method.tracking, method.settle_policy
         )
         state.knobs = homeo.knobs
     else:
@@ -107,7 +114,7 @@ def train_sample(state: EngineState, x: np.ndarray, y: np.ndarray, method: Metho
     start = homeo.outputs
     nudge2 = Nudge(b2, y, b2 * (y - (start if tracking else y_free)), tracking)
     clamped = yield from run_phase(
-        state.memory, state.knobs, None, nudge2, method.homeostasis, method.tracking, method.settle
+        state.memory, state.knobs, None, nudge2, method.homeostasis, method.tracking, method.settle_policy
     )
     theta_new = clamped.theta
     yield Set("nudges", np.zeros_like(y))

@@ -10,6 +10,7 @@ tolerance, or reports that it did not get there.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +44,7 @@ class PhaseResult:
     tracking_residual: float  # max |I − β(y − ŷ)| (when tracking)
     converged: bool
     saturated: bool  # some knob was held at its limit
+    settle_timeouts: int = 0  # settles that reached the policy's timeout before the readings agreed
 
 
 @dataclass
@@ -62,7 +64,7 @@ def run_phase(
     nudge: Nudge | None,
     homeostasis: Homeostasis,
     tracking: Tracking,
-    settle: float,
+    settle: Any,
 ) -> Plan[PhaseResult]:
     """Settle with the given nudging; hold θ at ``targets`` (if given) by moving the knobs.
 
@@ -74,6 +76,9 @@ def run_phase(
         θ* to hold, or None to leave the knobs frozen (the clamped phase).
     nudge
         The phase's nudging, or None for none.
+    settle
+        The settle policy: seconds to wait (a number or ``{mode: fixed}``), or
+        ``{mode: until_stable}``: read until consecutive readings agree within its tolerance.
     """
     hold = targets is not None
     track = nudge is not None and nudge.tracking and nudge.beta != 0.0
@@ -94,10 +99,10 @@ def run_phase(
     tol_i = tracking.tolerance
     max_iter = max(homeostasis.max_iterations if hold else 0, tracking.max_iterations if track else 0)
     it = 0
+    settle_timeouts = 0
     while True:
-        yield Settle(settle)
-        theta = yield Read("params")
-        outputs = yield Read("outputs")
+        theta, outputs, settled = yield from settle_and_read(settle)
+        settle_timeouts += not settled
         res_theta = float(np.max(np.abs(targets - theta))) if hold else 0.0
         res_i = 0.0
         if track:
@@ -136,4 +141,29 @@ def run_phase(
         tracking_residual=res_i,
         converged=converged,
         saturated=saturated,
+        settle_timeouts=settle_timeouts,
     )
+
+
+def settle_and_read(settle: Any) -> Plan[tuple[np.ndarray, np.ndarray, bool]]:
+    """Let the system settle, then read θ and ŷ; returns (θ, ŷ, settled within the policy's timeout)."""
+    if getattr(settle, "mode", "fixed") != "until_stable":
+        yield Settle(float(getattr(settle, "time", settle)))
+        theta = yield Read("params")
+        outputs = yield Read("outputs")
+        return theta, outputs, True
+    waited = 0.0
+    yield Settle(settle.interval)
+    theta = yield Read("params")
+    outputs = yield Read("outputs")
+    while True:
+        waited += settle.interval
+        yield Settle(settle.interval)
+        theta_next = yield Read("params")
+        outputs_next = yield Read("outputs")
+        change = max(float(np.max(np.abs(theta_next - theta))), float(np.max(np.abs(outputs_next - outputs))))
+        theta, outputs = theta_next, outputs_next
+        if change <= settle.tolerance:
+            return theta, outputs, True
+        if waited + settle.interval > settle.timeout:
+            return theta, outputs, False
