@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from aeqlab.errors import AeqlabError
 
@@ -25,5 +26,5 @@ def fail(exc: AeqlabError) -> None:
     """Print an error (one line per problem) and exit with its code."""
     lines = exc.message.splitlines() if "\n" in exc.message else [exc.one_line()]
     for line in lines:
-        err.print(f"[red]error:[/red] {line}", soft_wrap=True, markup=True)
+        err.print(f"[red]error:[/red] {escape(line)}", soft_wrap=True, markup=True)
     raise typer.Exit(exc.exit_code)
