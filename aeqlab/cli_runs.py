@@ -26,7 +26,8 @@ def finish_session(summary: dict[str, Any], as_json: bool) -> None:
         safe_txt = "every source is in its safe state" if safe == "ok" else f"safe state: {safe}"
         err.print(
             f"[red]{what}:[/red] {summary.get('error', '')}; {safe_txt}; "
-            f"{summary['samples']} samples are committed; resume with: {summary['resume']}",
+            f"{summary['samples']} samples are committed; "
+            + (f"resume with: {summary['resume']}" if summary["resume"].startswith("aeqlab") else summary["resume"]),
             markup=True,
             soft_wrap=True,
         )

@@ -534,6 +534,9 @@ class Journal:
     def last_sample(self) -> int:
         return int(self.con.execute("SELECT coalesce(max(seq), 0) FROM samples").fetchone()[0])
 
+    def has_checkpoint(self) -> bool:
+        return self.con.execute("SELECT count(*) FROM checkpoint").fetchone()[0] > 0
+
     def checkpoint(self) -> tuple[Checkpoint, dict | None] | None:
         """The last committed checkpoint and the backend snapshot saved with it (or None)."""
         row = self.con.execute("SELECT scalars, engine, backend_scalars, backend, sha256 FROM checkpoint").fetchone()

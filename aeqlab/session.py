@@ -249,17 +249,22 @@ def _session(
     def backend_state() -> dict | None:
         return snapshot() if snapshot is not None else None
 
+    committed: dict[str, np.ndarray] = {}  # θ* of the last committed checkpoint
+
     def on_sample(ev: SampleEvent) -> None:
         journal.record_sample(ev, tracked, backend_state(), ev.samples_done % every == 0)
+        committed["targets"] = ev.checkpoint.state.targets.copy()
         progress.sample(ev)
 
     def on_epoch(m: EpochMetrics) -> None:
         journal.record_epoch(m, backend_state())
+        committed["targets"] = m.checkpoint.state.targets.copy()
         store.write_metrics([r for r in journal.epochs() if r["epoch"] > 0])
         progress.epoch(m)
 
     def on_evaluation(ev: Evaluation) -> None:
         journal.record_initial(ev, backend_state())
+        committed["targets"] = ev.checkpoint.state.targets.copy()
 
     hook = os.environ.get(TEST_HOOK)
     trainer = Trainer(
@@ -275,6 +280,7 @@ def _session(
     checkpoint, rehome = None, True
     if resume is not None:
         checkpoint, snap = resume
+        committed["targets"] = checkpoint.state.targets.copy()
         if snap is not None and backend.restore is not None:
             backend.restore(snap)
             rehome = False
@@ -306,15 +312,19 @@ def _session(
         if trainer.rehome_result is not None:
             journal.record_rehome(trainer.rehome_result.iterations, trainer.rehome_result.residual)
         journal.end_session(status, error, safe)
-        if trainer.state is not None:
-            store.write_params(trainer.state.targets)
-    summary = _summary(store, journal, header, trainer, backend, status, wall, trainer.samples_done - done_before)
+        if "targets" in committed:
+            store.write_params(committed["targets"])
+    here = trainer.samples_done - done_before
+    summary = _summary(store, journal, header, committed.get("targets"), backend, status, wall, here)
     summary["safe_state"] = safe
     if error:
         summary["error"] = error
     if status != "completed":
         summary["exit_code"] = code
-        summary["resume"] = f"aeqlab resume {store.path}"
+        if journal.has_checkpoint():
+            summary["resume"] = f"aeqlab resume {store.path}"
+        else:
+            summary["resume"] = f"nothing to resume yet: start again with aeqlab run {header.protocol_path}"
     store.write_json("summary.json", summary)
     if status == "completed":
         console.print(
@@ -328,7 +338,7 @@ def _summary(
     store: RunStore,
     journal: Journal,
     header: Header,
-    trainer: Trainer,
+    targets: np.ndarray | None,
     backend: Backend,
     status: str,
     wall: float,
@@ -367,8 +377,8 @@ def _summary(
                 "knob_saturations": int(sum(r["saturated"] for r in history)),
             }
         )
-    if trainer.state is not None:
-        summary["params_sha256"] = params_sha256(trainer.state.targets)
+    if targets is not None:
+        summary["params_sha256"] = params_sha256(targets)  # of the last committed θ*
     summary["samples_per_s"] = round(here / wall, 2) if wall > 0 and here else None
     summary["round_trips_per_sample"] = {k: round(v / max(here, 1), 2) for k, v in backend.bench.round_trips.items()}
     summary.update(backend.diagnostics())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from rich.console import Console
 from runhelpers import EPOCHS, aeqlab, copy_protocol, run_inprocess, table
@@ -82,6 +83,11 @@ def test_instrument_fault_goes_safe_exits_1_and_resumes(tmp_path, monkeypatch, c
     assert_safe(captured[-1])
     sessions = table(f"{failed['run_dir']}/journal.sqlite", "sessions", "id")
     assert sessions[-1]["exit_status"] == "failed" and "injected fault" in sessions[-1]["error"]
+    # params.npy holds the last committed θ*, not the one of the sample the fault cut short
+    last = table(f"{failed['run_dir']}/journal.sqlite", "samples", "seq")[-1]
+    header = table(f"{failed['run_dir']}/journal.sqlite", "header", "id")[0]
+    theta = np.load(f"{failed['run_dir']}/params.npy")
+    assert theta[json.loads(header["tracked_params"])].tolist() == json.loads(last["tracked"])
     monkeypatch.delenv("AEQLAB_TEST_HOOK")
     done = session.resume_training(failed["run_dir"], Console(quiet=True))
     assert done["params_sha256"] == reference[1]["params_sha256"]
