@@ -137,10 +137,11 @@ def phase_seconds(
 ) -> tuple[float, float, float] | None:
     """Split a sample's message timeline into its free, homeostatic and clamped phases.
 
-    Every phase's loop turn starts with a settle wait and ends with reading the
-    outputs, so a phase of ``k`` iterations holds ``k + 1`` settle waits and ends at
-    the output read after the last one. What follows the clamped phase (nudges off)
-    counts as clamped.
+    Every iteration of a phase's feedback loop starts with a settle wait that follows a
+    write (or starts the phase); repeated settle-and-read rounds of one iteration
+    follow a read. A phase of ``k`` iterations therefore holds ``k + 1`` such starts.
+    What follows the clamped phase (nudges off) counts as clamped. Returns None when
+    the timeline does not fit the record's iteration counts.
     """
     counts = [rec.free.iterations + 1 if free_held else 1]
     separate = rec.homeostatic is not rec.free
@@ -148,18 +149,17 @@ def phase_seconds(
         counts.append(rec.homeostatic.iterations + 1)
     counts.append(rec.clamped.iterations + 1)
     times = [0.0] * len(counts)
-    phase, settles, closing = 0, 0, False
+    phase, seen, prev = 0, 0, None
     for msg, dt in timeline:
-        if phase >= len(counts):
-            times[-1] += dt
-            continue
+        if isinstance(msg, Settle) and not isinstance(prev, Read):
+            if seen == counts[phase]:
+                if phase + 1 == len(counts):
+                    return None
+                phase, seen = phase + 1, 0
+            seen += 1
         times[phase] += dt
-        if isinstance(msg, Settle):
-            settles += 1
-            closing = settles == counts[phase]
-        elif closing and isinstance(msg, Read) and msg.role == "outputs":
-            phase, settles, closing = phase + 1, 0, False
-    if phase < len(counts):
+        prev = msg
+    if phase + 1 != len(counts) or seen != counts[-1]:
         return None
     if not separate:
         times.insert(1, 0.0)
