@@ -92,6 +92,7 @@ CREATE TABLE samples (
     tracking_residual REAL NOT NULL,
     converged INTEGER NOT NULL,
     saturated INTEGER NOT NULL,
+    settle_timeouts INTEGER NOT NULL,
     free_s REAL,
     homeostatic_s REAL,
     clamped_s REAL,
@@ -142,6 +143,12 @@ TABLES = ("header", "sessions", "samples", "epochs", "snapshots", "knob_bounds",
 
 def utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _settle_timeouts(rec: Any) -> int:
+    """Settles of a sample that timed out before the readings agreed (the homeostatic phase may be the free one)."""
+    phases = [rec.free, rec.clamped] + ([rec.homeostatic] if rec.homeostatic is not rec.free else [])
+    return int(sum(getattr(p, "settle_timeouts", 0) for p in phases))
 
 
 def _vec(a: np.ndarray | None) -> str:
@@ -478,6 +485,7 @@ class Journal:
             float(max(rec.homeostatic.tracking_residual, rec.clamped.tracking_residual)),
             int(rec.converged),
             int(rec.saturated),
+            _settle_timeouts(rec),
             ph[0],
             ph[1],
             ph[2],

@@ -52,6 +52,9 @@ def test_report_figures_plot_the_journal(tmp_path, reference):
     # the last tracked values are the final θ* at the tracked indices
     final = np.load(run_dir / "params.npy")
     assert pr["tracked"][-1].tolist() == final[pr["indices"]].tolist()
+    # every sample's time is split into its phases, which take part of the sample's wall-clock time
+    times = query(journal, "SELECT free_s, homeostatic_s, clamped_s, sample_s FROM samples")
+    assert all(None not in t and 0 < t[0] + t[1] + t[2] <= t[3] for t in times)
     gf = result.data["gradient_fidelity"]
     assert gf["relative_error"].size == 2 and np.all(gf["cosine"] > 0.99)
     page = (tmp_path / "report" / "summary.md").read_text()
