@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import re
+import select
+import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -162,7 +164,22 @@ class ScpiLink:
             raise InstrumentError(f"{self.name}: instrument error after {context}: {reply}")
 
     def clear(self) -> None:
-        """Drop whatever the session has buffered (a late reply, an interrupted exchange)."""
+        """Drop whatever the session has buffered (a late reply, an interrupted exchange).
+
+        A raw socket is drained here first: on a connection the instrument has closed,
+        PyVISA-py's own clear would loop forever.
+        """
+        sock = _socket_of(self.resource)
+        if sock is not None:
+            try:
+                while select.select([sock], [], [], 0)[0]:
+                    if not sock.recv(65536):
+                        raise InstrumentError(
+                            f"{self.name}: {self.address} closed the connection",
+                            hint="check the instrument and the network; its source state is unknown",
+                        )
+            except OSError as exc:
+                raise InstrumentError(f"{self.name}: connection to {self.address} failed: {exc}") from None
         try:
             self.resource.clear()
         except (VisaIOError, OSError):
@@ -214,6 +231,16 @@ class ScpiLink:
             f"not its identity {self.identity[:60]!r}",
             hint="the link is out of step; check the connection",
         )
+
+
+def _socket_of(resource: Any) -> socket.socket | None:
+    """The socket under a PyVISA-py TCPIP SOCKET session, if that is what ``resource`` is."""
+    try:
+        session = resource.visalib.sessions[resource.session]
+    except (AttributeError, KeyError, TypeError, VisaIOError):
+        return None
+    sock = getattr(session, "interface", None)
+    return sock if isinstance(sock, socket.socket) else None
 
 
 def float_list(values: np.ndarray) -> str:

@@ -102,13 +102,7 @@ class LineLink:
                         + (" (twice in a row)" if attempts > 1 else ""),
                         hint="check the cable and that the board is powered; its outputs are unknown",
                     ) from None
-                self.clear()
-                idn = self.query("*IDN?", recover=False)
-                if self.identity and idn != self.identity:
-                    raise InstrumentError(
-                        f"{self.name}: after a timeout the board answers as {idn[:60]!r}",
-                        hint="the link is out of step; check the connection",
-                    ) from None
+                self._resync(command)
             except (serial.SerialException, OSError) as exc:
                 raise InstrumentError(
                     f"{self.name}: serial port {self.address} failed: {exc}".splitlines()[0],
@@ -117,6 +111,22 @@ class LineLink:
         if reply.startswith("ERR"):
             raise InstrumentError(f"{self.name}: the board refused {command[:40]!r}: {reply[:80]}")
         return reply
+
+    def _resync(self, command: str) -> None:
+        """After a timeout: drain, re-identify, skipping a late reply still on its way."""
+        self.clear()
+        idn = self.query("*IDN?", recover=False)
+        for _ in range(3):
+            if idn == self.identity or not self.identity:
+                return
+            try:
+                idn = self._readline().decode("ascii", "replace").strip()
+            except TimeoutError:
+                break
+        raise InstrumentError(
+            f"{self.name}: after a timeout on {command[:40]!r} the board answers {idn[:60]!r}, not its identity",
+            hint="the link is out of step; check the connection",
+        )
 
     def clear(self) -> None:
         try:

@@ -21,6 +21,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from sim_backends.emulators.wiring import TwinChannels
 
 
@@ -91,6 +93,10 @@ class ScpiEmulator:
 
     def reset(self) -> None:
         """``*RST``: subclasses put their outputs off and levels to zero."""
+
+    def output_state(self) -> dict[str, np.ndarray]:
+        """Source levels and output switches per channel (none for an instrument without sources)."""
+        return {"level": np.zeros(0), "on": np.zeros(0, bool)}
 
     def handle_line(self, line: str) -> str | None:
         """Execute one line; return the reply line or None."""
@@ -181,8 +187,10 @@ class ScpiEmulator:
                     with emulator._lock:
                         emulator._conns.discard(self.connection)
 
-        self._server = _Server(("127.0.0.1", 0), Conn)
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"emulator-{self.name}", daemon=True)
+        server = self._server = _Server(("127.0.0.1", 0), Conn)
+        self._thread = threading.Thread(
+            target=lambda: server.serve_forever(0.05), name=f"emulator-{self.name}", daemon=True
+        )
         self._thread.start()
         return self
 
