@@ -67,7 +67,9 @@ CREATE TABLE sessions (
     first_sample INTEGER NOT NULL,
     last_sample INTEGER,
     rehome_iterations INTEGER,
-    rehome_residual REAL
+    rehome_residual REAL,
+    protocol_text TEXT,
+    protocol_sha256 TEXT
 );
 CREATE TABLE samples (
     seq INTEGER PRIMARY KEY,
@@ -400,6 +402,18 @@ class Journal:
         con = sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None)
         return cls(path, con, durable)
 
+    @classmethod
+    def open_live(cls, path: Path) -> Journal:
+        """Open, read-only, a journal that a running process is writing (it sees every committed sample)."""
+        try:
+            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+            con.execute("SELECT count(*) FROM header").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise _bad(path, f"cannot read the journal of the running process ({exc})", "try again") from None
+        j = cls.__new__(cls)
+        j.path, j.con, j.session, j._bounds = path, con, None, None
+        return j
+
     def close(self) -> None:
         """Close the connection (folds the WAL back into the file; never leaves it locked)."""
         try:
@@ -414,12 +428,15 @@ class Journal:
         self._bounds = None
 
     # ---------------------------------------------------------------- writing
-    def begin_session(self, kind: str) -> int:
+    def begin_session(self, kind: str, protocol_text: str | None = None) -> int:
+        """A new session (this process); ``protocol_text`` when it runs a changed protocol (``--force``)."""
         seq = self.last_sample()
+        digest = hashlib.sha256(protocol_text.encode()).hexdigest() if protocol_text is not None else None
         with self._tx():
             cur = self.con.execute(
-                "INSERT INTO sessions (kind, started, exit_status, first_sample) VALUES (?,?,?,?)",
-                (kind, utc_now(), "running", seq + 1),
+                "INSERT INTO sessions (kind, started, exit_status, first_sample, protocol_text, protocol_sha256) "
+                "VALUES (?,?,?,?,?,?)",
+                (kind, utc_now(), "running", seq + 1, protocol_text, digest),
             )
         self.session = int(cur.lastrowid)
         return self.session

@@ -40,7 +40,14 @@ def _corrupt(journal: Journal, exc: Exception) -> InputError:
 
 
 def _open(run_dir: Path) -> tuple[RunStore, Journal]:
+    """A run's journal for reading: checked first, or read as it is while a process writes it."""
     store = RunStore.existing(run_dir)
+    if store.journal_path.is_file():
+        try:
+            with RunLock(store.path):
+                pass
+        except AeqlabError:  # a live run: its writer keeps the file consistent, and a copy could be torn
+            return store, Journal.open_live(store.journal_path)
     return store, Journal.open(store.journal_path)
 
 

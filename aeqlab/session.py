@@ -176,14 +176,24 @@ def resume_training(
                 source = Path(changed[-1])
             elif not source.is_file():
                 source.write_text(header.protocol_text, encoding="utf-8")
-            protocol, _ = load_protocol(source)
+            protocol, text = load_protocol(source)
             data = load(protocol.dataset)
             backend = open_backend(protocol, header.backend)
             try:
                 checkpoint, snap = saved
                 kind = "resume --force" if changed else "resume"
                 return _session(
-                    store, journal, header, protocol, data, backend, (checkpoint, snap), kind, console, stop
+                    store,
+                    journal,
+                    header,
+                    protocol,
+                    data,
+                    backend,
+                    (checkpoint, snap),
+                    kind,
+                    console,
+                    stop,
+                    protocol_text=text if changed else None,
                 )
             finally:
                 _close(backend)
@@ -239,6 +249,7 @@ def _session(
     kind: str,
     console: Console,
     stop: StopRequest | None,
+    protocol_text: str | None = None,
 ) -> dict[str, Any]:
     """Train (from the start or a checkpoint), journaling every step; always ends the session."""
     stop = stop or StopRequest()
@@ -284,7 +295,7 @@ def _session(
         if snap is not None and backend.restore is not None:
             backend.restore(snap)
             rehome = False
-    journal.begin_session(kind)
+    journal.begin_session(kind, protocol_text)
     done_before = checkpoint.samples_done if checkpoint else 0
     progress = Progress(console, header.epochs, header.samples_per_epoch, start=done_before)
     status, error, code = "failed", None, 1

@@ -6,7 +6,7 @@ import hashlib
 import sqlite3
 
 import pytest
-from runhelpers import copy_protocol, run_inprocess
+from runhelpers import copy_protocol, run_inprocess, table
 
 from aeqlab.cli import main
 
@@ -92,6 +92,9 @@ def test_changed_protocol_is_refused_unless_forced(capsys, interrupted_run):
     assert digest(run_dir / "journal.sqlite") == before
     code, _ = cli(capsys, "resume", str(run_dir), "--force")
     assert code == 0
+    sessions = table(run_dir / "journal.sqlite", "sessions", "id")
+    assert sessions[-1]["kind"] == "resume --force" and "beta: 0.4" in sessions[-1]["protocol_text"]
+    assert "beta: 0.5" in table(run_dir / "journal.sqlite", "header", "id")[0]["protocol_text"]
     code, lines = cli(capsys, "resume", str(run_dir))
     assert code == 2 and "already complete" in lines[0]
 
