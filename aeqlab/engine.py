@@ -358,6 +358,23 @@ class Trainer:
         From a checkpoint (``resume``), training continues where it stopped and the
         initial evaluation is None (it was recorded by the run that made it). Every
         source goes to its safe state on the way out, whatever happens.
+
+        Parameters
+        ----------
+        epochs
+            The last epoch to train (the run's planned length, also when resuming).
+        seed
+            Seed of the training order (replaced by the checkpoint's generator state).
+        resume
+            A checkpoint to continue from, or None to take the bench as found.
+        rehome
+            With ``resume``: set the knobs and run homeostasis to the checkpointed θ*
+            first (a bench); False when the backend's own snapshot was restored.
+
+        Raises
+        ------
+        aeqlab.errors.Interrupted
+            When ``stop`` asked for it (after the sample in flight was committed).
         """
         rng = np.random.default_rng(seed)
         initial = None

@@ -76,7 +76,27 @@ def preflight(protocol: Protocol, backend: Backend, x_train: np.ndarray, where: 
 
 
 def run_training(req: RunRequest, console: Console, stop: StopRequest | None = None) -> dict[str, Any]:
-    """Start a run as the protocol says; return its summary (also written to the run folder)."""
+    """Start a run as the protocol says; return its summary (also written to the run folder).
+
+    Parameters
+    ----------
+    req
+        The protocol, its text, the backend kind and the command-line overrides.
+    console
+        Where progress and messages go.
+    stop
+        Set by the first Ctrl-C (installed here); pass one to stop the run from code.
+
+    Returns
+    -------
+    dict
+        The summary; ``status`` is ``completed``, ``interrupted`` or ``failed``.
+
+    Raises
+    ------
+    aeqlab.errors.InputError
+        Bad input found before training starts (nothing is journaled then).
+    """
     protocol = req.protocol
     n_epochs = req.epochs or protocol.schedule.epochs
     run_seed = protocol.seed if req.seed is None else req.seed
@@ -142,7 +162,25 @@ def _protocol_changes(store: RunStore, header: Header) -> list[str]:
 def resume_training(
     run_dir: Path, console: Console, force: bool = False, stop: StopRequest | None = None
 ) -> dict[str, Any]:
-    """Continue a run from its last committed sample, on the backend it used."""
+    """Continue a run from its last committed sample, on the backend it used.
+
+    Parameters
+    ----------
+    run_dir
+        The run folder.
+    console
+        Where progress and messages go.
+    force
+        Continue even though the protocol file changed since the run began.
+    stop
+        As for :func:`run_training`.
+
+    Raises
+    ------
+    aeqlab.errors.InputError
+        Not a run folder, a damaged journal, a changed protocol (without ``force``), a
+        complete run, or a folder another process is training in.
+    """
     from aeqlab.protocol import load_protocol
 
     store = RunStore.existing(run_dir)
