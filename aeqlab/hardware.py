@@ -14,6 +14,7 @@ import json
 import math
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,23 @@ class EmulatorSet:
             self.write_logs(folder)
 
 
+class TwinWallClock:
+    """A twin clock that follows the wall clock (settling and drift then happen in real time)."""
+
+    def __init__(self) -> None:
+        self._origin = time.monotonic()
+
+    def now(self) -> float:
+        return time.monotonic() - self._origin
+
+    def set(self, t: float) -> None:
+        self._origin = time.monotonic() - float(t)
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+
 def board_counts(cfg: Any) -> tuple[int, int]:
     options = getattr(cfg, "options", None) or {}
     return int(options.get("dac_channels") or 160), int(options.get("adc_channels") or 160)
@@ -144,7 +162,9 @@ def start_emulators(protocol: Protocol, twin: Any | None = None) -> EmulatorSet:
     from aeqlab.compose import build_twin
     from sim_backends.emulators import EMULATORS, TwinChannels
 
-    twin = twin if twin is not None else build_twin(protocol)
+    if twin is None:
+        twin = build_twin(protocol)
+        twin.clock = TwinWallClock()  # emulated instruments live in wall-clock time
     lock = threading.RLock()
     used: dict[str, int] = {}
     for role_name in ROLE_NAMES:
