@@ -46,6 +46,12 @@ def driver_settings(name: str, cfg: Any, resource: str | None = None) -> DriverS
     options = getattr(cfg, "options", None) or {}
     if hasattr(options, "model_dump"):
         options = options.model_dump()
+    options = dict(options)
+    nplc = getattr(cfg, "nplc", None)  # a protocol-level setting, for the drivers that take one
+    if nplc is not None and "nplc" not in options:
+        model = registry.options_model(cfg.driver)
+        if model is not None and "nplc" in model.model_fields:
+            options["nplc"] = nplc
     return DriverSettings(
         resource=resource if resource is not None else cfg.resource,
         channels=cfg.channels,
