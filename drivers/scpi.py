@@ -140,6 +140,11 @@ class ScpiLink:
         if n is not None and values.size != n:
             raise InstrumentError(f"{self.name}: reply to {command!r} has {values.size} values, expected {n}")
         if not np.all(np.isfinite(values)) or np.any(np.abs(values) >= OVERLOAD):
+            detail = self._first_error()
+            if detail:
+                raise InstrumentError(
+                    f"{self.name}: {command!r} gave no valid reading; the instrument reports {detail}"
+                )
             raise InstrumentError(
                 f"{self.name}: {command!r} gave an overload or non-finite reading ({reply[:60]})",
                 hint="widen the measurement range",
@@ -150,6 +155,12 @@ class ScpiLink:
                 hint="check the wiring and the measurement range",
             )
         return values
+
+    def _first_error(self) -> str | None:
+        """The first entry of the error queue, or None when it is empty."""
+        reply = self.query("SYST:ERR?")
+        code = reply.split(",", 1)[0].strip()
+        return None if code in ("0", "+0", "-0") else reply
 
     def check_errors(self, context: str) -> None:
         """Read the error queue; raise on the first error."""

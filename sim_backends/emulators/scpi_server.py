@@ -116,8 +116,8 @@ class ScpiEmulator:
                         self.errors.append(str(exc))
                         reply = None
                     except Exception as exc:  # noqa: BLE001 - the twin refused (e.g. unstable)
-                        self.errors.append(f'-240,"Hardware error: {str(exc)[:80]}"')
-                        reply = None
+                        self.errors.append(f'-240,"Hardware error: {" ".join(str(exc).split())[:80]}"')
+                        reply = "9.91E37" if command.endswith("?") else None  # SCPI's not-a-number
                     if reply is not None:
                         replies.append(reply)
                     break

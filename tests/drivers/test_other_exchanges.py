@@ -41,10 +41,29 @@ def test_dmm_init_fetch_and_fixed_range():
     fake.assert_done()
 
 
-@pytest.mark.parametrize("reply", ["+9.90000000E+37", "nan", "volts", "1.0,2.0", "12.5"])
-def test_dmm_overload_garbage_and_out_of_range_replies_are_errors(reply):
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        ("+9.90000000E+37", "overload"),
+        ("nan", "overload or non-finite"),
+        ("volts", "not numbers"),
+        ("1.0,2.0", "has 2 values, expected 1"),
+        ("12.5", "outside the range"),
+    ],
+)
+def test_dmm_overload_garbage_and_out_of_range_replies_are_errors(reply, message):
     d, fake = dmm([ok("CONF:VOLT:DC AUTO"), ok("VOLT:DC:NPLC 1"), NO_ERROR, ("q", "READ?", reply)])
-    with pytest.raises(InstrumentError, match="dmm: "):
+    if message.startswith("overload"):
+        fake.steps.append(NO_ERROR)  # a bad reading: the driver looks for the instrument's reason
+    with pytest.raises(InstrumentError, match=f"dmm: .*{message}"):
+        d.read([0])
+    fake.assert_done()
+
+
+def test_dmm_not_a_number_reading_reports_the_instruments_reason():
+    d, fake = dmm([ok("CONF:VOLT:DC AUTO"), ok("VOLT:DC:NPLC 1"), NO_ERROR, ("q", "READ?", "9.91E37")])
+    fake.steps.append(("q", "SYST:ERR?", '-240,"Hardware error"'))
+    with pytest.raises(InstrumentError, match='no valid reading; the instrument reports -240,"Hardware error"'):
         d.read([0])
     fake.assert_done()
 
