@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike
 from pydantic import Field
 
 from aeqlab.errors import InstrumentError
-from drivers.base import DriverOptions, DriverSettings, Ramp, fmt, parse_options, ramped
+from drivers.base import DriverOptions, DriverSettings, Ramp, parse_options, ramped
 from drivers.limits import LimitTable
 from drivers.scpi import ScpiLink
 
@@ -214,11 +214,3 @@ class ScpiSmu:
 
     def close(self) -> None:
         self.link.close()
-
-
-def off_mode(model: dict[str, str], options: SmuOptions) -> str:
-    return model[options.off_mode]
-
-
-def num(x: float) -> str:
-    return fmt(x)
