@@ -172,6 +172,7 @@ def start_emulators(protocol: Protocol, twin: Any | None = None) -> EmulatorSet:
         twin = build_twin(protocol)
         twin.clock = TwinWallClock()  # emulated instruments live in wall-clock time
     lock = threading.RLock()
+    sim = protocol.simulation  # its instrument non-idealities apply to the emulators too
     used: dict[str, int] = {}
     for role_name in ROLE_NAMES:
         for ref in getattr(protocol.roles, role_name).refs():
@@ -197,7 +198,15 @@ def start_emulators(protocol: Protocol, twin: Any | None = None) -> EmulatorSet:
             n = cfg.channels or 24
         if used.get(name, 0) > n:
             raise InputError(f"instrument {name!r} has {n} channels; the roles use {used[name]}", where="roles")
-        wirings[name] = TwinChannels(twin, n, lock)
+        lo, hi = cfg.voltage_range
+        wirings[name] = TwinChannels(
+            twin,
+            n,
+            lock,
+            noise=float(getattr(sim, "adc_noise", 0.0) or 0.0),
+            dac_step=(hi - lo) / 2**sim.dac_bits if getattr(sim, "dac_bits", None) else 0.0,
+            seed=int(getattr(sim, "noise_seed", 0) or 0) + len(wirings),
+        )
     _wire(protocol, twin, wirings)
     emulators: dict[str, Any] = {}
     try:
@@ -207,6 +216,8 @@ def start_emulators(protocol: Protocol, twin: Any | None = None) -> EmulatorSet:
                 emu = cls(name, wirings[name], *sizes[name])
             else:
                 emu = cls(name, wirings[name])
+            emu.latency = float(getattr(sim, "latency", 0.0) or 0.0)
+            emu.drop_every = int(getattr(sim, "timeout_every", 0) or 0)
             emulators[name] = emu.start()
     except BaseException:
         for emu in emulators.values():

@@ -74,6 +74,9 @@ class ScpiEmulator:
         self.errors: deque[str] = deque(maxlen=50)
         self._handlers: list[tuple[re.Pattern, Handler]] = []
         self._faults: deque[tuple[str, object]] = deque()
+        self.latency = 0.0  # seconds each command line takes
+        self.drop_every = 0  # every N-th reply is never sent (a timeout); 0: never
+        self._replies = 0
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._server: _Server | None = None
@@ -126,6 +129,14 @@ class ScpiEmulator:
         return ";".join(replies) if replies else None
 
     # --------------------------------------------------------------- faults
+    def _next_fault(self) -> tuple[str, object] | None:
+        self._replies += 1
+        if self._faults:
+            return self._faults.popleft()
+        if self.drop_every and self._replies % self.drop_every == 0:
+            return ("drop", None)
+        return None
+
     def delay_next(self, seconds: float) -> None:
         """Send the next reply ``seconds`` late (a client timing out gets it as a stale reply)."""
         self._faults.append(("delay", seconds))
@@ -171,9 +182,11 @@ class ScpiEmulator:
                 try:
                     for raw in self.rfile:
                         reply = emulator.handle_line(raw.decode("ascii", "replace").strip())
+                        if emulator.latency:
+                            time.sleep(emulator.latency)
                         if reply is None:
                             continue
-                        fault = emulator._faults.popleft() if emulator._faults else None
+                        fault = emulator._next_fault()
                         if fault is not None and fault[0] == "drop":
                             continue
                         if fault is not None and fault[0] == "delay":

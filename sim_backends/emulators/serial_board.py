@@ -83,6 +83,9 @@ class SerialBoardEmulator:
         self.dac = channels.present(np.arange(n_dac))
         self.log: deque[CommandRecord] = deque(maxlen=200_000)
         self._faults: deque[tuple[str, object]] = deque()
+        self.latency = 0.0  # seconds each command line takes
+        self.drop_every = 0  # every N-th reply is never sent (a timeout); 0: never
+        self._replies = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._fds: tuple[int, int] | None = None
@@ -189,7 +192,12 @@ class SerialBoardEmulator:
                 self._reply(master, "ERR 5 line too long")
 
     def _reply(self, master: int, reply: str) -> None:
+        if self.latency:
+            time.sleep(self.latency)
+        self._replies += 1
         fault = self._faults.popleft() if self._faults else None
+        if fault is None and self.drop_every and self._replies % self.drop_every == 0:
+            fault = ("drop", None)
         if fault is not None and fault[0] == "drop":
             return
         if fault is not None and fault[0] == "delay":

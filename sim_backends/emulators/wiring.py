@@ -1,4 +1,8 @@
-"""Emulated channels ↔ twin port elements, with a true SI transfer SI = offset + scale·model."""
+"""Emulated channels ↔ twin port elements, with a true SI transfer SI = offset + scale·model.
+
+The twin's instrument non-idealities apply here as in :class:`sim_backends.instruments.SimInstrument`:
+reading noise (model units) and the resolution of voltage outputs.
+"""
 
 from __future__ import annotations
 
@@ -26,10 +30,22 @@ class TwinChannels:
         The twin's lock.
     """
 
-    def __init__(self, twin: HopfieldTwin | None, n: int, lock: threading.RLock | None = None) -> None:
+    def __init__(
+        self,
+        twin: HopfieldTwin | None,
+        n: int,
+        lock: threading.RLock | None = None,
+        *,
+        noise: float = 0.0,
+        dac_step: float = 0.0,
+        seed: int = 0,
+    ) -> None:
         self.twin = twin
         self.n = n
         self.lock = lock or threading.RLock()
+        self.noise = noise  # reading noise, model units of the channel's role
+        self.dac_step = dac_step  # voltage output resolution (V); 0: exact
+        self._rng = np.random.default_rng(seed)
         self.port = np.full(n, "", dtype=object)
         self.index = np.zeros(n, np.intp)
         self.scale = np.ones(n)
@@ -68,7 +84,10 @@ class TwinChannels:
                 sel = np.flatnonzero(self.port[ch] == port)
                 if sel.size:
                     c = ch[sel]
-                    self.twin.write(port, self.index[c], (v[sel] - self.offset[c]) / self.scale[c])
+                    x = v[sel]
+                    if self.dac_step and port != "nudges":
+                        x = np.round(x / self.dac_step) * self.dac_step
+                    self.twin.write(port, self.index[c], (x - self.offset[c]) / self.scale[c])
 
     def measure(self, channels: ArrayLike) -> np.ndarray:
         """SI values of the wired readable channels (0 elsewhere)."""
@@ -81,5 +100,8 @@ class TwinChannels:
                 sel = np.flatnonzero(self.port[ch] == port)
                 if sel.size:
                     c = ch[sel]
-                    out[sel] = self.offset[c] + self.scale[c] * self.twin.read(port, self.index[c])
+                    model = self.twin.read(port, self.index[c])
+                    if self.noise:
+                        model = model + self._rng.normal(0.0, self.noise, model.size)
+                    out[sel] = self.offset[c] + self.scale[c] * model
         return out
