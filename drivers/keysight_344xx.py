@@ -84,7 +84,7 @@ class Keysight344xx:
 
     def read(self, channels: ArrayLike) -> np.ndarray:
         """One DC-voltage reading per requested channel (all channel 0)."""
-        ch = self.input_limits._channels(channels)
+        ch = self.input_limits.indices(channels)
         self._configure()
         limits = (float(self.input_limits.low[0]), float(self.input_limits.high[0]))
         if self.options.trigger == "read":
@@ -99,7 +99,11 @@ class Keysight344xx:
         self.link.clear()
 
     def state(self) -> dict[str, Any]:
-        return {"configured": self._configured, "nplc": self.options.nplc, "range": self.options.range}
+        """The present measurement configuration, as the instrument reports it (changes nothing)."""
+        return {
+            "configuration": self.link.query("CONF?").strip('"'),
+            "nplc": float(self.link.query_floats("VOLT:DC:NPLC?", 1)[0]),
+        }
 
     def close(self) -> None:
         self.link.close()

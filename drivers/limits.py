@@ -84,6 +84,10 @@ class LimitTable:
             )
         return ch, v
 
+    def indices(self, channels: ArrayLike) -> np.ndarray:
+        """Channel indices as a flat array, checked against the channel count (LimitError if out of range)."""
+        return self._channels(channels)
+
     def _channels(self, channels: ArrayLike) -> np.ndarray:
         ch = np.asarray(channels, dtype=np.intp)
         if ch.ndim != 1:

@@ -183,7 +183,7 @@ class NidaqAnalogInput:
 
     def read(self, channels: ArrayLike) -> np.ndarray:
         """One on-demand sample of every channel; returns the requested ones (V)."""
-        ch = self.input_limits._channels(channels)
+        ch = self.input_limits.indices(channels)
         raw = daq_call(self.name, "reading", self.task.read)
         values = np.atleast_1d(np.asarray(raw, dtype=float))
         if values.size != self.n_channels or not np.all(np.isfinite(values)):

@@ -252,7 +252,7 @@ class SerialBoard:
 
     # ------------------------------------------------------------- outputs
     def _dac(self, channels: ArrayLike) -> np.ndarray:
-        ch = self.output_limits._channels(channels)
+        ch = self.output_limits.indices(channels)
         if ch.size and ch.max() >= self.n_dac:
             raise InstrumentError(f"{self.name}: channel {int(ch.max())} is an ADC input, not a DAC output")
         return ch
@@ -276,7 +276,7 @@ class SerialBoard:
     # -------------------------------------------------------------- inputs
     def read(self, channels: ArrayLike) -> np.ndarray:
         """Read many ADCs in one line (V)."""
-        ch = self.input_limits._channels(channels)
+        ch = self.input_limits.indices(channels)
         if ch.size and ch.min() < self.n_dac:
             raise InstrumentError(
                 f"{self.name}: channel {int(ch.min())} is a DAC output; ADC inputs start at {self.n_dac}"

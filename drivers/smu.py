@@ -181,7 +181,7 @@ class ScpiSmu:
     def enable(self, channels: ArrayLike, on: bool) -> None:
         """Switch outputs on (after compliance, range and level) or off."""
         ch = np.asarray(channels, np.intp).reshape(-1)
-        self._source_table()._channels(ch)
+        self._source_table().indices(ch)
         self._configure()
         self.link.write(";".join(self.output_command(int(c) + 1, on) for c in ch))
         self._on[ch] = on
@@ -189,7 +189,7 @@ class ScpiSmu:
     def read(self, channels: ArrayLike) -> np.ndarray:
         """Measure (V when sourcing current, A when sourcing voltage)."""
         ch = np.asarray(channels, np.intp).reshape(-1)
-        self._source_table()._channels(ch)
+        self._source_table().indices(ch)
         self._configure()
         return self.link.query_floats(self.measure_query([int(c) + 1 for c in ch]), ch.size, limits=self.measure_range)
 

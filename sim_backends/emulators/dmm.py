@@ -24,10 +24,16 @@ class Keysight344xxEmulator(ScpiEmulator):
         self.on(r"READ\?", lambda m: f"{self._reading():.12g}")
         self.on(r"INIT(?:iate)?(?::IMM)?", lambda m: setattr(self, "fetched", self._reading()))
         self.on(r"FETC(?:h)?\?", self._fetch)
+        self.on(r"CONF(?:igure)?\?", self._conf_query)
+        self.on(r"(?:SENS:)?VOLT(?:age)?(?::DC)?:NPLC\?", lambda m: f"{self.nplc:+.8E}")
 
     def _conf(self, m) -> None:
         arg = (m[1] or "AUTO").upper()
         self.range = None if arg in ("AUTO", "DEF") else number(arg)
+
+    def _conf_query(self, m) -> str:
+        rng = self.range if self.range is not None else 10.0
+        return f'"VOLT {rng:+.6E},+3.000000E-06"'
 
     def _reading(self) -> float:
         v = float(self.channels.measure(np.array([0]))[0])

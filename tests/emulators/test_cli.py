@@ -55,6 +55,7 @@ def test_instruments_reports_without_discovering(monkeypatch):
     assert "MODEL 2450" in info["k2450"]["identity"]
     assert info["k2450"]["state"] == {"output_on": [False], "level_A": [0.0]}
     assert info["board"]["channels"] == 320 and "output_limits" in info["board"]["limits"]
+    assert info["dmm"]["state"] == {"configuration": "VOLT +1.000000E+01,+3.000000E-06", "nplc": 10.0}
     assert "discovered" not in json.loads(result.stdout)
 
 
