@@ -14,18 +14,19 @@ from aeqlab.errors import ProtocolError
 from aeqlab.protocol import Protocol
 from sim_backends.clock import SimulatedClock
 from sim_backends.hopfield import HopfieldNetwork, HopfieldSpec, half_xavier
-from sim_backends.instruments import SimInstrument
-from sim_backends.twin import HopfieldTwin
+from sim_backends.instruments import InstrumentFaults, SimInstrument
+from sim_backends.spring import SpringNetwork, triangular_network
+from sim_backends.twin import Twin
 
 
 @dataclass
 class SimBench:
     bench: Bench
-    twin: HopfieldTwin
+    twin: Twin
     instruments: dict[str, SimInstrument]
 
 
-def build_twin(protocol: Protocol, *, tolerance: float | None = None, realtime: bool = False) -> HopfieldTwin:
+def build_twin(protocol: Protocol, *, tolerance: float | None = None, realtime: bool = False) -> Twin:
     sim = protocol.simulation
     if sim is None:
         raise ProtocolError(
@@ -33,16 +34,33 @@ def build_twin(protocol: Protocol, *, tolerance: float | None = None, realtime: 
             where="simulation",
             hint="add one (see protocols/iris_hopfield_sim.yaml)",
         )
-    spec = HopfieldSpec(
-        layers=tuple(sim.layers),
-        eps_weights=tuple(sim.epsilon.weights),
-        eps_biases=tuple(sim.epsilon.biases),
-        hidden_clip=tuple(sim.hidden_clip),
-        output_clip=tuple(sim.output_clip),
+    if sim.model == "spring":
+        lat = sim.spring
+        spring = triangular_network(
+            lat.rows, lat.cols, eps=lat.eps, stiffness_spread=lat.stiffness_spread, seed=lat.seed, inputs=lat.inputs
+        )
+        spring = type(spring)(**{**spring.__dict__, "output_pairs": tuple(tuple(p) for p in lat.output_pairs)})
+        net = SpringNetwork(spring, tolerance=tolerance or sim.tolerance, max_sweeps=min(sim.max_sweeps, 500))
+        theta0 = spring.rest_lengths()
+    else:
+        spec = HopfieldSpec(
+            layers=tuple(sim.layers),
+            eps_weights=tuple(sim.epsilon.weights),
+            eps_biases=tuple(sim.epsilon.biases),
+            hidden_clip=tuple(sim.hidden_clip),
+            output_clip=tuple(sim.output_clip),
+        )
+        net = HopfieldNetwork(spec, tolerance=tolerance or sim.tolerance, max_sweeps=sim.max_sweeps)
+        theta0 = half_xavier(spec, tuple(sim.init.gains), np.random.default_rng(sim.init.seed))
+    return Twin(
+        net,
+        theta0,
+        SimulatedClock(realtime),
+        strict_stability=sim.strict_stability,
+        settling_tau=sim.settling_tau,
+        drift_rate=sim.drift,
+        drift_seed=sim.noise_seed,
     )
-    net = HopfieldNetwork(spec, tolerance=tolerance or sim.tolerance, max_sweeps=sim.max_sweeps)
-    theta0 = half_xavier(spec, tuple(sim.init.gains), np.random.default_rng(sim.init.seed))
-    return HopfieldTwin(net, theta0, SimulatedClock(realtime), strict_stability=sim.strict_stability)
 
 
 def build_sim_bench(protocol: Protocol, *, tolerance: float | None = None, realtime: bool = False) -> SimBench:
@@ -55,8 +73,21 @@ def build_sim_bench(protocol: Protocol, *, tolerance: float | None = None, realt
     instruments: dict[str, SimInstrument] = {}
     for name, cfg in protocol.instruments.items():
         n = cfg.channels or counts.get(name, 1)
+        sim = protocol.simulation
+        faults = InstrumentFaults(
+            noise=sim.adc_noise,
+            dac_bits=sim.dac_bits,
+            latency=sim.latency,
+            timeout_every=sim.timeout_every,
+            seed=sim.noise_seed + len(instruments),
+        )
         instruments[name] = SimInstrument(
-            name, twin, n, voltage_range=tuple(cfg.voltage_range), current_range=tuple(cfg.current_range)
+            name,
+            twin,
+            n,
+            voltage_range=tuple(cfg.voltage_range),
+            current_range=tuple(cfg.current_range),
+            faults=faults,
         )
     errors = protocol.simulation.knob_errors
     rng = np.random.default_rng(errors.seed)
@@ -79,18 +110,16 @@ def build_sim_bench(protocol: Protocol, *, tolerance: float | None = None, realt
     return SimBench(bench, twin, instruments)
 
 
-def stability_preflight(twin: HopfieldTwin, inputs: np.ndarray, n: int = 20) -> float:
+def stability_preflight(twin: Twin, inputs: np.ndarray, n: int = 20) -> float:
     """Largest stability ratio ρ at the twin's starting parameters over the first n inputs.
 
     Works on a copy of the physics; the twin itself is untouched.
     """
-    from sim_backends import oracle
-
     net = twin.clone_network()
     knobs = twin.ports["knobs"]
     zero = np.zeros(net.spec.n_outputs)
     worst = 0.0
     for x in inputs[:n]:
         net.relax(x, knobs, zero)
-        worst = max(worst, oracle.fast_stability_ratio(net, x))
+        worst = max(worst, net.stability_ratio(x))
     return worst

@@ -25,10 +25,14 @@ class Split:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    n_classes: int
+    n_classes: int  # classification: classes; regression: target dimensions
     target_range: tuple[float, float]
+    task: str = "classification"
 
     def targets(self, labels: np.ndarray) -> np.ndarray:
+        """Output targets (model units): one-hot vectors, or the regression targets themselves."""
+        if self.task == "regression":
+            return np.asarray(labels, dtype=float).reshape(len(labels), -1)
         lo, hi = self.target_range
         t = np.full((labels.size, self.n_classes), lo)
         t[np.arange(labels.size), labels] = hi
@@ -47,14 +51,14 @@ def load(cfg: DatasetConfig) -> Split:
         test_size = cfg.test_size if cfg.test_size is not None else 0.2
         if test_size >= 1:
             test_size = int(test_size)
-        stratify = y if cfg.stratify else None
+        stratify = y if cfg.stratify and cfg.task == "classification" else None
         try:
             x_tr, x_te, y_tr, y_te = train_test_split(
                 x, y, test_size=test_size, random_state=cfg.seed, stratify=stratify
             )
         except ValueError as exc:
             raise InputError(f"cannot split the data: {exc}", where="dataset.test_size") from None
-        n_classes = int(y.max()) + 1
+        n_classes = int(y.max()) + 1 if cfg.task == "classification" else y.reshape(len(y), -1).shape[1]
         if cfg.feature_range is not None:
             x_lo, x_hi = cfg.feature_range
         else:
@@ -86,7 +90,9 @@ def load(cfg: DatasetConfig) -> Split:
     def scale(a: np.ndarray) -> np.ndarray:
         return lo + (hi - lo) * (a - x_lo) / (np.asarray(x_hi) - np.asarray(x_lo))
 
-    return Split(cfg.name, scale(x_tr), y_tr, scale(x_te), y_te, n_classes, cfg.target_range)
+    return Split(
+        cfg.name or Path(cfg.path).stem, scale(x_tr), y_tr, scale(x_te), y_te, n_classes, cfg.target_range, cfg.task
+    )
 
 
 def _read_csv(cfg: DatasetConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -127,10 +133,17 @@ def _read_npz(cfg: DatasetConfig) -> tuple[np.ndarray, np.ndarray]:
             y = np.asarray(z[cfg.label])
     except (OSError, EOFError) as exc:
         raise ValueError(f"{cfg.path}: not a readable .npz file ({exc})") from None
-    if x.ndim != 2 or y.shape != (x.shape[0],):
-        raise ValueError(f"{cfg.path}: {cfg.features} must be examples × features and {cfg.label} one label each")
     if cfg.columns is not None:
         raise ValueError(f"{cfg.path}: 'columns' applies to CSV files only")
+    if cfg.task == "regression":
+        if x.ndim != 2 or y.ndim not in (1, 2) or y.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"{cfg.path}: {cfg.features} must be examples × features and {cfg.label} one target "
+                "(or a row of targets) per example"
+            )
+        return x, y.astype(float)
+    if x.ndim != 2 or y.shape != (x.shape[0],):
+        raise ValueError(f"{cfg.path}: {cfg.features} must be examples × features and {cfg.label} one label each")
     return x, y.astype(int)
 
 
@@ -145,7 +158,10 @@ def read_file(cfg: DatasetConfig) -> tuple[np.ndarray, np.ndarray]:
     x, y = _read_npz(cfg) if Path(cfg.path).suffix.lower() == ".npz" else _read_csv(cfg)
     if x.shape[0] == 0 or not np.all(np.isfinite(x)):
         raise ValueError(f"{cfg.path}: needs at least one example, all values finite")
-    if y.min() < 0:
+    if cfg.task == "regression":
+        if not np.all(np.isfinite(y)):
+            raise ValueError(f"{cfg.path}: regression targets must be finite")
+    elif y.min() < 0:
         raise ValueError(f"{cfg.path}: labels are class numbers 0, 1, 2, ...")
     return x, y
 
@@ -165,4 +181,6 @@ def peek_shape(cfg: DatasetConfig) -> tuple[int, int | None]:
             header = [h.strip() for h in next(csv.reader(fh), [])]
         return len(_columns(cfg, header)), None
     x, y = _read_npz(cfg)
+    if cfg.task == "regression":
+        return x.shape[1], y.reshape(len(y), -1).shape[1]
     return x.shape[1], int(y.max()) + 1 if y.size else None

@@ -34,7 +34,7 @@ class EpochMetrics:
     epoch: int
     samples: int  # training samples so far
     beta: float
-    train_accuracy: float  # running accuracy of the free-phase predictions during the epoch
+    train_accuracy: float  # running accuracy (regression: R²) of the free-phase predictions during the epoch
     train_loss: float
     test_accuracy: float
     test_loss: float
@@ -54,6 +54,12 @@ class Evaluation:
     accuracy: float
     loss: float
     checkpoint: Checkpoint | None = field(default=None, repr=False, compare=False)
+
+
+def r_squared(half_sse: float, targets: np.ndarray) -> float:
+    """Coefficient of determination from Σ½‖ŷ − y‖² and the targets."""
+    sst = float(np.sum((targets - targets.mean(axis=0)) ** 2))
+    return 1.0 - 2.0 * half_sse / sst if sst > 0 else float("nan")
 
 
 @dataclass
@@ -273,8 +279,11 @@ class Trainer:
             if self._stop_requested():
                 raise Interrupted(f"stopped during an evaluation, after training sample {self.samples_done}")
             out = execute(predict(self.state, xi, method), self._target)
-            correct += int(np.argmax(out) == li)
+            if self.data.task == "classification":
+                correct += int(np.argmax(out) == li)
             loss += 0.5 * float(np.sum((out - ti) ** 2))
+        if self.data.task == "regression":  # the accuracy of a regression is its R²
+            return Evaluation(r_squared(loss, targets), loss / len(labels))
         return Evaluation(correct / len(labels), loss / len(labels))
 
     def _checkpoint(self, epoch: int, done: int, beta: float, rng_state: dict, totals: EpochTotals) -> Checkpoint:
@@ -318,7 +327,7 @@ class Trainer:
                         n,
                         rec,
                         example=i,
-                        label=int(self.data.y_train[i]),
+                        label=int(self.data.y_train[i]) if self.data.task == "classification" else -1,
                         target=targets[i],
                         samples_done=self.samples_done,
                         seconds=seconds,
@@ -334,7 +343,11 @@ class Trainer:
             epoch=epoch,
             samples=self.samples_done,
             beta=beta,
-            train_accuracy=totals.correct / n,
+            train_accuracy=(
+                r_squared(totals.loss, self.data.targets(self.data.y_train))
+                if self.data.task == "regression"
+                else totals.correct / n
+            ),
             train_loss=totals.loss / n,
             test_accuracy=ev.accuracy,
             test_loss=ev.loss,

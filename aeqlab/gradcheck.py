@@ -21,7 +21,6 @@ from aeqlab.engine import Trainer
 from aeqlab.methods.aeqprop import betas, train_sample
 from aeqlab.plan import execute
 from aeqlab.protocol import Protocol
-from sim_backends import oracle
 
 
 @dataclass
@@ -81,12 +80,11 @@ def gradcheck(
                 tolerance=tolerance,
                 max_sweeps=100_000,
             )
-            lin = oracle.linearise(net, x)
-            outputs = net.states[-1]
             # tracking nudging pulls with the present error; linearized with the free-phase error
-            pulled_from = rec.prediction if method.nudging == "linearized" else outputs
-            predicted = (b2 - b1) * oracle.theta_velocity(lin, pulled_from, y)
-            gradient_step = -(b2 - b1) * lin.eps * oracle.loss_gradient(lin, outputs, y)
+            pulled_from = rec.prediction if method.nudging == "linearized" else net.outputs
+            velocity, gradient, eps = net.linear_response(x, pulled_from, y)
+            predicted = (b2 - b1) * velocity
+            gradient_step = -(b2 - b1) * eps * gradient
             measured = rec.step
             rel = float(np.linalg.norm(measured - predicted) / np.linalg.norm(predicted))
             out.append(

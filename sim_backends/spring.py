@@ -116,7 +116,7 @@ def triangular_network(
     stiffness = 1.0 + stiffness_spread * rng.uniform(-1, 1, len(edges_arr))
     pinned = tuple(index[0, c] for c in range(cols))
     left = [index[r, 0] for r in range(1, rows)]
-    input_nodes = tuple(left[: inputs])
+    input_nodes = tuple(left[:inputs])
     directions = np.tile([1.0, 0.0], (len(input_nodes), 1))
     top = [index[rows - 1, c] for c in range(cols)]
     mid = [index[rows // 2, c] for c in range(cols)]
@@ -140,6 +140,8 @@ class SpringNetwork:
         self._free = self.spec.free_nodes
         k, e = self.spec.stiffness, self.spec.eps
         self._k_series = k / (1.0 + k * e)
+        self._assembly: dict[int, tuple] = {}
+        self._pairs = np.array(self.spec.output_pairs)
 
     # ------------------------------------------------------------- geometry
     def place_inputs(self, x: np.ndarray) -> None:
@@ -171,7 +173,7 @@ class SpringNetwork:
         grad = np.zeros((n, 2))
         np.add.at(grad, e[:, 0], g_edge)
         np.add.at(grad, e[:, 1], -g_edge)
-        pairs = np.array(self.spec.output_pairs)
+        pairs = self._pairs
         dp = r[pairs[:, 0]] - r[pairs[:, 1]]
         dd = np.linalg.norm(dp, axis=1)
         npair = dp / dd[:, None]
@@ -190,14 +192,25 @@ class SpringNetwork:
         self._scatter(H, pairs, pblocks)
         return energy, grad, H
 
-    @staticmethod
-    def _scatter(H, pairs, blocks):
-        for (i, j), B in zip(pairs, blocks):
-            si, sj = slice(2 * i, 2 * i + 2), slice(2 * j, 2 * j + 2)
-            H[si, si] += B
-            H[sj, sj] += B
-            H[si, sj] -= B
-            H[sj, si] -= B
+    def _scatter(self, H, pairs, blocks):
+        """Add each pair's 2×2 block B as [[B, −B], [−B, B]] at its nodes' coordinates (one bincount)."""
+        key = id(pairs)
+        cached = self._assembly.get(key)
+        if cached is None:
+            pairs = np.asarray(pairs)
+            n = H.shape[0]
+            c = np.arange(2)
+            ri = 2 * pairs[:, 0, None] + c  # (m, 2) coordinates of node i
+            rj = 2 * pairs[:, 1, None] + c
+            flat, sign = [], []
+            for a, b, s in ((ri, ri, 1.0), (rj, rj, 1.0), (ri, rj, -1.0), (rj, ri, -1.0)):
+                flat.append((a[:, :, None] * n + b[:, None, :]).ravel())
+                sign.append(np.full(flat[-1].size, s))
+            cached = (np.concatenate(flat), np.concatenate(sign), pairs)
+            self._assembly[key] = cached
+        flat, sign, _ = cached
+        vals = np.tile(blocks.ravel(), 4) * sign
+        H += np.bincount(flat, weights=vals, minlength=H.size).reshape(H.shape)
 
     def _free_coords(self) -> np.ndarray:
         return np.concatenate([[2 * i, 2 * i + 1] for i in self._free]).astype(np.intp)
@@ -240,7 +253,9 @@ class SpringNetwork:
                 trial = self.r.copy()
                 trial.ravel()[idx] += t * step
                 e_new, g_new, _ = self._energy_grad_hess(trial, k, u, I, need_hess=False)
-                if e_new <= energy + 1e-4 * t * float(g @ step) or t < 1e-10:
+                # near the minimum the energy changes below its rounding: judge by the gradient there
+                tiny = -float(g @ step) < 1e-12 * (1.0 + abs(energy))
+                if e_new <= energy + 1e-4 * t * float(g @ step) or tiny or t < 1e-10:
                     break
                 t *= 0.5
             step_max = float(np.max(np.abs(t * step)))
