@@ -16,10 +16,12 @@ from typing import Annotated
 
 import typer
 
-from aeqlab import cli_runs  # noqa: F401  (registers resume, report, runs, export)
+from aeqlab import (
+    cli_authoring,  # noqa: F401  (registers validate, schema, init, plan)
+    cli_hardware,  # noqa: F401  (registers emulate, instruments)
+    cli_runs,  # noqa: F401  (registers resume, report, runs, export)
+)
 from aeqlab.cli_app import app, err, fail
-from aeqlab import cli_authoring  # noqa: F401  (registers validate, schema, init, plan)
-from aeqlab import cli_hardware  # noqa: F401  (registers emulate, instruments)
 from aeqlab.errors import AeqlabError, InputError, ProtocolError
 
 

@@ -23,7 +23,6 @@ import numpy as np
 from aeqlab.errors import StabilityError
 from sim_backends.clock import SimulatedClock
 
-
 WRITABLE = ("inputs", "knobs", "nudges")
 READABLE = ("outputs", "params")
 
