@@ -743,8 +743,33 @@ class Protocol(Strict):
         problems += self._check_references()
         problems += self._check_limits()
         problems += self._check_sizes()
+        problems += self._check_resolution()
         _problems("Protocol", problems)
         return self
+
+    def _check_resolution(self) -> list[tuple[tuple, str]]:
+        """Homeostasis cannot hold a parameter closer than half a knob DAC step: refuse a finer tolerance."""
+        sim = self.simulation
+        if sim is None or sim.dac_bits is None:
+            return []
+        knobs = self.roles.knobs
+        tol = self.method.homeostasis.tolerance
+        for inst in dict.fromkeys(r.instrument for r in knobs.refs()):
+            cfg = self.instruments.get(inst)
+            if cfg is None:
+                continue
+            lo, hi = cfg.voltage_range
+            half_step = (hi - lo) / 2**sim.dac_bits / 2 / abs(knobs.calibration.scale)
+            if tol < half_step:
+                return [
+                    (
+                        ("method", "homeostasis", "tolerance"),
+                        f"{tol:g} is below half a step of the {sim.dac_bits}-bit knob DAC {inst} "
+                        f"({half_step:.3g} model units over [{lo:g}, {hi:g}] V): homeostasis could never reach it "
+                        f"(raise it to at least {half_step:.3g}, or narrow instruments.{inst}.voltage_range)",
+                    )
+                ]
+        return []
 
     def _check_references(self) -> list[tuple[tuple, str]]:
         out = []
