@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from aeqlab import (
@@ -125,6 +126,93 @@ def _gradcheck(protocol_path, beta, variant, nudging, samples, as_json) -> None:
     }
     if as_json:
         print(json.dumps(summary))
+
+
+@app.command()
+def calibrate(
+    protocol_path: Annotated[Path, typer.Argument(metavar="PROTOCOL", help="protocol YAML file")],
+    sim: Annotated[bool, typer.Option("--sim", help="calibrate the protocol's twin")] = False,
+    emulate: Annotated[bool, typer.Option("--emulate", help="real drivers against emulated instruments")] = False,
+    bench: Annotated[bool, typer.Option("--bench", help="drive the real instruments the protocol names")] = False,
+    write: Annotated[bool, typer.Option("--write", help="store the results in the protocol's twin section")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary as the last line")] = False,
+) -> None:
+    """Measure knob gains and offsets, noise floors and settling time; recommend a homeostasis gain."""
+    from aeqlab.backends import choose_kind
+
+    try:
+        protocol, _ = _load(protocol_path)
+        kind = choose_kind(protocol, sim=sim, emulate=emulate, bench=bench)
+        summary = _calibrate(protocol_path, protocol, kind, write)
+    except AeqlabError as exc:
+        fail(exc)
+    if as_json:
+        print(json.dumps(summary))
+
+
+def _calibrate(protocol_path: Path, protocol, kind: str, write: bool) -> dict:
+    from rich.table import Table
+
+    from aeqlab.backends import open_backend
+    from aeqlab.methods.calibration import calibrate as calibration_plan
+    from aeqlab.plan import execute
+
+    if write and protocol.simulation is None:
+        raise InputError(
+            "the protocol has no 'simulation:' section to write to",
+            where=str(protocol_path),
+            hint="add a twin section first (aeqlab init twin)",
+        )
+    backend = open_backend(protocol, kind)
+    try:
+        bench = backend.bench
+        knobs = bench.setpoints("knobs")
+        result = execute(calibration_plan(knobs, bench.roles["inputs"].size, bench.roles["nudges"].size), bench)
+    finally:
+        backend.bench.safe_state()
+        backend.close()
+    summary = {"status": "completed", "backend": kind, **result.summary()}
+    table = Table(title=f"calibration of {protocol.name} ({kind})")
+    table.add_column("quantity")
+    table.add_column("min", justify="right")
+    table.add_column("median", justify="right")
+    table.add_column("max", justify="right")
+    for name, values in (
+        ("knob gain dθ/du", result.knob_gain),
+        ("knob offset (model units)", result.knob_offset),
+        ("parameter readback noise σ", result.params_noise),
+        ("output noise σ", result.outputs_noise),
+    ):
+        table.add_row(name, f"{values.min():.4g}", f"{np.median(values):.4g}", f"{values.max():.4g}")
+    table.add_row("settling time constant τ (s)", "", f"{result.settling_tau:.4g}", "")
+    table.add_row("recommended settle wait (s)", "", f"{result.settle_time:.4g}", "")
+    table.add_row("recommended homeostasis gain", "", f"{result.recommended_gain:.3g}", "")
+    err.print(table)
+    if write:
+        _write_calibration(protocol_path, result)
+        err.print(f"wrote the measured non-idealities into {protocol_path} (simulation section)")
+    return summary
+
+
+def _write_calibration(path: Path, result) -> None:
+    """Store measured non-idealities in the twin section, keeping the file's comments and layout."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    doc = yaml.load(path.read_text(encoding="utf-8"))
+    sim = doc["simulation"]
+    sim["knob_errors"] = {
+        "gain_low": round(float(result.knob_gain.min()), 6),
+        "gain_high": round(float(result.knob_gain.max()), 6),
+        "offset": round(float(np.max(np.abs(result.knob_offset))), 6),
+    }
+    sim["adc_noise"] = round(float(np.median(result.params_noise)), 9)
+    sim["settling_tau"] = round(float(result.settling_tau), 9)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        yaml.dump(doc, fh)
+    tmp.replace(path)
 
 
 def main(argv: list[str] | None = None) -> None:

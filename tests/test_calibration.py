@@ -1,0 +1,67 @@
+"""Calibration measures, through the instruments, what the twin was built with."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from aeqlab.backends import open_backend
+from aeqlab.methods.calibration import calibrate
+from aeqlab.plan import execute
+from aeqlab.protocol import load_protocol
+
+EXTRA = """  knob_errors: {gain_low: 0.5, gain_high: 2.0, offset: 0.05, seed: 3}
+  settling_tau: 2 ms
+  adc_noise: 1.0e-3
+"""
+
+
+@pytest.fixture
+def twin_protocol(protocols_dir, tmp_path):
+    text = (protocols_dir / "iris_hopfield_sim.yaml").read_text()
+    # biases coupled stiffly, so that no parameter feels the states: the response is the instrument's alone
+    text = text.replace("biases: [0.02, 0.005]}", "biases: [1.0e-9, 1.0e-9]}")
+    text = text.replace("  init: {gains: [0.8, 0.6], seed: 0}\n", "  init: {gains: [0.8, 0.6], seed: 0}\n" + EXTRA)
+    path = tmp_path / "iris_calibrate.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_calibration_recovers_gain_offset_and_time_constant_within_5_percent(twin_protocol):
+    protocol, _ = load_protocol(twin_protocol)
+    backend = open_backend(protocol, "sim")
+    bench = backend.bench
+    result = execute(calibrate(bench.setpoints("knobs"), 4, 3), bench)
+    dac = bench.instruments["dac"]
+    channels = np.arange(4, 135)
+    true_gain = 1.0 / dac._scale[channels]  # the twin's knob transfer (calibration scale is 1 V per unit)
+    true_offset = dac._offset[channels]
+    np.testing.assert_allclose(result.knob_gain, true_gain, rtol=0.05)
+    np.testing.assert_allclose(result.knob_offset, true_offset, atol=0.05 * 0.05)
+    assert result.settling_tau == pytest.approx(2e-3, rel=0.05)
+    assert np.median(result.params_noise) == pytest.approx(1e-3, rel=0.1)
+    assert result.settle_time >= 5 * result.settling_tau
+
+
+def test_calibrate_write_keeps_comments_and_the_file_stays_valid(twin_protocol):
+    before = twin_protocol.read_text()
+    proc = subprocess.run(
+        [sys.executable, "-m", "aeqlab.cli", "calibrate", str(twin_protocol), "--write", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout.splitlines()[-1])
+    after = twin_protocol.read_text()
+    assert "# The quick demo" in after and "# 1 uA per model unit" in after  # comments kept
+    assert after != before
+    protocol, _ = load_protocol(twin_protocol)
+    sim = protocol.simulation
+    assert sim.settling_tau == pytest.approx(summary["settling_tau_s"], rel=1e-6)
+    assert sim.knob_errors.gain_low == pytest.approx(summary["knob_gain_min"], rel=1e-5)
+    assert sim.adc_noise == pytest.approx(summary["params_noise_median"], rel=1e-6)
