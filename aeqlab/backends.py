@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from aeqlab.bench import Bench
 from aeqlab.errors import InputError
 from aeqlab.protocol import Protocol
@@ -32,6 +34,7 @@ class Backend:
     diagnostics: Callable[[], dict[str, Any]] = lambda: {}
     closers: list[Callable[[], None]] = field(default_factory=list)
     twin: Any = None  # the twin object itself, for composition-root tools (gradcheck, plan)
+    oracle: Callable[[Any, Any], Any] | None = None  # ε⊙∇L at the present equilibrium (method exact)
 
     def close(self) -> None:
         """Close instruments, then stop emulators; never raises."""
@@ -89,4 +92,24 @@ def _open_sim(protocol: Protocol, *, tolerance: float | None = None, realtime: b
             "twin_unstable_jumps": st.unstable_jumps,
         }
 
-    return Backend("sim", sb.bench, sb.twin.snapshot, sb.twin.restore, diagnostics, twin=sb.twin)
+    return Backend(
+        "sim", sb.bench, sb.twin.snapshot, sb.twin.restore, diagnostics, twin=sb.twin, oracle=twin_oracle(sb.twin)
+    )
+
+
+def twin_oracle(twin: Any) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
+    """The exact baseline's gradient from a twin: ε⊙∇L at its present equilibrium.
+
+    Works on a copy of the physics (inputs and knobs as they are, no nudging), so the
+    twin itself is untouched. None when the twin's model offers no linear response.
+    """
+    if not hasattr(twin.clone_network(), "linear_response"):
+        return None
+
+    def oracle(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        net = twin.clone_network()
+        net.relax(twin.ports["inputs"], twin.ports["knobs"], np.zeros(np.size(y)))
+        _, gradient, eps = net.linear_response(x, net.outputs, y)
+        return eps * gradient
+
+    return oracle

@@ -21,11 +21,12 @@ import numpy as np
 
 from aeqlab.bench import Bench
 from aeqlab.datasets import Split
-from aeqlab.errors import Interrupted
+from aeqlab.errors import InputError, Interrupted
 from aeqlab.feedback import SecantGains
+from aeqlab.methods import exact, spsa
 from aeqlab.methods.aeqprop import EngineState, SampleRecord, predict, train_sample
 from aeqlab.methods.phases import FeedbackMemory, PhaseResult, run_phase
-from aeqlab.plan import Message, Read, Settle, Stopped, execute
+from aeqlab.plan import Message, Plan, Read, Settle, Stopped, execute
 from aeqlab.protocol import Protocol
 
 
@@ -188,6 +189,9 @@ class Trainer:
         returns True the run stops with :class:`aeqlab.errors.Interrupted`.
     target
         What plans are executed against (default: the bench itself).
+    oracle
+        ``oracle(x, y) -> ε⊙∇L`` for method ``exact``; only a composition root that owns
+        a twin can supply it (see :mod:`aeqlab.backends`).
     """
 
     protocol: Protocol
@@ -203,6 +207,7 @@ class Trainer:
     samples_done: int = 0
     safe_state_failures: list[str] | None = None
     rehome_result: PhaseResult | None = None
+    oracle: exact.Oracle | None = None
 
     @property
     def _target(self) -> Any:
@@ -219,6 +224,25 @@ class Trainer:
         b.switch("nudges", True)
         targets = b.read("params")
         self.state = EngineState(targets=targets, knobs=knobs, memory=self._fresh_memory())
+
+    def sample_plan(self, x: np.ndarray, y: np.ndarray, beta: float) -> Plan[SampleRecord]:
+        """The plan of one training sample for the protocol's method."""
+        method = self.protocol.method
+        if method.name == "spsa":
+            return spsa.train_sample(self.state, x, y, method, self.samples_done)
+        if method.name == "exact":
+            self.require_oracle()
+            return exact.train_sample(self.state, x, y, method, beta, self.oracle)
+        return train_sample(self.state, x, y, method, beta)
+
+    def require_oracle(self) -> None:
+        """Refuse method ``exact`` without an oracle (one line, before anything moves)."""
+        if self.protocol.method.name == "exact" and self.oracle is None:
+            raise InputError(
+                "method exact needs the twin's gradient oracle, and this bench has none",
+                where="method.name",
+                hint="run it on the twin (--sim), or choose aeqprop or spsa",
+            )
 
     def _fresh_memory(self) -> FeedbackMemory:
         b = self.bench
@@ -311,7 +335,7 @@ class Trainer:
             timeline: list[tuple[Message, float]] = []
             ts = time.perf_counter()
             rec = execute(
-                train_sample(self.state, self.data.x_train[i], targets[i], method, beta),
+                self.sample_plan(self.data.x_train[i], targets[i], beta),
                 self._target,
                 timeline=timeline,
             )
@@ -389,6 +413,7 @@ class Trainer:
         aeqlab.errors.Interrupted
             When ``stop`` asked for it (after the sample in flight was committed).
         """
+        self.require_oracle()
         rng = np.random.default_rng(seed)
         initial = None
         try:

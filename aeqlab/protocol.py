@@ -613,10 +613,32 @@ SettlePolicy = Annotated[
 ]
 
 
-class Method(Strict):
-    """The training method: Aeqprop, its variant, nudging and feedback loops."""
+class Spsa(Strict):
+    """SPSA baseline: simultaneous perturbation of every parameter, two loss readings per sample.
 
-    name: Literal["aeqprop"] = _f("aeqprop", "training method")
+    Gains follow Spall's sequences: a_k = a/(k + 1 + A)^alpha, c_k = c/(k + 1)^gamma.
+    """
+
+    a: Positive = _f(0.05, "step gain a", "model units")
+    c: Positive = _f(0.01, "perturbation size c: θ is held at θ* ± c_k·Δ", "model units")
+    alpha: float = _f(0.602, "decay exponent of the step gain", "1", ge=0, le=1)
+    gamma: float = _f(0.101, "decay exponent of the perturbation size", "1", ge=0, le=1)
+    stability: float = _f(0.0, "stability constant A of the step gain", "samples", ge=0)
+    seed: Seed = _f(0, "seed of the perturbation directions Δ (±1 each)", "1")
+
+
+class Exact(Strict):
+    """Exact-gradient baseline (twin only): θ* ← θ* − scale·β·ε⊙∇L, with the oracle's ∇L."""
+
+    scale: Positive = _f(1.0, "step relative to β·ε (what an Aeqprop step of strength β approaches)", "1")
+
+
+class Method(Strict):
+    """The training method: Aeqprop (its variant, nudging and feedback loops), or a baseline."""
+
+    name: Literal["aeqprop", "spsa", "exact"] = _f(
+        "aeqprop", "training method: aeqprop, or the baselines spsa (order zero) and exact (twin's oracle gradient)"
+    )
     variant: Literal["centered", "optimistic", "pessimistic"] = _f(
         "centered", "(β₁, β₂): centered (−β/2, β/2), optimistic (0, β), pessimistic (−β, 0)"
     )
@@ -632,6 +654,8 @@ class Method(Strict):
         description="settle policy: a wait such as '1 ms', or {mode: until_stable, tolerance, timeout}",
     )
     free_phase_homeostasis: bool = _f(True, "hold θ at its targets while predicting")
+    spsa: Spsa = _f(Spsa(), "options of method spsa")
+    exact: Exact = _f(Exact(), "options of method exact")
 
     @property
     def settle(self) -> float:
@@ -641,6 +665,8 @@ class Method(Strict):
 
     @model_validator(mode="after")
     def _tracking_singularity(self) -> Method:
+        if self.name != "aeqprop":
+            return self._baseline_checks()
         if self.nudging == "tracking" and self.variant in ("centered", "pessimistic"):
             beta1 = -self.beta / 2 if self.variant == "centered" else -self.beta
             if beta1 <= -1:
@@ -654,6 +680,24 @@ class Method(Strict):
                         )
                     ],
                 )
+        return self
+
+    def _baseline_checks(self) -> Method:
+        """The baselines move θ through homeostasis targets; SPSA's perturbation must be measurable."""
+        problems: list[tuple[tuple, str]] = []
+        if not self.free_phase_homeostasis:
+            problems.append(
+                (("free_phase_homeostasis",), f"method {self.name} moves θ by homeostasis: it must be true")
+            )
+        if self.name == "spsa" and self.spsa.c <= 10 * self.homeostasis.tolerance:
+            problems.append(
+                (
+                    ("spsa", "c"),
+                    f"perturbation {self.spsa.c:g} is not above 10 x homeostasis.tolerance "
+                    f"({self.homeostasis.tolerance:g}): θ ± c·Δ could not be told apart",
+                )
+            )
+        _problems("Method", problems)
         return self
 
 

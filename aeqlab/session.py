@@ -325,6 +325,7 @@ def _session(
         on_evaluation=on_evaluation,
         stop=stop,
         target=_TestHook(backend.bench, hook, stop) if hook else None,
+        oracle=backend.oracle,
     )
     checkpoint, rehome = None, True
     if resume is not None:
