@@ -90,6 +90,7 @@ def _open_sim(protocol: Protocol, *, tolerance: float | None = None, realtime: b
             "twin_unconverged": st.unconverged,
             "twin_jumps": st.jumps,
             "twin_unstable_jumps": st.unstable_jumps,
+            "twin_clock_s": round(sb.twin.clock.now(), 6),  # simulated bench time: settle waits and latencies
         }
 
     return Backend(

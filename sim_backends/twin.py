@@ -204,7 +204,11 @@ class Twin:
                 f"the floating parameters are coupled too softly "
                 f"({self.net.coupling_summary()})",
                 where="simulation.epsilon",
-                hint=f"scale every epsilon by about {0.6 / rho:.2g} or less",
+                hint=(
+                    f"scale every epsilon by about {0.6 / rho:.2g} or less"
+                    if np.isfinite(rho)
+                    else "the weights themselves made the network unstable: lower epsilon or beta"
+                ),
             )
 
     # ----------------------------------------------------------- snapshots
