@@ -113,13 +113,10 @@ def build_sim_bench(protocol: Protocol, *, tolerance: float | None = None, realt
 def stability_preflight(twin: Twin, inputs: np.ndarray, n: int = 20) -> float:
     """Largest stability ratio ρ at the twin's starting parameters over the first n inputs.
 
-    Works on a copy of the physics; the twin itself is untouched.
+    ρ is taken at the state each input gives with the parameters held where they start
+    (as homeostasis holds them): a joint relaxation would already have slid away from an
+    unstable state to a saturated one, where ρ reads 0. Works on a copy of the physics.
     """
     net = twin.clone_network()
-    knobs = twin.ports["knobs"]
-    zero = np.zeros(net.spec.n_outputs)
-    worst = 0.0
-    for x in inputs[:n]:
-        net.relax(x, knobs, zero)
-        worst = max(worst, net.stability_ratio(x))
-    return worst
+    theta = twin.net.theta.copy()
+    return max((net.held_stability_ratio(x, theta) for x in inputs[:n]), default=0.0)

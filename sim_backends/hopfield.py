@@ -326,6 +326,24 @@ class HopfieldNetwork:
 
         return oracle.fast_stability_ratio(self, x)
 
+    def held_stability_ratio(self, x: np.ndarray, theta: np.ndarray) -> float:
+        """ρ at the state the network settles to with its parameters *held* at θ (what homeostasis does).
+
+        A joint relaxation from there may already have slid to a saturated minimum (where ρ is 0);
+        this is the number that says whether it would.
+        """
+        spec = self.spec
+        n = spec.n_layers
+        held = HopfieldNetwork(
+            HopfieldSpec(spec.layers, (1e-15,) * n, (1e-15,) * n, spec.hidden_clip, spec.output_clip),
+            tolerance=max(self.tolerance, 1e-10),
+            max_sweeps=self.max_sweeps,
+        )
+        held.relax(x, theta, np.zeros(spec.n_outputs))
+        probe = HopfieldNetwork(spec)
+        probe.states, probe.theta = held.states, np.asarray(theta, float)
+        return probe.stability_ratio(x)
+
     def linear_response(self, x: np.ndarray, pulled_from: np.ndarray, target: np.ndarray):
         """(dθ/dβ at fixed knobs, ∇L at fixed θ, ε) by implicit differentiation at the present equilibrium."""
         from sim_backends import oracle

@@ -282,6 +282,10 @@ class SpringNetwork:
         """
         return 0.0
 
+    def held_stability_ratio(self, x: np.ndarray, theta: np.ndarray) -> float:
+        """Always 0: see :meth:`stability_ratio`."""
+        return 0.0
+
     def coupling_summary(self) -> str:
         return f"epsilon {self.spec.eps}"
 

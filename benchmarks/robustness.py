@@ -1,0 +1,124 @@
+"""Test accuracy against the twin's ADC noise σ and knob DAC resolution.
+
+Does a protocol that learns on an ideal twin still learn on a bench with noisy readings
+and coarse DACs? Each point is a full training run on the twin with one non-ideality
+changed; the homeostasis tolerance is raised where the bench makes it unreachable
+(at least half a DAC step, and four noise σ for a max-norm over many channels).
+
+    python benchmarks/robustness.py [--protocol P] [--epochs N] [--out DIR]
+
+Prints a table and writes ``robustness.png`` (accuracy against σ and against bits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from threadpoolctl import threadpool_limits
+
+from aeqlab.backends import open_backend
+from aeqlab.datasets import load
+from aeqlab.engine import Trainer
+from aeqlab.errors import AeqlabError
+from aeqlab.protocol import load_protocol
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def variant(protocol, *, noise: float = 0.0, bits: int | None = None):
+    sim = protocol.simulation.model_copy(update={"adc_noise": noise, "dac_bits": bits})
+    tol = protocol.method.homeostasis.tolerance
+    if bits is not None:
+        lo, hi = protocol.instruments[protocol.roles.knobs.refs()[0].instrument].voltage_range
+        tol = max(tol, 0.51 * (hi - lo) / 2**bits / abs(protocol.roles.knobs.calibration.scale))
+    tol = max(tol, 4 * noise)
+    homeo = protocol.method.homeostasis.model_copy(update={"tolerance": tol})
+    method = protocol.method.model_copy(update={"homeostasis": homeo})
+    return protocol.model_copy(update={"simulation": sim, "method": method}), tol
+
+
+def run(protocol, epochs: int) -> dict:
+    backend = open_backend(protocol, "sim")
+    data = load(protocol.dataset)
+    trainer = Trainer(protocol, backend.bench, data)
+    t0 = time.perf_counter()
+    try:
+        _, history = trainer.run(epochs, protocol.seed)
+    except AeqlabError as exc:  # a bench too poor to train on is a result, not a crash
+        return {
+            "test_accuracy": float("nan"),
+            "best": float("nan"),
+            "unconverged": -1,
+            "wall_s": time.perf_counter() - t0,
+            "failed": exc.one_line(),
+        }
+    finally:
+        backend.close()
+    return {
+        "test_accuracy": history[-1].test_accuracy,
+        "best": max(m.test_accuracy for m in history),
+        "unconverged": sum(m.homeostasis_unconverged for m in history),
+        "wall_s": time.perf_counter() - t0,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--protocol", default=str(ROOT / "protocols" / "iris_hopfield_sim.yaml"))
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--noise", default="0,1e-3,3e-3,1e-2", help="ADC noise σ values (model units)")
+    ap.add_argument("--bits", default="16,12,10", help="knob DAC resolutions")
+    ap.add_argument("--out", default=".")
+    args = ap.parse_args()
+    threadpool_limits(limits=1, user_api="blas")
+    protocol, _ = load_protocol(args.protocol)
+    epochs = args.epochs or protocol.schedule.epochs
+    rows = []
+    for noise in (float(v) for v in args.noise.split(",")):
+        p, tol = variant(protocol, noise=noise)
+        rows.append(("noise", noise, None, tol, run(p, epochs)))
+    for bits in (int(v) for v in args.bits.split(",")):
+        p, tol = variant(protocol, bits=bits)
+        rows.append(("bits", 0.0, bits, tol, run(p, epochs)))
+    print(f"{protocol.name}, {epochs} epochs per point")
+    print(
+        f"{'sweep':6} {'ADC noise σ':>12} {'DAC bits':>9} {'tolerance':>10} {'test acc':>9} {'best':>6} "
+        f"{'unconverged':>12} {'wall s':>7}"
+    )
+    for kind, noise, bits, tol, r in rows:
+        print(
+            f"{kind:6} {noise:12.1e} {str(bits or '-'):>9} {tol:10.1e} {r['test_accuracy']:9.3f} "
+            f"{r['best']:6.3f} {r['unconverged']:12d} {r['wall_s']:7.1f}"
+            + (f"  failed: {r['failed'][:90]}" if "failed" in r else "")
+        )
+    _figure(rows, Path(args.out) / "robustness.png", protocol.name)
+
+
+def _figure(rows, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
+    noise = [(n, r["test_accuracy"]) for k, n, _, _, r in rows if k == "noise"]
+    bits = [(bb, r["test_accuracy"]) for k, _, bb, _, r in rows if k == "bits"]
+    a.plot([max(n, 1e-4) for n, _ in noise], [v for _, v in noise], "o-")
+    a.set_xscale("log")
+    a.set_xlabel("ADC noise σ (model units; 0 drawn at 1e-4)")
+    a.set_ylabel("final test accuracy")
+    b.plot([bb for bb, _ in bits], [v for _, v in bits], "s-")
+    b.set_xlabel("knob DAC bits")
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+        ax.set_ylim(0, 1.02)
+    fig.suptitle(f"{title}: robustness to bench non-idealities")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
