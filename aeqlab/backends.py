@@ -66,6 +66,12 @@ def open_backend(protocol: Protocol, kind: str, **options: Any) -> Backend:
     """Build the bench a protocol runs on."""
     if kind == "sim":
         return _open_sim(protocol, **options)
+    if options.get("realtime") and kind != "sim":
+        raise InputError(
+            "--realtime paces a twin; instruments keep their own time",
+            where="--realtime",
+            hint="drop --realtime, or use --sim",
+        )
     if kind == "emulate":
         from aeqlab.hardware import open_emulated
 

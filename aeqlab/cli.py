@@ -39,6 +39,9 @@ def run(
     emulate: Annotated[bool, typer.Option("--emulate", help="real drivers against emulated instruments")] = False,
     bench: Annotated[bool, typer.Option("--bench", help="drive the real instruments the protocol names")] = False,
     epochs: Annotated[int | None, typer.Option(min=1, help="override schedule.epochs")] = None,
+    realtime: Annotated[
+        bool, typer.Option("--realtime", help="on a twin, pace settling and latencies on the wall clock")
+    ] = False,
     seed: Annotated[int | None, typer.Option(help="override the protocol's seed (training order)")] = None,
     out: Annotated[Path | None, typer.Option(help="folder for run folders (default: output.dir)")] = None,
     snapshot_every: Annotated[
@@ -54,7 +57,7 @@ def run(
     try:
         protocol, text = _load(protocol_path)
         kind = choose_kind(protocol, sim=sim, emulate=emulate, bench=bench)
-        request = RunRequest(protocol_path, protocol, text, kind, epochs, seed, out, snapshot_every)
+        request = RunRequest(protocol_path, protocol, text, kind, epochs, seed, out, snapshot_every, realtime)
         summary = run_training(request, err)
     except AeqlabError as exc:
         fail(exc)

@@ -45,6 +45,7 @@ class RunRequest:
     seed: int | None = None
     out: Path | None = None
     snapshot_every: int | None = None  # full θ* snapshot every N samples (default: 4 per epoch)
+    realtime: bool = False  # twin only: settle waits and latencies take wall-clock time
 
 
 def exit_code(summary: dict[str, Any]) -> int:
@@ -101,7 +102,7 @@ def run_training(req: RunRequest, console: Console, stop: StopRequest | None = N
     n_epochs = req.epochs or protocol.schedule.epochs
     run_seed = protocol.seed if req.seed is None else req.seed
     data = load(protocol.dataset)
-    backend = open_backend(protocol, req.kind)
+    backend = open_backend(protocol, req.kind, **({"realtime": True} if req.realtime else {}))
     try:
         rho = preflight(protocol, backend, data.x_train, str(req.protocol_path))
         store = RunStore(req.out or protocol.output.dir, protocol.name)
