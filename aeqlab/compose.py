@@ -6,6 +6,7 @@ This is the one place (besides the CLI) allowed to import :mod:`sim_backends`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -89,6 +90,18 @@ def build_sim_bench(protocol: Protocol, *, tolerance: float | None = None, realt
             current_range=tuple(cfg.current_range),
             faults=faults,
         )
+    wire_true_transfers(protocol, instruments)
+    bench = Bench(protocol, dict(instruments), twin.clock)
+    return SimBench(bench, twin, instruments)
+
+
+def wire_true_transfers(protocol: Protocol, instruments: dict[str, Any]) -> None:
+    """Wire every role channel to its twin port with its *true* SI transfer.
+
+    The transfer is the role's calibration, except for the knobs, which get the per-knob gain
+    and offset errors of ``simulation.knob_errors`` (drawn from its seed, so simulated and
+    emulated instruments over the same protocol get the same ones).
+    """
     errors = protocol.simulation.knob_errors
     rng = np.random.default_rng(errors.seed)
     for role_name in ("inputs", "outputs", "knobs", "params", "nudges"):
@@ -106,8 +119,6 @@ def build_sim_bench(protocol: Protocol, *, tolerance: float | None = None, realt
                 offset = offset + cal.scale * rng.uniform(-errors.offset, errors.offset, ref.count)
             instruments[ref.instrument].wire(np.arange(ref.first, ref.last + 1), role_name, idx, scale, offset)
             pos += ref.count
-    bench = Bench(protocol, dict(instruments), twin.clock)
-    return SimBench(bench, twin, instruments)
 
 
 def stability_preflight(twin: Twin, inputs: np.ndarray, n: int = 20) -> float:

@@ -227,23 +227,10 @@ def start_emulators(protocol: Protocol, twin: Any | None = None) -> EmulatorSet:
 
 
 def _wire(protocol: Protocol, twin: Any, wirings: dict[str, Any]) -> None:
-    """The true SI transfers of every channel, drawn exactly as :func:`aeqlab.compose.build_sim_bench` does."""
-    errors = protocol.simulation.knob_errors
-    rng = np.random.default_rng(errors.seed)
-    for role_name in ROLE_NAMES:
-        role = getattr(protocol.roles, role_name)
-        cal = role.calibration
-        pos = 0
-        for ref in role.refs():
-            idx = np.arange(pos, pos + ref.count)
-            scale = np.full(ref.count, cal.scale)
-            offset = np.full(ref.count, cal.offset)
-            if role_name == "knobs":
-                gain = np.exp(rng.uniform(np.log(errors.gain_low), np.log(errors.gain_high), ref.count))
-                scale = scale / gain
-                offset = offset + cal.scale * rng.uniform(-errors.offset, errors.offset, ref.count)
-            wirings[ref.instrument].wire(np.arange(ref.first, ref.last + 1), role_name, idx, scale, offset)
-            pos += ref.count
+    """The true SI transfers of every channel, exactly as the simulated instruments get them."""
+    from aeqlab.compose import wire_true_transfers
+
+    wire_true_transfers(protocol, wirings)
 
 
 def open_emulated(protocol: Protocol) -> Backend:
