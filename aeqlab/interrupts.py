@@ -70,5 +70,6 @@ def deferred_interrupts(stop: StopRequest, notify: Callable[[str], None] | None 
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGINT, previous_int)
+        # once a stop was asked for, the process is on its way out: a late Ctrl-C must not cut that short
+        signal.signal(signal.SIGINT, going_safe if stop.requested else previous_int)
         signal.signal(signal.SIGTERM, previous_term)

@@ -148,7 +148,10 @@ def test_ctrl_c_mid_run_leaves_every_source_safe(tmp_path, presses):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode in (0, 130), seen + err
+    # a second press can land while the interpreter itself is shutting down, after every source is
+    # safe and the run is recorded, when Python has already handed SIGINT back to the system
+    allowed = (0, 130) if presses == 1 else (0, 130, -signal.SIGINT)
+    assert proc.returncode in allowed, seen + err
     assert "Traceback" not in seen + err
     logs = {p.stem: p.read_text().splitlines() for p in logs_dir.glob("*.log")}
     logs = {name: [line.split("\t", 1)[1] for line in lines] for name, lines in logs.items()}
