@@ -39,6 +39,9 @@ def emulate(
     except AeqlabError as exc:
         fail(exc)
         return
+    stop = threading.Event()
+    # Ctrl-C and SIGTERM only set a flag: the emulators then stop in one place, whatever was running
+    previous = {s: signal.signal(s, lambda *a: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         resources = emus.resources
         if as_json:
@@ -47,15 +50,12 @@ def emulate(
             for name, resource in resources.items():
                 print(f"{name:<12} {protocol.instruments[name].driver:<16} {resource}", flush=True)
             err.print("emulators bound to 127.0.0.1; Ctrl-C stops them")
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *a: stop.set())
-        try:
-            while not stop.wait(0.2):
-                pass
-        except KeyboardInterrupt:
+        while not stop.wait(0.2):
             pass
     finally:
         emus.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if log is not None:
             emus.write_logs(log)
     raise typer.Exit(0)

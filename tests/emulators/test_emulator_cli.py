@@ -34,7 +34,7 @@ def test_emulate_serves_until_ctrl_c_and_logs_every_command(tmp_path):
         dmm.read([0])
         dmm.close()
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=20)
+        proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
