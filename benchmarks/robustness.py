@@ -75,23 +75,24 @@ def main() -> None:
     threadpool_limits(limits=1, user_api="blas")
     protocol, _ = load_protocol(args.protocol)
     epochs = args.epochs or protocol.schedule.epochs
-    rows = []
-    for noise in (float(v) for v in args.noise.split(",")):
-        p, tol = variant(protocol, noise=noise)
-        rows.append(("noise", noise, None, tol, run(p, epochs)))
-    for bits in (int(v) for v in args.bits.split(",")):
-        p, tol = variant(protocol, bits=bits)
-        rows.append(("bits", 0.0, bits, tol, run(p, epochs)))
     print(f"{protocol.name}, {epochs} epochs per point")
     print(
         f"{'sweep':6} {'ADC noise σ':>12} {'DAC bits':>9} {'tolerance':>10} {'test acc':>9} {'best':>6} "
-        f"{'unconverged':>12} {'wall s':>7}"
+        f"{'unconverged':>12} {'wall s':>7}",
+        flush=True,
     )
-    for kind, noise, bits, tol, r in rows:
+    points = [("noise", float(v), None) for v in args.noise.split(",")]
+    points += [("bits", 0.0, int(v)) for v in args.bits.split(",")]
+    rows = []
+    for kind, noise, bits in points:
+        p, tol = variant(protocol, noise=noise, bits=bits)
+        r = run(p, epochs)
+        rows.append((kind, noise, bits, tol, r))
         print(
             f"{kind:6} {noise:12.1e} {str(bits or '-'):>9} {tol:10.1e} {r['test_accuracy']:9.3f} "
             f"{r['best']:6.3f} {r['unconverged']:12d} {r['wall_s']:7.1f}"
-            + (f"  failed: {r['failed'][:90]}" if "failed" in r else "")
+            + (f"  failed: {r['failed'][:90]}" if "failed" in r else ""),
+            flush=True,
         )
     _figure(rows, Path(args.out) / "robustness.png", protocol.name)
 
