@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
         err.print("interrupted")
         sys.exit(130)
     except AeqlabError as exc:  # raised outside a command body
-        err.print(f"error: {exc.one_line()}")
+        err.print(f"error: {exc.one_line()}", markup=False)
         sys.exit(exc.exit_code)
     except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
         # Typer's command-line errors (a click-style UsageError and friends), recognised by
@@ -243,11 +243,13 @@ def main(argv: list[str] | None = None) -> None:
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
             ctx = getattr(exc, "ctx", None)
             where = f"aeqlab {ctx.info_name}" if ctx is not None and ctx.info_name != "aeqlab" else "aeqlab"
-            err.print(f"error: {where}: {exc.format_message()} (see --help)")
+            err.print(f"error: {where}: {exc.format_message()} (see --help)", markup=False)
             sys.exit(2)
         if os.environ.get("AEQLAB_DEBUG"):
             raise
-        err.print(f"internal error: {exc.__class__.__name__}: {exc} (rerun with AEQLAB_DEBUG=1 for details)")
+        err.print(
+            f"internal error: {exc.__class__.__name__}: {exc} (rerun with AEQLAB_DEBUG=1 for details)", markup=False
+        )
         sys.exit(1)
 
 
