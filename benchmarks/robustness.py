@@ -16,6 +16,7 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
 from threadpoolctl import threadpool_limits
 
 from aeqlab.backends import open_backend
