@@ -6,12 +6,10 @@ Commands: Keithley 2400 series user's manual, SCPI reference (SOURce, SENSe:PROT
 from __future__ import annotations
 
 from drivers.base import fmt
-from drivers.smu import ScpiSmu
-
-_OFF = {"himp": "HIMP", "normal": "NORM", "zero": "ZERO"}
+from drivers.smu import KEITHLEY_OFF_MODES, KeithleySingleChannel
 
 
-class Keithley2400(ScpiSmu):
+class Keithley2400(KeithleySingleChannel):
     """Keithley 2400/2401/2410/2420: compliance set with ``:SENS:<meas>:PROT``."""
 
     expect = ("2400", "2401", "2410", "2420", "2440")
@@ -26,17 +24,5 @@ class Keithley2400(ScpiSmu):
             f":SENS:FUNC '{m}'",
             f":SENS:{m}:NPLC {fmt(self.options.nplc)}",
             f":FORM:ELEM {m}",
-            f":OUTP:SMOD {_OFF[self.options.off_mode]}",
+            f":OUTP:SMOD {KEITHLEY_OFF_MODES[self.options.off_mode]}",
         ]
-
-    def level_command(self, c: int, value: float) -> str:
-        return f":SOUR:{self.sources}:LEV {fmt(value)}"
-
-    def output_command(self, c: int, on: bool) -> str:
-        return f":OUTP {'ON' if on else 'OFF'}"
-
-    def state_queries(self, c: int) -> tuple[str, str]:
-        return ":OUTP?", f":SOUR:{self.sources}:LEV?"
-
-    def measure_query(self, wire: list[int]) -> str:
-        return ":READ?"

@@ -6,12 +6,10 @@ Commands: Keithley 2450 reference manual, SCPI command reference (SOURce, SENSe,
 from __future__ import annotations
 
 from drivers.base import fmt
-from drivers.smu import ScpiSmu
-
-_OFF = {"himp": "HIMP", "normal": "NORM", "zero": "ZERO"}
+from drivers.smu import KEITHLEY_OFF_MODES, KeithleySingleChannel
 
 
-class Keithley2450(ScpiSmu):
+class Keithley2450(KeithleySingleChannel):
     """Keithley 2450: current source with a voltage limit (or voltage source with a current limit)."""
 
     expect = ("2450",)
@@ -26,17 +24,5 @@ class Keithley2450(ScpiSmu):
             f':SENS:FUNC "{m}"',
             f":SENS:{m}:NPLC {fmt(self.options.nplc)}",
             f":SENS:{m}:RANG:AUTO 1",
-            f":OUTP:{f}:SMOD {_OFF[self.options.off_mode]}",
+            f":OUTP:{f}:SMOD {KEITHLEY_OFF_MODES[self.options.off_mode]}",
         ]
-
-    def level_command(self, c: int, value: float) -> str:
-        return f":SOUR:{self.sources}:LEV {fmt(value)}"
-
-    def output_command(self, c: int, on: bool) -> str:
-        return f":OUTP {'ON' if on else 'OFF'}"
-
-    def state_queries(self, c: int) -> tuple[str, str]:
-        return ":OUTP?", f":SOUR:{self.sources}:LEV?"
-
-    def measure_query(self, wire: list[int]) -> str:
-        return ":READ?"

@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike
 from pydantic import Field
 
 from aeqlab.errors import InstrumentError
-from drivers.base import DriverOptions, DriverSettings, Ramp, parse_options, ramped
+from drivers.base import DriverOptions, DriverSettings, Ramp, fmt, parse_options, ramped
 from drivers.limits import LimitTable
 from drivers.scpi import ScpiLink
 
@@ -214,3 +214,22 @@ class ScpiSmu:
 
     def close(self) -> None:
         self.link.close()
+
+
+KEITHLEY_OFF_MODES = {"himp": "HIMP", "normal": "NORM", "zero": "ZERO"}
+
+
+class KeithleySingleChannel(ScpiSmu):
+    """What the single-channel Keithley source-measure units (2400 series, 2450) say alike."""
+
+    def level_command(self, c: int, value: float) -> str:
+        return f":SOUR:{self.sources}:LEV {fmt(value)}"
+
+    def output_command(self, c: int, on: bool) -> str:
+        return f":OUTP {'ON' if on else 'OFF'}"
+
+    def state_queries(self, c: int) -> tuple[str, str]:
+        return ":OUTP?", f":SOUR:{self.sources}:LEV?"
+
+    def measure_query(self, wire: list[int]) -> str:
+        return ":READ?"
