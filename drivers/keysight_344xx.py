@@ -16,7 +16,7 @@ from pydantic import Field
 from aeqlab.errors import InstrumentError
 from drivers.base import DriverOptions, DriverSettings, fmt, parse_options
 from drivers.limits import LimitTable
-from drivers.scpi import ScpiLink
+from drivers.scpi import ScpiLink, open_scpi
 
 NPLC = {"34461A": (0.02, 0.2, 1, 10, 100), "34465A": (0.02, 0.06, 0.2, 1, 10, 100)}
 
@@ -55,20 +55,7 @@ class Keysight344xx:
     def open(cls, name: str, settings: DriverSettings) -> Keysight344xx:
         if (settings.channels or 1) != 1:
             raise InstrumentError(f"{name}: a DMM has one channel", where=f"instruments.{name}.channels")
-        link = ScpiLink.open(
-            name,
-            settings.resource,
-            expect=cls.expect,
-            timeout=settings.timeout,
-            read_termination=settings.read_termination,
-            write_termination=settings.write_termination,
-            retries=settings.retries,
-        )
-        try:
-            return cls(name, link, settings)
-        except BaseException:
-            link.close()
-            raise
+        return open_scpi(name, settings, cls.expect, lambda link: cls(name, link, settings))
 
     def _configure(self) -> None:
         if self._configured:

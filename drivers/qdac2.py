@@ -16,7 +16,7 @@ from numpy.typing import ArrayLike
 from aeqlab.errors import InstrumentError
 from drivers.base import DriverOptions, DriverSettings, Ramp, fmt, parse_options, ramped
 from drivers.limits import LimitTable
-from drivers.scpi import ScpiLink
+from drivers.scpi import ScpiLink, open_scpi
 
 
 class QDac2Options(DriverOptions):
@@ -46,20 +46,7 @@ class QDac2:
         n = settings.channels or cls.max_channels
         if not 1 <= n <= cls.max_channels:
             raise InstrumentError(f"{name}: at most {cls.max_channels} channels", where=f"instruments.{name}.channels")
-        link = ScpiLink.open(
-            name,
-            settings.resource,
-            expect=cls.expect,
-            timeout=settings.timeout,
-            read_termination=settings.read_termination,
-            write_termination=settings.write_termination,
-            retries=settings.retries,
-        )
-        try:
-            return cls(name, link, n, settings)
-        except BaseException:
-            link.close()
-            raise
+        return open_scpi(name, settings, cls.expect, lambda link: cls(name, link, n, settings))
 
     def identify(self) -> str:
         return self.link.identify()

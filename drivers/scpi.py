@@ -261,3 +261,21 @@ def float_list(values: np.ndarray) -> str:
 
 def isclose(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-15)
+
+
+def open_scpi(name: str, settings: Any, expect: tuple[str, ...], build: Callable[[ScpiLink], T]) -> T:
+    """Open the link a driver's settings describe and build the driver on it; close the link if that fails."""
+    link = ScpiLink.open(
+        name,
+        settings.resource,
+        expect=expect,
+        timeout=settings.timeout,
+        read_termination=settings.read_termination,
+        write_termination=settings.write_termination,
+        retries=settings.retries,
+    )
+    try:
+        return build(link)
+    except BaseException:
+        link.close()
+        raise

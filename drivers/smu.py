@@ -19,7 +19,7 @@ from pydantic import Field
 from aeqlab.errors import InstrumentError
 from drivers.base import DriverOptions, DriverSettings, Ramp, fmt, parse_options, ramped
 from drivers.limits import LimitTable
-from drivers.scpi import ScpiLink
+from drivers.scpi import ScpiLink, open_scpi
 
 
 class SmuOptions(DriverOptions):
@@ -77,20 +77,7 @@ class ScpiSmu:
                 f"{name}: this instrument has at most {cls.max_channels} channels, not {n}",
                 where=f"instruments.{name}.channels",
             )
-        link = ScpiLink.open(
-            name,
-            settings.resource,
-            expect=cls.expect,
-            timeout=settings.timeout,
-            read_termination=settings.read_termination,
-            write_termination=settings.write_termination,
-            retries=settings.retries,
-        )
-        try:
-            return cls(name, link, n, settings)
-        except BaseException:
-            link.close()
-            raise
+        return open_scpi(name, settings, cls.expect, lambda link: cls(name, link, n, settings))
 
     # ------------------------------------------------------ model spelling
     @property
