@@ -33,8 +33,9 @@ def variant(protocol, *, noise: float = 0.0, bits: int | None = None):
     tol = protocol.method.homeostasis.tolerance
     if bits is not None:
         lo, hi = protocol.instruments[protocol.roles.knobs.refs()[0].instrument].voltage_range
-        # a loop on a quantized knob lands within a step, not half of one, once the physics couples channels
-        tol = max(tol, 1.5 * (hi - lo) / 2**bits / abs(protocol.roles.knobs.calibration.scale))
+        # a loop on a quantized knob lands within about a step once the physics couples channels;
+        # a looser tolerance lets the held parameters wander by more than a learning step
+        tol = max(tol, 1.0 * (hi - lo) / 2**bits / abs(protocol.roles.knobs.calibration.scale))
     tol = max(tol, 4 * noise)
     homeo = protocol.method.homeostasis.model_copy(update={"tolerance": tol})
     method = protocol.method.model_copy(update={"homeostasis": homeo})
