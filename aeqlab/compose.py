@@ -80,6 +80,8 @@ def build_sim_bench(protocol: Protocol, *, tolerance: float | None = None, realt
             dac_bits=sim.dac_bits,
             latency=sim.latency,
             timeout_every=sim.timeout_every,
+            disconnect_after=sim.disconnect_after,
+            stuck=stuck_channels(protocol, name),
             seed=sim.noise_seed + len(instruments),
         )
         instruments[name] = SimInstrument(
@@ -93,6 +95,18 @@ def build_sim_bench(protocol: Protocol, *, tolerance: float | None = None, realt
     wire_true_transfers(protocol, instruments)
     bench = Bench(protocol, dict(instruments), twin.clock)
     return SimBench(bench, twin, instruments)
+
+
+def stuck_channels(protocol: Protocol, instrument: str) -> tuple[int, ...]:
+    """Channels of ``instrument`` that carry the protocol's stuck parameter readbacks."""
+    stuck = set(protocol.simulation.stuck_params)
+    out, pos = [], 0
+    for ref in protocol.roles.params.refs():
+        for k, channel in enumerate(range(ref.first, ref.last + 1)):
+            if ref.instrument == instrument and pos + k in stuck:
+                out.append(channel)
+        pos += ref.count
+    return tuple(out)
 
 
 def wire_true_transfers(protocol: Protocol, instruments: dict[str, Any]) -> None:

@@ -435,6 +435,12 @@ class Simulation(Strict):
         0.0, "non-ideality: drift of every knob → parameter offset", "model units/s"
     )
     timeout_every: int = _f(0, "fault injection: every N-th instrument call times out (0: never)", "1", ge=0)
+    disconnect_after: int = _f(
+        0, "fault injection: every instrument stops answering after N calls (0: never)", "1", ge=0
+    )
+    stuck_params: list[Annotated[int, Field(ge=0)]] = _f(
+        [], "fault injection: parameter readbacks (role positions) stuck at their first reading", "1"
+    )
     noise_seed: Seed = _f(0, "seed of the noise and drift", "1")
 
     @model_validator(mode="after")

@@ -60,3 +60,22 @@ def test_a_reading_before_settling_is_wrong_and_until_stable_waits_long_enough(p
     theta, outputs, settled = execute(settle_and_read(policy), bench)
     assert settled
     np.testing.assert_allclose(outputs, backend.twin.net.outputs, atol=1e-5)
+
+
+def test_a_disconnected_instrument_fails_every_call_and_sources_still_go_safe(protocols_dir):
+    backend = twin_bench(protocols_dir, disconnect_after=4)
+    bench = backend.bench
+    with pytest.raises(InstrumentError, match="disconnected"):
+        for _ in range(5):
+            bench.read("outputs")
+    assert bench.safe_state() == []  # safe_state is not refused by a simulated disconnect
+
+
+def test_a_stuck_readback_keeps_its_first_value(protocols_dir):
+    backend = twin_bench(protocols_dir, stuck_params=[3])
+    bench = backend.bench
+    first = bench.read("params")
+    bench.write("knobs", bench.setpoints("knobs") + 0.05)
+    second = bench.read("params")
+    assert second[3] == first[3]
+    assert np.all(second[[0, 1, 2, 4]] != first[[0, 1, 2, 4]])
