@@ -62,9 +62,7 @@ def test_linear_response_matches_finite_differences(net):
     # ∇L at fixed rest lengths: springs so stiffly coupled that ℓ cannot move
     net.r = start.copy()
     theta = net.theta.copy()
-    stiff = SpringNetwork(
-        type(net.spec)(**{**net.spec.__dict__, "eps": 1e-12}), tolerance=1e-13
-    )
+    stiff = SpringNetwork(type(net.spec)(**{**net.spec.__dict__, "eps": 1e-12}), tolerance=1e-13)
 
     def loss(th):
         stiff.r = start.copy()
