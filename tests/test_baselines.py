@@ -113,6 +113,14 @@ def test_the_session_wires_the_twin_oracle(tmp_path: Path) -> None:
     assert summary["test_accuracy"] > summary["initial_test_accuracy"]
 
 
+def test_an_spsa_run_is_journaled_like_any_other(tmp_path: Path) -> None:
+    protocol, text = with_method(IRIS, "  name: spsa\n  spsa: {a: 0.05}\n", epochs=1)
+    summary = run_training(RunRequest(IRIS, protocol, text, "sim", out=tmp_path), Console(quiet=True))
+    assert summary["status"] == "completed", summary.get("error")
+    assert summary["samples"] == 120
+    assert summary["test_loss"] < summary["initial_test_loss"]
+
+
 def test_protocols_without_a_method_name_stay_aeqprop() -> None:
     protocol, _ = with_method(IRIS, "  beta: 0.5\n")
     assert protocol.method.name == "aeqprop"
