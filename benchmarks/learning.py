@@ -262,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--datasets", nargs="+", choices=sorted(PROTOCOLS), default=["iris", "digits"])
     ap.add_argument("--seeds", type=int, default=3, help="number of seeds (training orders 0, 1, ...)")
+    ap.add_argument("--first-seed", type=int, default=0, help="the first seed (to add seeds to an earlier run)")
     ap.add_argument("--epochs", type=int, default=None, help="epochs of exact and Aeqprop (default: the protocol's)")
     ap.add_argument("--evals-per-epoch", type=int, default=4, help="test evaluations per epoch")
     ap.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="methods to run")
@@ -282,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         for ds in args.datasets:
             res = run_dataset(
                 ds,
-                list(range(args.seeds)),
+                list(range(args.first_seed, args.first_seed + args.seeds)),
                 args.epochs,
                 args.evals_per_epoch,
                 log,
