@@ -383,6 +383,14 @@ def _session(
             f"done: test {metric} {summary['initial_test_accuracy']:.3f} -> {summary['test_accuracy']:.3f}, "
             f"{summary['samples']} samples in {wall:.1f} s; run folder {store.path}"
         )
+        flagged = {
+            "samples whose homeostasis did not reach its tolerance": summary.get("homeostasis_unconverged", 0),
+            "samples with a knob held at its limit": summary.get("knob_saturations", 0),
+            "jumps of the twin from unstable states": summary.get("twin_unstable_jumps", 0),
+        }
+        for what, count in flagged.items():
+            if count:
+                console.print(f"[yellow]note:[/yellow] {count} {what} (journaled per sample; see aeqlab report)")
     return summary
 
 
