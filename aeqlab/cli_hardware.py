@@ -126,7 +126,7 @@ def discover_resources() -> dict[str, list[str]]:
     try:
         import pyvisa
 
-        found["visa"] = list(pyvisa.ResourceManager("@py").list_resources("?*"))
+        found["visa"] = list(pyvisa.ResourceManager("@py").list_resources("?*"))  # --discover alone gets here
     except Exception as exc:  # noqa: BLE001 - discovery reports what it cannot search
         found["visa"] = [f"(search failed: {exc.__class__.__name__})"]
     from serial.tools import list_ports
