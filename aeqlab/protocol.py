@@ -574,6 +574,9 @@ class Homeostasis(Strict):
     gain: Positive = _f(1.0, "fraction of the estimated correction applied per step", "1", le=2.0)
     max_iterations: int = _f(100, "cap on feedback steps per phase", "1", gt=0)
     memory: int = _f(5, "steps mixed by Anderson acceleration", "1", ge=0)
+    averages: int = _f(
+        1, "readings averaged at every step (noisy readbacks: noise falls as 1/√averages)", "1", ge=1, le=1000
+    )
 
 
 class Tracking(Strict):

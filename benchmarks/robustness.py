@@ -3,7 +3,8 @@
 Does a protocol that learns on an ideal twin still learn on a bench with noisy readings
 and coarse DACs? Each point is a full training run on the twin with one non-ideality
 changed; the homeostasis tolerance is raised where the bench makes it unreachable
-(at least one DAC step, and the largest noise a max-norm over all readbacks will see).
+(at least one DAC step, and the largest noise a max-norm over all readbacks will see,
+with four readings averaged at every step when the readbacks are noisy).
 
     python benchmarks/robustness.py [--protocol P] [--epochs N] [--out DIR]
 
@@ -29,18 +30,28 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def variant(protocol, *, noise: float = 0.0, bits: int | None = None):
+    """The protocol with one non-ideality, and tolerances a bench with it can reach."""
     sim = protocol.simulation.model_copy(update={"adc_noise": noise, "dac_bits": bits})
-    tol = protocol.method.homeostasis.tolerance
+    method = protocol.method
+    tol, track_tol, averages = method.homeostasis.tolerance, method.tracking.tolerance, 1
     if bits is not None:
         lo, hi = protocol.instruments[protocol.roles.knobs.refs()[0].instrument].voltage_range
         # a loop on a quantized knob lands within about a step once the physics couples channels;
         # a looser tolerance lets the held parameters wander by more than a learning step
         tol = max(tol, 1.0 * (hi - lo) / 2**bits / abs(protocol.roles.knobs.calibration.scale))
-    # a max-norm over n noisy readbacks: the largest of n normal samples is about σ·√(2 ln 2n)
-    n = protocol.roles.params.size
-    tol = max(tol, noise * (np.sqrt(2 * np.log(2 * n)) + 1.0))
-    homeo = protocol.method.homeostasis.model_copy(update={"tolerance": tol})
-    method = protocol.method.model_copy(update={"homeostasis": homeo})
+    if noise > 0:
+        averages = 4  # each step averages four readings: the noise halves
+        sigma = noise / np.sqrt(averages)
+        # a max-norm over n noisy readbacks: the largest of n normal samples is about σ·√(2 ln 2n)
+        n, m = protocol.roles.params.size, protocol.roles.outputs.size
+        tol = max(tol, sigma * (np.sqrt(2 * np.log(2 * n)) + 1.0))
+        track_tol = max(track_tol, method.beta * sigma * (np.sqrt(2 * np.log(2 * m)) + 1.0))
+    method = method.model_copy(
+        update={
+            "homeostasis": method.homeostasis.model_copy(update={"tolerance": tol, "averages": averages}),
+            "tracking": method.tracking.model_copy(update={"tolerance": track_tol}),
+        }
+    )
     return protocol.model_copy(update={"simulation": sim, "method": method}), tol
 
 

@@ -87,3 +87,14 @@ def test_a_knob_that_would_pass_its_limit_is_held_there_and_flagged(iris):
     assert any(r.saturated for r in records)
     setpoints = backend.bench.setpoints("knobs")
     assert setpoints.max() <= 0.1 + 1e-12 and setpoints.min() >= -0.1 - 1e-12
+
+
+def test_averaged_readings_let_homeostasis_converge_on_noisy_readbacks(iris):
+    """Each step copies the reading noise into the knobs; averaging four readings halves it."""
+    noisy = with_changes(iris, simulation={"adc_noise": 2e-3})
+    tight = {"homeostasis": iris.method.homeostasis.model_copy(update={"tolerance": 5e-3, "max_iterations": 30})}
+    single, _, _ = run_samples(with_changes(noisy, method=tight), 20)
+    averaged_method = {"homeostasis": tight["homeostasis"].model_copy(update={"averages": 8})}
+    averaged, _, _ = run_samples(with_changes(noisy, method=averaged_method), 20)
+    assert sum(r.homeostatic.converged for r in averaged) > sum(r.homeostatic.converged for r in single)
+    assert all(r.homeostatic.converged for r in averaged)

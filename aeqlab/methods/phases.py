@@ -102,6 +102,11 @@ def run_phase(
     settle_timeouts = 0
     while True:
         theta, outputs, settled = yield from settle_and_read(settle)
+        for _ in range(homeostasis.averages - 1):  # noisy readbacks: average repeated readings
+            theta = theta + (yield Read("params"))
+            outputs = outputs + (yield Read("outputs"))
+        if homeostasis.averages > 1:
+            theta, outputs = theta / homeostasis.averages, outputs / homeostasis.averages
         settle_timeouts += not settled
         res_theta = float(np.max(np.abs(targets - theta))) if hold else 0.0
         res_i = 0.0
