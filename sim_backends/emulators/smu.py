@@ -85,49 +85,53 @@ def _f(text: str) -> str:
     return text.upper()[:4]
 
 
-class Keithley2450Emulator(SmuEmulator):
+_FN = r"(CURR|VOLT)(?:ent|age)?"  # a source function, abbreviated or not
+
+
+class _KeithleySingleChannel(SmuEmulator):
+    """Commands the single-channel Keithley SMUs (2400 series, 2450) answer alike."""
+
+    def _keithley_source_commands(self, c) -> None:
+        fn = _FN
+        self.on(r"SOUR(?:ce)?:FUNC(?:tion)? " + fn, lambda m: setattr(c, "func", _f(m[1])))
+        self.on(r"SOUR(?:ce)?:FUNC(?:tion)?\?", lambda m: c.func)
+        self.on(rf"SOUR:{fn}:RANG(?:e)? (\S+)", lambda m: c.range.__setitem__(_f(m[1]), number(m[2])))
+        self.on(rf"SOUR:{fn}(?::LEV(?:el)?)? (\S+)", lambda m: self.set_level(c, m[1], number(m[2])))
+        self.on(rf"SOUR:{fn}(?::LEV(?:el)?)?\?", lambda m: f"{c.level[_f(m[1])]:.12g}")
+        self.on(rf"SENS:{fn}:NPLC (\S+)", lambda m: setattr(c, "nplc", number(m[2])))
+        self.on(r"OUTP(?:ut)?(?::STAT(?:e)?)? (ON|OFF|1|0)", lambda m: self.set_output(c, m[1]))
+        self.on(r"OUTP(?:ut)?(?::STAT(?:e)?)?\?", lambda m: "1" if c.on else "0")
+
+
+class Keithley2450Emulator(_KeithleySingleChannel):
     """Keithley 2450 in SCPI mode."""
 
     def __init__(self, name: str, channels: TwinChannels, serial: str = "04455001") -> None:
         super().__init__(name, channels, f"KEITHLEY INSTRUMENTS,MODEL 2450,{serial},1.7.12b")
         c = self.ch[0]
-        fn = r"(CURR|VOLT)(?:ent|age)?"
-        self.on(r"SOUR(?:ce)?:FUNC(?:tion)? " + fn, lambda m: setattr(c, "func", _f(m[1])))
-        self.on(r"SOUR(?:ce)?:FUNC(?:tion)?\?", lambda m: c.func)
+        fn = _FN
+        self._keithley_source_commands(c)
         self.on(rf"SOUR:{fn}:(VLIM|ILIM) (\S+)", lambda m: setattr(c, "limit", number(m[3])))
-        self.on(rf"SOUR:{fn}:RANG(?:e)? (\S+)", lambda m: c.range.__setitem__(_f(m[1]), number(m[2])))
         self.on(rf"SOUR:{fn}:RANG:AUTO (\S+)", lambda m: None)
-        self.on(rf"SOUR:{fn}(?::LEV(?:el)?)? (\S+)", lambda m: self.set_level(c, m[1], number(m[2])))
-        self.on(rf"SOUR:{fn}(?::LEV(?:el)?)?\?", lambda m: f"{c.level[_f(m[1])]:.12g}")
         self.on(r'SENS(?:e)?:FUNC(?:tion)? "(VOLT|CURR)(?::DC)?"', lambda m: None)
-        self.on(rf"SENS:{fn}:NPLC (\S+)", lambda m: setattr(c, "nplc", number(m[2])))
         self.on(rf"SENS:{fn}:RANG:AUTO (\S+)", lambda m: None)
         self.on(rf"OUTP:{fn}:SMOD (HIMP|NORM|ZERO|GUAR)", lambda m: setattr(c, "off_mode", m[2].upper()))
-        self.on(r"OUTP(?:ut)?(?::STAT(?:e)?)? (ON|OFF|1|0)", lambda m: self.set_output(c, m[1]))
-        self.on(r"OUTP(?:ut)?(?::STAT(?:e)?)?\?", lambda m: "1" if c.on else "0")
         self.on(r"READ\?|MEAS:VOLT\?", lambda m: f"{self.measure(0):.12g}")
 
 
-class Keithley2400Emulator(SmuEmulator):
+class Keithley2400Emulator(_KeithleySingleChannel):
     """Keithley 2400 (compliance under ``:SENS:<meas>:PROT``)."""
 
     def __init__(self, name: str, channels: TwinChannels, serial: str = "1234567") -> None:
         super().__init__(name, channels, f"KEITHLEY INSTRUMENTS INC.,MODEL 2400,{serial},C32 Oct 4 2010 14:20:11/A02")
         c = self.ch[0]
-        fn = r"(CURR|VOLT)(?:ent|age)?"
-        self.on(r"SOUR(?:ce)?:FUNC(?:tion)? " + fn, lambda m: setattr(c, "func", _f(m[1])))
-        self.on(r"SOUR(?:ce)?:FUNC(?:tion)?\?", lambda m: c.func)
+        fn = _FN
+        self._keithley_source_commands(c)
         self.on(rf"SOUR:{fn}:MODE FIX(?:ed)?", lambda m: None)
         self.on(rf"SENS:{fn}:PROT(?:ection)? (\S+)", lambda m: setattr(c, "limit", number(m[2])))
-        self.on(rf"SOUR:{fn}:RANG(?:e)? (\S+)", lambda m: c.range.__setitem__(_f(m[1]), number(m[2])))
-        self.on(rf"SOUR:{fn}(?::LEV(?:el)?)? (\S+)", lambda m: self.set_level(c, m[1], number(m[2])))
-        self.on(rf"SOUR:{fn}(?::LEV(?:el)?)?\?", lambda m: f"{c.level[_f(m[1])]:.12g}")
         self.on(r"SENS(?:e)?:FUNC(?:tion)? '(VOLT|CURR)(?::DC)?'", lambda m: None)
-        self.on(rf"SENS:{fn}:NPLC (\S+)", lambda m: setattr(c, "nplc", number(m[2])))
         self.on(r"FORM:ELEM (VOLT|CURR)", lambda m: None)
         self.on(r"OUTP:SMOD (HIMP|NORM|ZERO|GUAR)", lambda m: setattr(c, "off_mode", m[1].upper()))
-        self.on(r"OUTP(?:ut)?(?::STAT(?:e)?)? (ON|OFF|1|0)", lambda m: self.set_output(c, m[1]))
-        self.on(r"OUTP(?:ut)?(?::STAT(?:e)?)?\?", lambda m: "1" if c.on else "0")
         self.on(r"READ\?", lambda m: f"{self.measure(0):.12g}")
 
 
@@ -137,7 +141,7 @@ class B2900Emulator(SmuEmulator):
     def __init__(self, name: str, channels: TwinChannels, serial: str = "MY51140001") -> None:
         model = "B2902A" if channels.n > 1 else "B2901A"
         super().__init__(name, channels, f"Keysight Technologies,{model},{serial},3.4.2011.5100")
-        fn = r"(CURR|VOLT)(?:ent|age)?"
+        fn = _FN
         self.on(r"SOUR(\d?):FUNC:MODE " + fn, lambda m: setattr(self._c(m[1]), "func", _f(m[2])))
         self.on(r"SOUR(\d?):FUNC:MODE\?", lambda m: self._c(m[1]).func)
         self.on(rf"SENS(\d?):{fn}:PROT (\S+)", lambda m: setattr(self._c(m[1]), "limit", number(m[3])))
