@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim_backends.emulators.faults import ReplyFaults
 from sim_backends.emulators.wiring import TwinChannels
 
 
@@ -51,7 +52,7 @@ class _Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
 
-class ScpiEmulator:
+class ScpiEmulator(ReplyFaults):
     """Base of SCPI emulators: server, dispatch, error queue, command log, faults.
 
     Parameters
@@ -73,10 +74,7 @@ class ScpiEmulator:
         self.log: deque[CommandRecord] = deque(maxlen=log_size)
         self.errors: deque[str] = deque(maxlen=50)
         self._handlers: list[tuple[re.Pattern, Handler]] = []
-        self._faults: deque[tuple[str, object]] = deque()
-        self.latency = 0.0  # seconds each command line takes
-        self.drop_every = 0  # every N-th reply is never sent (a timeout); 0: never
-        self._replies = 0
+        self._init_faults()
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._server: _Server | None = None
@@ -127,27 +125,6 @@ class ScpiEmulator:
             else:
                 self.errors.append('-113,"Undefined header"')
         return ";".join(replies) if replies else None
-
-    # --------------------------------------------------------------- faults
-    def _next_fault(self) -> tuple[str, object] | None:
-        self._replies += 1
-        if self._faults:
-            return self._faults.popleft()
-        if self.drop_every and self._replies % self.drop_every == 0:
-            return ("drop", None)
-        return None
-
-    def delay_next(self, seconds: float) -> None:
-        """Send the next reply ``seconds`` late (a client timing out gets it as a stale reply)."""
-        self._faults.append(("delay", seconds))
-
-    def drop_next(self) -> None:
-        """Never send the next reply."""
-        self._faults.append(("drop", None))
-
-    def garbage_next(self, text: str) -> None:
-        """Reply ``text`` instead of the next reply."""
-        self._faults.append(("garbage", text))
 
     def hang_up(self) -> None:
         """Close every client connection (the server keeps listening)."""

@@ -17,6 +17,7 @@ from collections import deque
 
 import numpy as np
 
+from sim_backends.emulators.faults import ReplyFaults
 from sim_backends.emulators.scpi_server import CommandRecord
 from sim_backends.emulators.wiring import TwinChannels
 
@@ -56,7 +57,7 @@ def parse_values(text: str) -> np.ndarray:
     return v
 
 
-class SerialBoardEmulator:
+class SerialBoardEmulator(ReplyFaults):
     """The DAC/ADC board of docs/serial_board.md, over a pty.
 
     Parameters
@@ -82,10 +83,7 @@ class SerialBoardEmulator:
         self.idn = f"aeqlab,DACADC-{n_dac}x{n_adc},0001,1.0"
         self.dac = channels.present(np.arange(n_dac))
         self.log: deque[CommandRecord] = deque(maxlen=200_000)
-        self._faults: deque[tuple[str, object]] = deque()
-        self.latency = 0.0  # seconds each command line takes
-        self.drop_every = 0  # every N-th reply is never sent (a timeout); 0: never
-        self._replies = 0
+        self._init_faults()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._fds: tuple[int, int] | None = None
@@ -142,16 +140,6 @@ class SerialBoardEmulator:
     def output_state(self) -> dict[str, np.ndarray]:
         return {"level": self.dac.copy(), "on": np.ones(self.n_dac, bool)}
 
-    # --------------------------------------------------------------- faults
-    def delay_next(self, seconds: float) -> None:
-        self._faults.append(("delay", seconds))
-
-    def drop_next(self) -> None:
-        self._faults.append(("drop", None))
-
-    def garbage_next(self, text: str) -> None:
-        self._faults.append(("garbage", text))
-
     # ------------------------------------------------------------- serving
     @property
     def resource(self) -> str:
@@ -194,10 +182,7 @@ class SerialBoardEmulator:
     def _reply(self, master: int, reply: str) -> None:
         if self.latency:
             time.sleep(self.latency)
-        self._replies += 1
-        fault = self._faults.popleft() if self._faults else None
-        if fault is None and self.drop_every and self._replies % self.drop_every == 0:
-            fault = ("drop", None)
+        fault = self._next_fault()
         if fault is not None and fault[0] == "drop":
             return
         if fault is not None and fault[0] == "delay":
