@@ -130,8 +130,9 @@ class Bench:
                 f"[{w.low_si:g}, {w.high_si:g}]; nothing was sent",
                 where=f"roles.{role}.limits",
             )
-        # every instrument's own limits are checked before any instrument is written
-        for inst, pos, ch in w.groups:
+        # a role spread over several instruments: all their limits pass before any of them is written
+        # (one instrument checks its own before it sends anything)
+        for inst, pos, ch in w.groups if len(w.groups) > 1 else ():
             obj = self.instruments[inst]
             table = obj.current_limits if role == "nudges" else obj.output_limits
             table.check(ch, si[pos])

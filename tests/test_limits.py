@@ -68,3 +68,21 @@ def test_limits_can_only_be_narrowed():
     table.check([0, 3], [1.0, 9.0])
     with pytest.raises(LimitError):
         table.check([1], [1.5])
+
+
+def test_a_role_over_two_instruments_sends_nothing_when_either_would_refuse(protocols_dir, tmp_path):
+    text = (protocols_dir / "iris_hopfield_sim.yaml").read_text()
+    text = text.replace("  smu: {driver: sim}", "  smu: {driver: sim}\n  dac2: {driver: sim, voltage_range: [-1, 1]}")
+    text = text.replace("channels: dac/ao4:134", "channels: [dac/ao4:100, dac2/ao0:33]")
+    text = text.replace("limits: {low: -5.0, high: 5.0}", "limits: {low: -1.0, high: 1.0}")
+    path = tmp_path / "split.yaml"
+    path.write_text(text)
+    protocol, _ = load_protocol(path)
+    backend = open_backend(protocol, "sim")
+    backend.bench.instruments["dac2"].output_limits.restrict([5], -0.5, 0.5)  # one narrower channel
+    before = snapshot(backend)
+    knobs = np.zeros(131)
+    knobs[97 + 5] = 0.8  # inside the role's limits, outside dac2/ch5's own
+    with pytest.raises(LimitError, match="dac2/ch5"):
+        backend.bench.write("knobs", knobs)
+    assert_untouched(before, backend)  # the first instrument was not written either
