@@ -17,7 +17,8 @@ E is linear in θ, so θ is eliminated exactly: at fixed s the minimising θ is
 where ‖∂W_l E‖² = ‖s_{l-1}‖² ‖s_l‖² and ‖∂b_l E‖² = ‖s_l‖². Given its neighbours, each
 layer's reduced energy is a separable quadratic (one curvature per layer), so exact
 block-coordinate descent on Ẽ is the joint relaxation of states *and* parameters.
-Active-set linear solves, accepted only when they lower Ẽ, speed it up.
+Newton steps on the units inside their boxes (the clipped ones held), accepted only when
+they lower Ẽ, speed it up.
 
 Nothing here knows about phases, targets or learning: it relaxes to the minimum
 of the total energy for the inputs, knobs and currents it is given.
@@ -221,7 +222,6 @@ class HopfieldNetwork:
         order = list(range(0, L, 2)) + list(range(1, L, 2))
         converged, change, sweeps = False, np.inf, 0
         last_active: tuple | None = None
-        system = None
         for sweeps in range(1, cap + 1):
             change = 0.0
             for l in order:
@@ -240,14 +240,12 @@ class HopfieldNetwork:
             if change <= tol:
                 converged = True
                 break
-            if sweeps >= 2:
+            if sweeps >= 1:
                 active = [(v <= lo) | (v >= hi) for v, lo, hi in zip(s, self._lo, self._hi)]
                 key = tuple(a.tobytes() for a in active)
                 if key != last_active or sweeps % 4 == 0:
                     last_active = key
-                    if system is None:
-                        system = self._linear_system(x, uw, ub, currents)
-                    proposal = self._active_set_solve(system, x_sq, s, active, tol)
+                    proposal = self._newton_polish(x, x_sq, drive0, uw, ub, currents, s, tol)
                     if proposal is not None:
                         e_old = self._reduced_energy(x, x_sq, uw, ub, currents, s)
                         e_new = self._reduced_energy(x, x_sq, uw, ub, currents, proposal)
@@ -257,62 +255,57 @@ class HopfieldNetwork:
         self.theta = self.theta_at(x, u, s)
         return RelaxInfo(sweeps, converged, change, self.total_energy(x, u, currents, s))
 
-    def _linear_system(self, x, uw, ub, currents) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Coupling matrix (curvatures excluded), right-hand side and layer offsets of ∇Ẽ = 0."""
-        L = self.spec.n_layers
-        sizes = self.spec.layers[1:]
-        off = np.concatenate([[0], np.cumsum(sizes)])
-        A = np.zeros((off[-1], off[-1]))
-        rhs = np.zeros(off[-1])
-        for l in range(L):
-            sl = slice(off[l], off[l + 1])
-            rhs[sl] = ub[l] + (x @ uw[0] if l == 0 else 0.0)
-            if l + 1 < L:
-                nl = slice(off[l + 1], off[l + 2])
-                A[sl, nl] = -uw[l + 1]
-                A[nl, sl] = -uw[l + 1].T
-        rhs[off[L - 1] :] += currents
-        return A, rhs, off
+    def _newton_polish(self, x, x_sq, drive0, uw, ub, currents, s, tol):
+        """Stationary point of Ẽ with the clipped units held, by Newton steps on the free units.
 
-    def _active_set_solve(self, system, x_sq, s, active, tol):
-        """Stationary point of Ẽ with the clipped units held, by a few frozen-curvature solves.
-
-        Each layer's curvature depends on its neighbours' norms: freeze them, solve the linear
-        system on the free units, repeat. Returns the solution clipped to the boxes (a proposal).
+        The Hessian of Ẽ on the free units is block tridiagonal: one curvature a_l per layer on
+        the diagonal, −W_{l+1} − 2ε_{l+1} s_l s_{l+1}ᵀ between neighbours (the curvatures depend
+        on the neighbours' norms). Block elimination from the first layer (whose block is a
+        scalar) leaves dense systems of the later layers' sizes only. Returns the solution
+        clipped to the boxes (a proposal), or None when nothing is free or a block is singular.
         """
-        A, rhs, off = system
         spec = self.spec
         L = spec.n_layers
-        free = ~np.concatenate(active)
-        if not free.any():
+        ew, eb = spec.eps_weights, spec.eps_biases
+        idx = [np.flatnonzero((v > lo) & (v < hi)) for v, lo, hi in zip(s, self._lo, self._hi)]
+        if not any(i.size for i in idx):
             return None
-        fixed = ~free
-        flat = np.concatenate(s)
-        A_rows = A[free]
-        M = A_rows[:, free]
-        r0 = rhs[free] - A_rows[:, fixed] @ flat[fixed]
-        layer_of = np.repeat(np.arange(L), np.diff(off))[free]
-        idx = np.arange(M.shape[0])
         trial = [v.copy() for v in s]
+        last_step = 0.0
         for _ in range(4):
             sq = [float(v @ v) for v in trial]
             curv = np.empty(L)
+            rhs = []
             for l in range(L):
                 prev_sq = x_sq if l == 0 else sq[l - 1]
-                curv[l] = 1.0 - spec.eps_biases[l] - spec.eps_weights[l] * prev_sq
+                a = 1.0 - eb[l] - ew[l] * prev_sq
+                c = ub[l] + (drive0 if l == 0 else trial[l - 1] @ uw[l])
                 if l + 1 < L:
-                    curv[l] -= spec.eps_weights[l + 1] * sq[l + 1]
-            M[idx, idx] = curv[layer_of]
-            try:
-                sol = np.linalg.solve(M, r0)
-            except np.linalg.LinAlgError:
+                    a -= ew[l + 1] * sq[l + 1]
+                    c = c + uw[l + 1] @ trial[l + 1]
+                else:
+                    c = c + currents
+                curv[l] = a
+                rhs.append((c - a * trial[l])[idx[l]])  # −∇Ẽ on the free units
+            coupling = [
+                -uw[l + 1][np.ix_(idx[l], idx[l + 1])]
+                - 2.0 * ew[l + 1] * np.outer(trial[l][idx[l]], trial[l + 1][idx[l + 1]])
+                for l in range(L - 1)
+            ]
+            delta = _block_tridiagonal_solve(curv, coupling, rhs)
+            if delta is None:
                 return None
-            step = float(np.max(np.abs(sol - flat[free])))
-            flat = flat.copy()
-            flat[free] = sol
-            trial = [flat[off[l] : off[l + 1]] for l in range(L)]
-            if step <= 0.01 * tol:
+            step = 0.0
+            for l in range(L):
+                if idx[l].size:
+                    trial[l][idx[l]] += delta[l]
+                    step = max(step, float(np.max(np.abs(delta[l]))))
+            # Newton converges quadratically, step_{k+1} ≈ C·step_k²: stop when the next step
+            # would be negligible (C estimated from the last two steps, at most 1 before that)
+            rate = min(1.0, step / last_step**2) if last_step > 0.0 else 1.0
+            if step <= 0.01 * tol or rate * step * step <= 0.01 * tol:
                 break
+            last_step = step
         return [np.clip(v, lo, hi) for v, lo, hi in zip(trial, self._lo, self._hi)]
 
     # ------------------------------------------------------------- diagnostics
@@ -368,3 +361,51 @@ def _box_argmin(a: float, c: np.ndarray, lo: float, hi: float) -> np.ndarray:
     e_lo = 0.5 * a * lo * lo - c * lo
     e_hi = 0.5 * a * hi * hi - c * hi
     return np.where(e_lo <= e_hi, lo, hi)
+
+
+def _block_tridiagonal_solve(
+    curv: np.ndarray, coupling: list[np.ndarray], rhs: list[np.ndarray]
+) -> list[np.ndarray] | None:
+    """Solve H·Δ = r for H with diagonal blocks curv[l]·I and off-diagonal blocks coupling[l] (l, l+1).
+
+    Eliminates layer by layer from the first: D_0 = a_0·I, D_{l+1} = a_{l+1}·I − B_lᵀ D_l⁻¹ B_l.
+    Returns None when a block is singular.
+    """
+    L = len(curv)
+    ys: list[np.ndarray] = []
+    zs: list[np.ndarray] = []
+    D: np.ndarray | None = None  # None: the scalar block of the first layer
+    r = rhs[0]
+    try:
+        for l in range(L):
+            if l > 0:
+                B = coupling[l - 1]
+                D = curv[l] * np.eye(rhs[l].size) - B.T @ ys[-1]
+                r = rhs[l] - B.T @ zs[-1]
+            if l + 1 < L:
+                B = coupling[l]
+                if D is None:
+                    if curv[0] == 0.0:
+                        return None
+                    ys.append(B / curv[0])
+                    zs.append(r / curv[0])
+                else:
+                    ys.append(_solve(D, B))
+                    zs.append(_solve(D, r))
+        if D is None:
+            if curv[0] == 0.0:
+                return None
+            last = r / curv[0]
+        else:
+            last = _solve(D, r)
+    except np.linalg.LinAlgError:
+        return None
+    out = [last]
+    for l in range(L - 2, -1, -1):
+        out.append(zs[l] - ys[l] @ out[-1])
+    out.reverse()
+    return out
+
+
+def _solve(D: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return b.copy() if D.size == 0 else np.linalg.solve(D, b)

@@ -61,8 +61,11 @@ class Twin:
     clock
         The shared simulated clock.
     jump_threshold
-        A relaxation that moves some state by more than this is a *jump*; the twin then
-        checks the stability ratio ρ at the state it left.
+        A relaxation that moves some state by more than this (plus twice the change of the
+        nudge currents since the last relaxation: the outputs' direct response to a nudge,
+        measured at 0.7–1.3 per unit current, is not a jump) is a *jump*; the twin then
+        checks the stability ratio ρ at the state it left. A new input may move the states
+        anywhere and is never a jump.
     settling_tau
         First-order settling time constant (s, simulated time): a reading taken t after a
         change shows ``eq + (before − eq)·exp(−t/τ)``. Zero: instantaneous.
@@ -106,6 +109,7 @@ class Twin:
         self.stats = TwinStats()
         self._dirty = True
         self._inputs_changed = True
+        self._nudge_change = 0.0  # Σ max |ΔI| written since the last relaxation
         self.settling_tau = float(settling_tau)
         self._drift = drift_rate * np.random.default_rng(drift_seed).standard_normal(spec.n_params)
         self._relaxed_at = -np.inf
@@ -133,6 +137,8 @@ class Twin:
             if self.settling_tau > 0:
                 self._from = self._observed()
                 self._t_change = self.clock.now()
+            if port == "nudges":
+                self._nudge_change += float(np.max(np.abs(target[index] - values)))
             target[index] = values
             self._dirty = True
             self._inputs_changed |= port == "inputs"
@@ -175,9 +181,11 @@ class Twin:
         st.unconverged += not info.converged
         self._dirty = False
         inputs_changed, self._inputs_changed = self._inputs_changed, False
+        explained, self._nudge_change = 2.0 * self._nudge_change, 0.0
         moved = max(float(np.max(np.abs(a - b))) for a, b in zip(before, self.net.states))
-        # a new input legitimately moves the states; knobs and nudges are meant to move them gently
-        if moved > self.jump_threshold and not inputs_changed:
+        # a new input legitimately moves the states, and a nudge the outputs by about its own
+        # size; knobs are meant to move them gently
+        if moved > self.jump_threshold + explained and not inputs_changed:
             self._check_jump(before, theta_before, moved)
 
     def _check_jump(self, before: list[np.ndarray], theta_before: np.ndarray, moved: float) -> None:
@@ -219,6 +227,8 @@ class Twin:
             "states": [s.copy() for s in self.net.states],
             "theta": self.net.theta.copy(),
             "dirty": self._dirty,
+            "inputs_changed": self._inputs_changed,
+            "nudge_change": self._nudge_change,
             "clock": self.clock.now(),
             "t_change": self._t_change,
             "from": None if self._from is None else {k: v.copy() for k, v in self._from.items()},
@@ -230,6 +240,8 @@ class Twin:
         self.net.states = [np.asarray(s, float).copy() for s in snap["states"]]
         self.net.theta = np.asarray(snap["theta"], float).copy()
         self._dirty = bool(snap["dirty"])
+        self._inputs_changed = bool(snap.get("inputs_changed", True))
+        self._nudge_change = float(snap.get("nudge_change", 0.0))
         self.clock.set(float(snap["clock"]))
         self._t_change = float(snap.get("t_change", 0.0))
         self._from = None if snap.get("from") is None else {k: np.asarray(v) for k, v in snap["from"].items()}

@@ -98,3 +98,39 @@ def test_averaged_readings_let_homeostasis_converge_on_noisy_readbacks(iris):
     averaged, _, _ = run_samples(with_changes(noisy, method=averaged_method), 20)
     assert sum(r.homeostatic.converged for r in averaged) > sum(r.homeostatic.converged for r in single)
     assert all(r.homeostatic.converged for r in averaged)
+
+
+def test_the_first_tracking_current_solves_tracking_for_a_linear_output():
+    from aeqlab.methods.aeqprop import tracking_guess
+    from aeqlab.methods.phases import FeedbackMemory
+
+    rng = np.random.default_rng(0)
+    chi = np.eye(3) * 0.9 + rng.normal(0, 0.05, (3, 3))
+    y0, i0, y = rng.normal(size=3), rng.normal(size=3), np.array([1.0, -1.0, -1.0])
+
+    def output(current):  # the outputs respond linearly to the currents
+        return y0 + chi @ (current - i0)
+
+    memory = FeedbackMemory(knob_gains=None, susceptibility=chi, knob_low=None, knob_high=None)
+    for beta in (-0.5, 0.5, 1.0):
+        guess = tracking_guess(memory, beta, y, output(i0), i0)
+        np.testing.assert_allclose(guess, beta * (y - output(guess)), atol=1e-12)
+
+
+def test_tracking_phases_need_fewer_steps_with_the_learnt_susceptibility(protocols_dir):
+    protocol = load_protocol(protocols_dir / "digits_hopfield_sim.yaml")[0]
+    records, trainer, backend = run_samples(protocol, 30)
+    backend.close()
+    learnt = [r.homeostatic.iterations + r.clamped.iterations for r in records[10:]]
+    # the engine's guess from the susceptibility it learnt; β(y − ŷ) alone needs more steps
+    import aeqlab.methods.aeqprop as aeqprop
+
+    plain = aeqprop.tracking_guess
+    try:
+        aeqprop.tracking_guess = lambda memory, beta, y, outputs, current: beta * (y - outputs)
+        records2, _, backend2 = run_samples(protocol, 30)
+        backend2.close()
+    finally:
+        aeqprop.tracking_guess = plain
+    naive = [r.homeostatic.iterations + r.clamped.iterations for r in records2[10:]]
+    assert np.mean(learnt) < np.mean(naive) - 1.0

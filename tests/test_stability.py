@@ -72,3 +72,15 @@ def test_a_rare_unstable_jump_is_recorded_not_fatal():
     twin.write("nudges", np.arange(3), np.array([1e-3, 0.0, 0.0]))
     twin.read("outputs", np.arange(3))
     assert twin.stats.unstable_jumps == 1 and twin.stats.events[-1].rho > 1
+
+
+def test_the_outputs_following_a_large_nudge_are_not_a_jump():
+    spec = HopfieldSpec((6, 10, 3), (0.01, 0.01), (0.01, 0.01))
+    theta = half_xavier(spec, (1.0, 1.0), np.random.default_rng(0))
+    twin = HopfieldTwin(HopfieldNetwork(spec), theta, unstable_limit=1)
+    twin.write("inputs", np.arange(6), np.full(6, 0.5))
+    before = twin.read("outputs", np.arange(3))
+    twin.write("nudges", np.arange(3), np.array([0.9, 0.0, 0.0]))
+    after = twin.read("outputs", np.arange(3))
+    assert np.max(np.abs(after - before)) > twin.jump_threshold  # it did move by more than the threshold
+    assert twin.stats.jumps == 0

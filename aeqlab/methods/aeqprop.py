@@ -102,7 +102,8 @@ def train_sample(state: EngineState, x: np.ndarray, y: np.ndarray, method: Metho
     y_free = free.outputs
     # homeostatic phase at β₁ (with β₁ = 0 and a held free phase, θ is already at θ*)
     if b1 != 0.0 or not method.free_phase_homeostasis:
-        nudge = Nudge(b1, y, b1 * (y - y_free), tracking) if b1 != 0.0 else None
+        i1 = tracking_guess(state.memory, b1, y, y_free, np.zeros_like(y)) if tracking else b1 * (y - y_free)
+        nudge = Nudge(b1, y, i1, tracking) if b1 != 0.0 else None
         homeo = yield from run_phase(
             state.memory, state.knobs, state.targets, nudge, method.homeostasis, method.tracking, method.settle_policy
         )
@@ -111,8 +112,12 @@ def train_sample(state: EngineState, x: np.ndarray, y: np.ndarray, method: Metho
         homeo = free
     theta_h = homeo.theta
     # clamped phase at β₂: knobs frozen, everything settles
-    start = homeo.outputs
-    nudge2 = Nudge(b2, y, b2 * (y - (start if tracking else y_free)), tracking)
+    if tracking:
+        i_h = homeo.currents if homeo.currents.size else np.zeros_like(y)
+        i2 = tracking_guess(state.memory, b2, y, homeo.outputs, i_h)
+    else:
+        i2 = b2 * (y - y_free)
+    nudge2 = Nudge(b2, y, i2, tracking)
     clamped = yield from run_phase(
         state.memory, state.knobs, None, nudge2, method.homeostasis, method.tracking, method.settle_policy
     )
@@ -131,6 +136,21 @@ def train_sample(state: EngineState, x: np.ndarray, y: np.ndarray, method: Metho
         homeostatic=homeo,
         clamped=clamped,
     )
+
+
+def tracking_guess(memory: FeedbackMemory, beta: float, y: np.ndarray, outputs: np.ndarray, current: np.ndarray):
+    """First guess of the tracking current I = β(y − ŷ(I)), from the outputs ŷ read at ``current``.
+
+    With the learnt susceptibility χ ≈ dŷ/dI, ŷ(I) ≈ ŷ + χ(I − I₀), so (1 + βχ)I = β(y − ŷ + χI₀).
+    Falls back to β(y − ŷ) when that system is singular.
+    """
+    chi = memory.susceptibility
+    rhs = beta * (y - outputs + chi @ current)
+    try:
+        guess = np.linalg.solve(np.eye(y.size) + beta * chi, rhs)
+    except np.linalg.LinAlgError:
+        return beta * (y - outputs)
+    return guess if np.all(np.isfinite(guess)) else beta * (y - outputs)
 
 
 def predict(state: EngineState, x: np.ndarray, method: Method) -> Plan[np.ndarray]:

@@ -63,3 +63,39 @@ def test_relaxation_keeps_its_state_between_calls():
     net.relax(x, u, currents)
     info = net.relax(x, u, currents)
     assert info.sweeps == 1 and info.converged
+
+
+def test_block_tridiagonal_elimination_solves_the_assembled_system():
+    from sim_backends.hopfield import _block_tridiagonal_solve
+
+    rng = np.random.default_rng(3)
+    for sizes in ((7,), (9, 4), (6, 5, 3), (5, 0, 4), (0, 3)):
+        curv = rng.uniform(0.5, 1.5, len(sizes))
+        coupling = [rng.normal(0, 0.2, (a, b)) for a, b in zip(sizes[:-1], sizes[1:])]
+        rhs = [rng.normal(size=n) for n in sizes]
+        off = np.concatenate([[0], np.cumsum(sizes)])
+        H = np.diag(np.repeat(curv, sizes))
+        for l, B in enumerate(coupling):
+            H[off[l] : off[l + 1], off[l + 1] : off[l + 2]] = B
+            H[off[l + 1] : off[l + 2], off[l] : off[l + 1]] = B.T
+        got = np.concatenate(_block_tridiagonal_solve(curv, coupling, rhs))
+        np.testing.assert_allclose(got, np.linalg.solve(H, np.concatenate(rhs)), atol=1e-12, err_msg=str(sizes))
+
+
+def test_relaxation_of_a_deeper_network_is_a_constrained_stationary_point():
+    spec = HopfieldSpec((6, 9, 7, 3), (0.02, 0.01, 0.01), (0.004, 0.002, 0.002))
+    net = HopfieldNetwork(spec, tolerance=1e-12, max_sweeps=100_000)
+    rng = np.random.default_rng(1)
+    u = half_xavier(spec, (1.5, 1.5, 1.5), rng)
+    x = rng.uniform(0, 1, 6)
+    currents = rng.normal(0, 0.3, 3)
+    assert net.relax(x, u, currents).converged
+    w, b = split_params(spec, net.theta)
+    s = net.states
+    pre = [x] + s[:-1]
+    for l in range(3):
+        g = s[l] - b[l] - pre[l] @ w[l] - (w[l + 1] @ s[l + 1] if l < 2 else currents)
+        lo, hi = spec.clip_bounds(l + 1)
+        inside = (s[l] > lo) & (s[l] < hi)
+        assert np.all(np.abs(g[inside]) < 1e-9)
+        assert np.all(g[s[l] <= lo] >= -1e-9) and np.all(g[s[l] >= hi] <= 1e-9)
