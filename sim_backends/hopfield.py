@@ -26,6 +26,7 @@ of the total energy for the inputs, knobs and currents it is given.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -126,10 +127,16 @@ def half_xavier(spec: HopfieldSpec, gains: tuple[float, ...], rng: np.random.Gen
 
 @dataclass
 class RelaxInfo:
+    """How a relaxation went; ``energy`` (the total energy reached) is evaluated on demand."""
+
     sweeps: int
     converged: bool
     max_change: float
-    energy: float
+    energy_at: Callable[[], float] | float
+
+    @property
+    def energy(self) -> float:
+        return float(self.energy_at() if callable(self.energy_at) else self.energy_at)
 
 
 @dataclass
@@ -181,17 +188,18 @@ class HopfieldNetwork:
         Evaluated in closed form, without forming θ: Ẽ(s) = E(u, s) − ½Σ_g ε_g‖∂θ_g E(s)‖².
         """
         uw, ub = split_params(self.spec, u)
-        return self._reduced_energy(x, float(x @ x), uw, ub, currents, states)
+        return self._reduced_energy(x @ uw[0], float(x @ x), uw, ub, currents, states)
 
-    def _reduced_energy(self, x, x_sq, uw, ub, currents, states) -> float:
-        spec = self.spec
+    def _reduced_energy(self, drive0, x_sq, uw, ub, currents, states) -> float:
+        """Ẽ(s), with ``drive0`` = xᵀU_1 (the input's drive of the first layer)."""
+        ew, eb = self.spec.eps_weights, self.spec.eps_biases
         e = 0.0
-        prev, prev_sq = x, x_sq
+        prev_sq = x_sq
         for l, s in enumerate(states):
             sq = float(s @ s)
-            e += 0.5 * sq - ub[l] @ s - prev @ uw[l] @ s
-            e -= 0.5 * (spec.eps_weights[l] * prev_sq * sq + spec.eps_biases[l] * sq)
-            prev, prev_sq = s, sq
+            drive = drive0 if l == 0 else states[l - 1] @ uw[l]
+            e += 0.5 * sq - float((ub[l] + drive) @ s) - 0.5 * (ew[l] * prev_sq * sq + eb[l] * sq)
+            prev_sq = sq
         return float(e - currents @ states[-1])
 
     # -------------------------------------------------------------- relaxation
@@ -241,19 +249,18 @@ class HopfieldNetwork:
                 converged = True
                 break
             if sweeps >= 1:
-                active = [(v <= lo) | (v >= hi) for v, lo, hi in zip(s, self._lo, self._hi)]
-                key = tuple(a.tobytes() for a in active)
+                key = tuple(((v <= lo) | (v >= hi)).tobytes() for v, lo, hi in zip(s, self._lo, self._hi))
                 if key != last_active or sweeps % 4 == 0:
                     last_active = key
                     proposal = self._newton_polish(x, x_sq, drive0, uw, ub, currents, s, tol)
                     if proposal is not None:
-                        e_old = self._reduced_energy(x, x_sq, uw, ub, currents, s)
-                        e_new = self._reduced_energy(x, x_sq, uw, ub, currents, proposal)
+                        e_old = self._reduced_energy(drive0, x_sq, uw, ub, currents, s)
+                        e_new = self._reduced_energy(drive0, x_sq, uw, ub, currents, proposal)
                         if e_new <= e_old + 1e-15 * abs(e_old):
                             s = proposal
         self.states = s
         self.theta = self.theta_at(x, u, s)
-        return RelaxInfo(sweeps, converged, change, self.total_energy(x, u, currents, s))
+        return RelaxInfo(sweeps, converged, change, lambda: self._reduced_energy(drive0, x_sq, uw, ub, currents, s))
 
     def _newton_polish(self, x, x_sq, drive0, uw, ub, currents, s, tol):
         """Stationary point of Ẽ with the clipped units held, by Newton steps on the free units.
@@ -288,7 +295,7 @@ class HopfieldNetwork:
                 curv[l] = a
                 rhs.append((c - a * trial[l])[idx[l]])  # −∇Ẽ on the free units
             coupling = [
-                -uw[l + 1][np.ix_(idx[l], idx[l + 1])]
+                -uw[l + 1][idx[l]][:, idx[l + 1]]
                 - 2.0 * ew[l + 1] * np.outer(trial[l][idx[l]], trial[l + 1][idx[l + 1]])
                 for l in range(L - 1)
             ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -66,6 +67,28 @@ class CallRecord:
     summary: float  # max |value| written, or nan for reads
 
 
+class _Group(NamedTuple):
+    """Channels of one call that reach one twin port, with their transfer (fixed until rewired)."""
+
+    port: str
+    sel: np.ndarray | slice  # positions in the call's channel array
+    ch: np.ndarray  # instrument channels
+    index: np.ndarray | slice  # twin port elements
+    offset: np.ndarray
+    scale: np.ndarray
+
+
+def _group(port, sel, ch, index, offset, scale, n) -> _Group:
+    def compact(a: np.ndarray) -> np.ndarray | slice:
+        """A run of consecutive indices as a slice (cheaper to index with)."""
+        if a.size and a[-1] - a[0] == a.size - 1 and np.all(np.diff(a) == 1):
+            return slice(int(a[0]), int(a[-1]) + 1)
+        return a
+
+    idx = index[ch]
+    return _Group(port, slice(None) if sel.size == n else sel, ch, compact(idx), offset[ch].copy(), scale[ch].copy())
+
+
 class SimInstrument:
     """A simulated multi-function instrument (DAC, ADC, SMU) over a twin.
 
@@ -113,7 +136,8 @@ class SimInstrument:
         self._stuck: dict[int, float] = {}
         lo, hi = voltage_range
         self._dac_step = (hi - lo) / 2**self.faults.dac_bits if self.faults.dac_bits else 0.0
-        self._groups: dict[int, list[tuple[str, np.ndarray, np.ndarray]]] = {}
+        self._groups: dict[int, list[_Group]] = {}
+        self._by_id: dict[tuple[int, str], tuple[np.ndarray, list[_Group]]] = {}
 
     # ------------------------------------------------------------- wiring
     def wire(self, channels: ArrayLike, port: str, index: ArrayLike, scale: ArrayLike, offset: ArrayLike) -> None:
@@ -128,9 +152,13 @@ class SimInstrument:
         if port in ("inputs", "knobs"):
             self._setpoint[ch] = self._offset[ch] + self._scale[ch] * self.twin.ports[port][self._index[ch]]
         self._groups.clear()
+        self._by_id.clear()
 
-    def _split(self, ch: np.ndarray, kind: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    def _split(self, ch: np.ndarray, kind: str) -> list[_Group]:
         """Group channels by twin port (cached per channel array, as roles reuse theirs)."""
+        cached = self._by_id.get((id(ch), kind))
+        if cached is not None and cached[0] is ch:  # the very array seen before (roles keep theirs)
+            return cached[1]
         key = hash((ch.tobytes(), kind))
         groups = self._groups.get(key)
         if groups is None:
@@ -141,8 +169,11 @@ class SimInstrument:
                     what = "not wired" if port == "" else f"wired to the twin's {port}"
                     raise InstrumentError(f"{self.name}: channel is {what}; it cannot do {kind}")
                 sel = np.flatnonzero(ports == port)
-                groups.append((port, sel, ch[sel]))
+                groups.append(_group(port, sel, ch[sel], self._index, self._offset, self._scale, ch.size))
             self._groups[key] = groups
+        if len(self._by_id) > 256:  # callers that pass a fresh array every time
+            self._by_id.clear()
+        self._by_id[(id(ch), kind)] = (ch, groups)  # holds ch, so its id is not reused meanwhile
         return groups
 
     def _record(self, op: str, n: int, values: np.ndarray | None = None) -> None:
@@ -173,8 +204,8 @@ class SimInstrument:
         if self._dac_step:
             v = np.round(v / self._dac_step) * self._dac_step
         self._setpoint[ch] = v
-        for port, sel, c in groups:
-            self.twin.write(port, self._index[c], (v[sel] - self._offset[c]) / self._scale[c])
+        for g in groups:
+            self.twin.write(g.port, g.index, (v[g.sel] - g.offset) / g.scale)
 
     def setpoints(self, channels: ArrayLike) -> np.ndarray:
         return self._setpoint[np.asarray(channels, np.intp)].copy()
@@ -184,11 +215,11 @@ class SimInstrument:
         groups = self._split(ch, "voltage-in")
         self._record("read", ch.size)
         out = np.empty(ch.size)
-        for port, sel, c in groups:
-            model = self.twin.read(port, self._index[c])
+        for g in groups:
+            model = self.twin.read(g.port, g.index)
             if self.faults.noise:
                 model = model + self._rng.normal(0.0, self.faults.noise, model.size)
-            out[sel] = self._offset[c] + self._scale[c] * model
+            out[g.sel] = g.offset + g.scale * model
         for c in self.faults.stuck:
             hit = np.flatnonzero(ch == c)
             if hit.size:
@@ -210,9 +241,9 @@ class SimInstrument:
         self._apply_currents(groups)
 
     def _apply_currents(self, groups) -> None:
-        for port, _, c in groups:
-            amps = np.where(self._on[c], self._level[c], 0.0)
-            self.twin.write(port, self._index[c], amps / self._scale[c])
+        for g in groups:
+            amps = np.where(self._on[g.ch], self._level[g.ch], 0.0)
+            self.twin.write(g.port, g.index, amps / g.scale)
 
     def output_state(self) -> dict[str, np.ndarray]:
         """Present source levels and output switches (what a front panel would show)."""

@@ -146,7 +146,8 @@ class Twin:
     def read(self, port: str, index: np.ndarray) -> np.ndarray:
         if port not in READABLE:
             raise ValueError(f"twin port {port!r} is not readable")
-        return self._observed()[port][index].copy()
+        values = self._observed()[port][index]
+        return values.copy() if isinstance(index, slice) else values  # fancy indexing copies already
 
     def _observed(self) -> dict[str, np.ndarray]:
         """What instruments would read now: the equilibrium, or on its way there."""
