@@ -89,7 +89,15 @@ class Anderson:
             return z + f
         DF = np.stack(self._df, axis=1)
         DZ = np.stack(self._dz, axis=1)
-        gamma, *_ = np.linalg.lstsq(DF, f, rcond=1e-10)
+        # least squares min ‖f − DF·γ‖ through the few-by-few normal equations of the column-scaled
+        # DF (an SVD of the tall DF costs far more), directions with a negligible singular value dropped
+        norms = np.linalg.norm(DF, axis=0)
+        norms[norms == 0] = 1.0
+        Dn = DF / norms
+        w, V = np.linalg.eigh(Dn.T @ Dn)
+        keep = w > 1e-13 * max(float(w[-1]), 1e-300)
+        Vk = V[:, keep]
+        gamma = (Vk @ ((Vk.T @ (Dn.T @ f)) / w[keep])) / norms
         return z + f - (DZ + DF) @ gamma
 
 

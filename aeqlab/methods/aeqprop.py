@@ -142,15 +142,20 @@ def tracking_guess(memory: FeedbackMemory, beta: float, y: np.ndarray, outputs: 
     """First guess of the tracking current I = β(y − ŷ(I)), from the outputs ŷ read at ``current``.
 
     With the learnt susceptibility χ ≈ dŷ/dI, ŷ(I) ≈ ŷ + χ(I − I₀), so (1 + βχ)I = β(y − ŷ + χI₀).
-    Falls back to β(y − ŷ) when that system is singular.
+    The correction to the plain guess β(y − ŷ) is capped at |β| per channel, as a tracking step
+    is (near 1 + βχ ≈ 0 the linear model asks for currents the bench would refuse).
     """
+    plain = beta * (y - outputs)
     chi = memory.susceptibility
-    rhs = beta * (y - outputs + chi @ current)
     try:
-        guess = np.linalg.solve(np.eye(y.size) + beta * chi, rhs)
+        guess = np.linalg.solve(np.eye(y.size) + beta * chi, beta * (y - outputs + chi @ current))
     except np.linalg.LinAlgError:
-        return beta * (y - outputs)
-    return guess if np.all(np.isfinite(guess)) else beta * (y - outputs)
+        return plain
+    if not np.all(np.isfinite(guess)):
+        return plain
+    d = guess - plain
+    m = float(np.max(np.abs(d))) if d.size else 0.0
+    return plain + d * (abs(beta) / m) if m > abs(beta) else guess
 
 
 def predict(state: EngineState, x: np.ndarray, method: Method) -> Plan[np.ndarray]:
