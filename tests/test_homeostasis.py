@@ -106,7 +106,7 @@ def test_the_first_tracking_current_solves_tracking_for_a_linear_output():
 
     rng = np.random.default_rng(0)
     chi = np.eye(3) * 0.9 + rng.normal(0, 0.05, (3, 3))
-    y0, i0, y = rng.normal(size=3), rng.normal(size=3), np.array([1.0, -1.0, -1.0])
+    y0, i0, y = rng.normal(0, 0.3, 3), rng.normal(0, 0.1, 3), np.array([1.0, -1.0, -1.0])
 
     def output(current):  # the outputs respond linearly to the currents
         return y0 + chi @ (current - i0)
@@ -115,6 +115,11 @@ def test_the_first_tracking_current_solves_tracking_for_a_linear_output():
     for beta in (-0.5, 0.5, 1.0):
         guess = tracking_guess(memory, beta, y, output(i0), i0)
         np.testing.assert_allclose(guess, beta * (y - output(guess)), atol=1e-12)
+    # near 1 + βχ = 0 the linear model asks for huge currents: the correction stays within |β|
+    memory.susceptibility = np.eye(3) * 1.999
+    beta = -0.5
+    guess = tracking_guess(memory, beta, y, y0, np.zeros(3))
+    assert np.max(np.abs(guess - beta * (y - y0))) <= abs(beta) + 1e-12
 
 
 def test_tracking_phases_need_fewer_steps_with_the_learnt_susceptibility(protocols_dir):
