@@ -243,7 +243,7 @@ class HopfieldNetwork:
                 else:
                     c = c + currents
                 new = _box_argmin(a, c, self._lo[l], self._hi[l])
-                change = max(change, float(np.max(np.abs(new - s[l]))))
+                change = max(change, float(np.abs(new - s[l]).max()))
                 s[l] = new
             if change <= tol:
                 converged = True
@@ -306,7 +306,7 @@ class HopfieldNetwork:
             for l in range(L):
                 if idx[l].size:
                     trial[l][idx[l]] += delta[l]
-                    step = max(step, float(np.max(np.abs(delta[l]))))
+                    step = max(step, float(np.abs(delta[l]).max()))
             # Newton converges quadratically, step_{k+1} ≈ C·step_k²: stop when the next step
             # would be negligible (C estimated from the last two steps, at most 1 before that)
             rate = min(1.0, step / last_step**2) if last_step > 0.0 else 1.0
@@ -363,7 +363,9 @@ class HopfieldNetwork:
 def _box_argmin(a: float, c: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """Per-unit argmin of ½a·s² − c·s on [lo, hi] (a is one curvature for the whole layer)."""
     if a > 0.0:
-        return np.clip(c / a, lo, hi)
+        v = c / a
+        np.maximum(v, lo, out=v)
+        return np.minimum(v, hi, out=v)
     # concave or flat: the minimum sits at a corner
     e_lo = 0.5 * a * lo * lo - c * lo
     e_hi = 0.5 * a * hi * hi - c * hi
@@ -387,7 +389,8 @@ def _block_tridiagonal_solve(
         for l in range(L):
             if l > 0:
                 B = coupling[l - 1]
-                D = curv[l] * np.eye(rhs[l].size) - B.T @ ys[-1]
+                D = -(B.T @ ys[-1])
+                D.flat[:: D.shape[0] + 1] += curv[l]
                 r = rhs[l] - B.T @ zs[-1]
             if l + 1 < L:
                 B = coupling[l]
