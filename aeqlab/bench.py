@@ -23,6 +23,13 @@ WRITE_ROLES = ("inputs", "knobs")
 READ_ROLES = ("outputs", "params")
 
 
+def _frozen(values) -> np.ndarray:
+    """A read-only index array: instruments may cache what they derive from it by identity."""
+    a = np.array(values, np.intp)
+    a.flags.writeable = False
+    return a
+
+
 @dataclass
 class RoleWiring:
     """One role's channels grouped per instrument, in role order."""
@@ -80,7 +87,7 @@ class Bench:
             positions.extend(range(pos, pos + ref.count))
             channels.extend(range(ref.first, ref.last + 1))
             pos += ref.count
-        groups = [(inst, np.array(p, np.intp), np.array(c, np.intp)) for inst, (p, c) in by_inst.items()]
+        groups = [(inst, _frozen(p), _frozen(c)) for inst, (p, c) in by_inst.items()]
         default = (-np.inf, np.inf)
         lim = (role.limits.low, role.limits.high) if role.limits else default
         cal = role.calibration

@@ -91,14 +91,14 @@ class Anderson:
         DZ = np.stack(self._dz, axis=1)
         # least squares min ‖f − DF·γ‖ through the few-by-few normal equations of the column-scaled
         # DF (an SVD of the tall DF costs far more), directions with a negligible singular value dropped
-        norms = np.linalg.norm(DF, axis=0)
+        gram = DF.T @ DF
+        norms = np.sqrt(np.diag(gram))
         norms[norms == 0] = 1.0
-        Dn = DF / norms
-        w, V = np.linalg.eigh(Dn.T @ Dn)
+        w, V = np.linalg.eigh(gram / np.outer(norms, norms))
         keep = w > 1e-13 * max(float(w[-1]), 1e-300)
         Vk = V[:, keep]
-        gamma = (Vk @ ((Vk.T @ (Dn.T @ f)) / w[keep])) / norms
-        return z + f - (DZ + DF) @ gamma
+        gamma = (Vk @ ((Vk.T @ ((DF.T @ f) / norms)) / w[keep])) / norms
+        return z + f - DZ @ gamma - DF @ gamma
 
 
 class Broyden:

@@ -171,9 +171,10 @@ class SimInstrument:
                 sel = np.flatnonzero(ports == port)
                 groups.append(_group(port, sel, ch[sel], self._index, self._offset, self._scale, ch.size))
             self._groups[key] = groups
-        if len(self._by_id) > 256:  # callers that pass a fresh array every time
-            self._by_id.clear()
-        self._by_id[(id(ch), kind)] = (ch, groups)  # holds ch, so its id is not reused meanwhile
+        if not ch.flags.writeable:  # read-only (the bench's roles): its content cannot change
+            if len(self._by_id) > 256:
+                self._by_id.clear()
+            self._by_id[(id(ch), kind)] = (ch, groups)  # holds ch, so its id is not reused meanwhile
         return groups
 
     def _record(self, op: str, n: int, values: np.ndarray | None = None) -> None:

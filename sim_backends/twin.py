@@ -112,6 +112,7 @@ class Twin:
         self._nudge_change = 0.0  # Σ max |ΔI| written since the last relaxation
         self.settling_tau = float(settling_tau)
         self._drift = drift_rate * np.random.default_rng(drift_seed).standard_normal(spec.n_params)
+        self._drifting = bool(drift_rate)
         self._relaxed_at = -np.inf
         # what the readings show while the system settles toward its new equilibrium
         self._t_change = 0.0
@@ -162,13 +163,13 @@ class Twin:
 
     def knob_drive(self) -> np.ndarray:
         """Knob values as the physics feels them (drifting offsets included)."""
-        if not self._drift.any():
+        if not self._drifting:
             return self.ports["knobs"]
         return self.ports["knobs"] + self._drift * self.clock.now()
 
     def settle(self) -> None:
         """Relax to equilibrium if anything changed since the last relaxation."""
-        if self._drift.any() and self.clock.now() != self._relaxed_at:
+        if self._drifting and self.clock.now() != self._relaxed_at:
             self._dirty = True
         if not self._dirty:
             return
