@@ -86,3 +86,18 @@ def test_a_role_over_two_instruments_sends_nothing_when_either_would_refuse(prot
     with pytest.raises(LimitError, match="dac2/ch5"):
         backend.bench.write("knobs", knobs)
     assert_untouched(before, backend)  # the first instrument was not written either
+
+
+def test_cached_channel_arrays_never_see_stale_limits_or_contents():
+    table = LimitTable("dac", "voltage", "V", 8, -10.0, 10.0, prefix="ao")
+    frozen = np.arange(2, 6, dtype=np.intp)
+    frozen.flags.writeable = False  # as the bench's roles hold theirs
+    table.check(frozen, np.full(4, 4.0))
+    table.restrict(frozen, -1.0, 1.0)  # narrowed after the array was cached
+    with pytest.raises(LimitError, match="ao2"):
+        table.check(frozen, np.full(4, 4.0))
+    buffer = np.arange(4, dtype=np.intp)  # a writable array is checked afresh every time
+    table.check(buffer, np.zeros(4))
+    buffer[3] = 8
+    with pytest.raises(LimitError, match="out of range"):
+        table.check(buffer, np.zeros(4))
