@@ -608,6 +608,50 @@ class SettleUntilStable(Strict):
         return self
 
 
+ADAPTIVE_MAX_TAUS = 20.0  # the adaptive settle's default longest wait, in τ: enough for Δ/tol up to e^20 ≈ 5e8
+
+
+class SettleAdaptive(Strict):
+    """Settle for as long as a first-order settle of the expected change needs.
+
+    Each wait is ``clip(τ·ln(Δ̂/tolerance), min, max)`` (zero when Δ̂ ≤ tolerance), where Δ̂
+    is the engine's prediction of how far the readings (θ and ŷ) move across this settle,
+    from the changes it has observed so far (never from a model of the physics). Before
+    anything is known the wait is ``max``.
+    """
+
+    mode: Literal["adaptive"] = _f(description="wait τ·ln(Δ̂/tolerance) for the change Δ̂ the engine expects")
+    tau: quantity(SECOND, "the bench's settling time constant τ ('aeqlab calibrate' measures it)", gt=0, le=3600)
+    tolerance: Positive | None = _f(
+        None, "how close to equilibrium a reading must be (default: method.homeostasis.tolerance)", "model units"
+    )
+    max: quantity(
+        SECOND,
+        f"longest single wait, and the wait before anything has been observed (default {ADAPTIVE_MAX_TAUS:g} τ)",
+        optional=True,
+        gt=0,
+        le=3600,
+    ) = None
+    min: quantity(SECOND, "shortest wait", ge=0, le=3600) = 0.0
+
+    @property
+    def longest(self) -> float:
+        """The longest single wait in seconds (``max``, or its default of 20 τ)."""
+        return self.max if self.max is not None else ADAPTIVE_MAX_TAUS * self.tau
+
+    @model_validator(mode="after")
+    def _order(self) -> SettleAdaptive:
+        problems: list[tuple[tuple, str]] = []
+        if self.max is not None and self.max < self.tau:
+            problems.append(
+                (("max",), f"must be at least tau ({self.tau:g} s), got {self.max:g} s: a shorter wait cannot settle")
+            )
+        elif self.min > self.longest:
+            problems.append((("min",), f"must not exceed max ({self.longest:g} s), got {self.min:g} s"))
+        _problems("SettleAdaptive", problems)
+        return self
+
+
 def _settle_shorthand(v: Any) -> Any:
     """``settle: 5 ms`` (or a number of seconds) is ``{mode: fixed, time: 5 ms}``."""
     if isinstance(v, int | float | str) and not isinstance(v, bool):
@@ -616,7 +660,7 @@ def _settle_shorthand(v: Any) -> Any:
 
 
 SettlePolicy = Annotated[
-    SettleFixed | SettleUntilStable,
+    SettleFixed | SettleUntilStable | SettleAdaptive,
     BeforeValidator(_settle_shorthand),
     Field(discriminator="mode"),
 ]
@@ -660,7 +704,8 @@ class Method(Strict):
     settle_policy: SettlePolicy = Field(
         default_factory=SettleFixed,
         alias="settle",
-        description="settle policy: a wait such as '1 ms', or {mode: until_stable, tolerance, timeout}",
+        description="settle policy: a wait such as '1 ms', {mode: until_stable, tolerance, timeout}, "
+        "or {mode: adaptive, tau}: τ·ln(Δ̂/tolerance) for the change Δ̂ expected",
     )
     free_phase_homeostasis: bool = _f(True, "hold θ at its targets while predicting")
     spsa: Spsa = _f(Spsa(), "options of method spsa")
@@ -668,9 +713,11 @@ class Method(Strict):
 
     @property
     def settle(self) -> float:
-        """The settle wait in seconds (for ``until_stable``, its timeout: the longest wait)."""
+        """The settle wait in seconds (for ``until_stable`` its timeout, for ``adaptive`` its max: the longest wait)."""
         p = self.settle_policy
-        return p.time if isinstance(p, SettleFixed) else p.timeout
+        if isinstance(p, SettleFixed):
+            return p.time
+        return p.longest if isinstance(p, SettleAdaptive) else p.timeout
 
     @model_validator(mode="after")
     def _tracking_singularity(self) -> Method:

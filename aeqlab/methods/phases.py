@@ -9,14 +9,24 @@ tolerance, or reports that it did not get there.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from aeqlab.feedback import Anderson, Broyden, SecantGains
 from aeqlab.plan import Plan, Read, Set, Settle
-from aeqlab.protocol import Homeostasis, Tracking
+from aeqlab.protocol import Homeostasis, SettleAdaptive, Tracking
+
+MIN_SETTLED = 0.1  # the adaptive settle learns nothing from a wait that let less than this share of a change show
+MIN_OBSERVATIONS = 2  # the adaptive settle predicts at a site once it has seen this many changes there
+# Inside a feedback loop the adaptive settle waits at least this many τ, so that the readings show
+# most (1 − 1/e) of the loop's last correction: a loop that corrects again before its readings have
+# moved sees its own stale values and keeps correcting them (near the tolerance, where τ·ln(Δ̂/tol) → 0).
+LOOP_LEAST_TAUS = 1.0
+SITE_ITERATIONS = 4  # feedback iterations the adaptive settle tells apart; later ones share one site
 
 
 @dataclass
@@ -48,6 +58,87 @@ class PhaseResult:
 
 
 @dataclass
+class SettleMemory:
+    """What the adaptive settle has seen: how far the readings moved across settles, by site.
+
+    A *site* is where a settle falls: ``(phase kind, feedback iteration)``, the iteration
+    capped at :data:`SITE_ITERATIONS`. The first settle of a phase follows the input or
+    nudge writes that open it; later ones follow the loop's own corrections. The change
+    observed across a settle is ``max |reading − previous reading|`` over θ and ŷ. Inside
+    a feedback loop it is kept relative to the residual the loop's last correction was
+    meant to cancel (the residuals, and with them the changes, shrink by orders of
+    magnitude from one iteration to the next and vary from sample to sample; their ratio
+    does not). The prediction is the largest of the last ``window`` observations at the
+    site (times the present residual): a prediction too large by a factor k costs τ·ln k,
+    one too small leaves the reading k·tol away from its equilibrium.
+    """
+
+    window: int = 6  # observations kept per site
+    seen: dict[Any, deque] = field(default_factory=dict)  # site → changes (relative to the residual, in a loop)
+    theta: np.ndarray | None = None  # the last readings
+    outputs: np.ndarray | None = None
+
+    def expect(self, site: Any, residual: float | None = None) -> float | None:
+        """The change expected across the next settle at ``site``; None until enough is known there."""
+        seen = self.seen.get(site)
+        if seen is None or len(seen) < MIN_OBSERVATIONS:
+            return None
+        return max(seen) * (residual if _scaled(residual) else 1.0)
+
+    def observe(
+        self,
+        site: Any,
+        theta: np.ndarray,
+        outputs: np.ndarray,
+        residual: float | None = None,
+        settled: float = 1.0,
+    ) -> None:
+        """Learn from the readings just taken after a settle at ``site``.
+
+        ``settled`` is the share of a change that a first-order settle shows after the
+        wait (1 − e^(−t/τ)): the observed change is divided by it, and a wait that shows
+        less than :data:`MIN_SETTLED` of a change teaches nothing. (Without this, a wait
+        that came out short would show a small change, predict an even shorter wait, and
+        so on: the loop would end up reading the same stale values.)
+        """
+        prev_theta, prev_outputs = self.theta, self.outputs
+        self.theta, self.outputs = theta.copy(), outputs.copy()
+        if prev_theta is None or prev_theta.shape != theta.shape or prev_outputs.shape != outputs.shape:
+            return
+        if settled < MIN_SETTLED:
+            return
+        change = max(_max_abs(theta - prev_theta), _max_abs(outputs - prev_outputs)) / settled
+        if _scaled(residual):
+            change /= residual
+        self.seen.setdefault(site, deque(maxlen=self.window)).append(change)
+
+    def to_state(self) -> dict[str, Any]:
+        """The memory as plain data (a checkpoint can store it): sites as lists, last readings as lists."""
+        return {
+            "window": self.window,
+            "seen": [[list(site) if isinstance(site, tuple) else site, list(v)] for site, v in self.seen.items()],
+            "theta": None if self.theta is None else self.theta.tolist(),
+            "outputs": None if self.outputs is None else self.outputs.tolist(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> SettleMemory:
+        """The inverse of :meth:`to_state`."""
+        mem = cls(window=int(state["window"]))
+        for site, values in state["seen"]:
+            key = tuple(site) if isinstance(site, list) else site
+            mem.seen[key] = deque(values, maxlen=mem.window)
+        for name in ("theta", "outputs"):
+            if state.get(name) is not None:
+                setattr(mem, name, np.asarray(state[name], float))
+        return mem
+
+
+def _scaled(residual: float | None) -> bool:
+    return residual is not None and residual > 0
+
+
+@dataclass
 class FeedbackMemory:
     """What the engine learns about the bench across samples (gains, never physics)."""
 
@@ -55,6 +146,11 @@ class FeedbackMemory:
     susceptibility: np.ndarray  # estimated dŷ/dI (outputs × nudges), learnt from tracking steps
     knob_low: np.ndarray
     knob_high: np.ndarray
+    settle: SettleMemory = field(default_factory=SettleMemory)  # what the adaptive settle predicts from
+
+
+def _max_abs(a: np.ndarray) -> float:
+    return float(np.max(np.abs(a))) if a.size else 0.0
 
 
 def run_phase(
@@ -77,8 +173,10 @@ def run_phase(
     nudge
         The phase's nudging, or None for none.
     settle
-        The settle policy: seconds to wait (a number or ``{mode: fixed}``), or
-        ``{mode: until_stable}``: read until consecutive readings agree within its tolerance.
+        The settle policy: seconds to wait (a number or ``{mode: fixed}``),
+        ``{mode: until_stable}``: read until consecutive readings agree within its tolerance,
+        or ``{mode: adaptive}``: wait τ·ln(Δ̂/tol) for the change Δ̂ expected at each site
+        (``memory.settle``; tol defaults to the homeostasis tolerance).
     """
     hold = targets is not None
     track = nudge is not None and nudge.tracking and nudge.beta != 0.0
@@ -100,8 +198,16 @@ def run_phase(
     max_iter = max(homeostasis.max_iterations if hold else 0, tracking.max_iterations if track else 0)
     it = 0
     settle_timeouts = 0
+    kind = ("hold" if hold else "free") + ("+track" if track else "+nudge" if nudge is not None else "")
+    last_residual = None  # what the loop's last correction was meant to cancel
     while True:
-        theta, outputs, settled = yield from settle_and_read(settle)
+        theta, outputs, settled = yield from settle_and_read(
+            settle,
+            memory=memory.settle,
+            site=(kind, min(it, SITE_ITERATIONS)),
+            residual=last_residual,
+            tolerance=homeostasis.tolerance,
+        )
         for _ in range(homeostasis.averages - 1):  # noisy readbacks: average repeated readings
             theta = theta + (yield Read("params"))
             outputs = outputs + (yield Read("outputs"))
@@ -116,6 +222,7 @@ def run_phase(
         if done or it >= max_iter:
             break
         it += 1
+        last_residual = max(res_theta, res_i)
         if hold and res_theta > homeostasis.tolerance:
             if prev_u is not None:
                 memory.knob_gains.observe(u - prev_u, theta - prev_theta)
@@ -150,8 +257,47 @@ def run_phase(
     )
 
 
-def settle_and_read(settle: Any) -> Plan[tuple[np.ndarray, np.ndarray, bool]]:
-    """Let the system settle, then read θ and ŷ; returns (θ, ŷ, settled within the policy's timeout)."""
+def adaptive_wait(
+    policy: SettleAdaptive, expected: float | None, tolerance: float | None, *, least: float = 0.0
+) -> float:
+    """The adaptive wait: ``clip(max(τ·ln(Δ̂/tol), least), min, max)``, the log term 0 when Δ̂ ≤ tol.
+
+    With nothing expected yet (``expected`` None) or no tolerance to settle to, the
+    longest wait. ``least`` (seconds) is a floor of the caller's own.
+    """
+    tol = policy.tolerance if policy.tolerance is not None else tolerance
+    if expected is None or tol is None:
+        return policy.longest
+    wait = policy.tau * math.log(expected / tol) if expected > tol else 0.0
+    return float(np.clip(max(wait, least), policy.min, policy.longest))
+
+
+def settle_and_read(
+    settle: Any,
+    *,
+    memory: SettleMemory | None = None,
+    site: Any = None,
+    residual: float | None = None,
+    tolerance: float | None = None,
+) -> Plan[tuple[np.ndarray, np.ndarray, bool]]:
+    """Let the system settle, then read θ and ŷ; returns (θ, ŷ, settled within the policy's timeout).
+
+    The keywords serve the adaptive policy (the others ignore them): ``memory`` holds the
+    changes observed so far and learns from this settle's readings, ``site`` says where
+    this settle falls, ``residual`` is what a feedback loop's last correction was meant
+    to cancel, ``tolerance`` is the tolerance to settle to when the policy names none.
+    Without a memory the adaptive policy waits its longest.
+    """
+    if isinstance(settle, SettleAdaptive):
+        expected = memory.expect(site, residual) if memory is not None else None
+        least = LOOP_LEAST_TAUS * settle.tau if residual is not None else 0.0
+        wait = adaptive_wait(settle, expected, tolerance, least=least)
+        yield Settle(wait)
+        theta = yield Read("params")
+        outputs = yield Read("outputs")
+        if memory is not None:
+            memory.observe(site, theta, outputs, residual, settled=-math.expm1(-wait / settle.tau))
+        return theta, outputs, True
     if getattr(settle, "mode", "fixed") != "until_stable":
         yield Settle(float(getattr(settle, "time", settle)))
         theta = yield Read("params")
