@@ -29,7 +29,7 @@ from aeqlab.engine import Checkpoint, EpochMetrics, EpochTotals, Evaluation, Sam
 from aeqlab.errors import InputError
 from aeqlab.feedback import SecantGains
 from aeqlab.methods.aeqprop import EngineState
-from aeqlab.methods.phases import FeedbackMemory
+from aeqlab.methods.phases import FeedbackMemory, SettleMemory
 
 FILE = "journal.sqlite"
 FORMAT = 1
@@ -229,14 +229,20 @@ def pack_checkpoint(cp: Checkpoint) -> tuple[str, bytes]:
         "gains_min_step": mem.knob_gains.min_step,
         "gains_bounds": list(mem.knob_gains.bounds),
     }
-    scalars["arrays"], blob = pack(
-        {
-            "targets": st.targets,
-            "knobs": st.knobs,
-            "knob_gains": mem.knob_gains.gain,
-            "susceptibility": mem.susceptibility,
-        }
-    )
+    # the adaptive settle's observations; its last readings go with the arrays
+    settle = SettleMemory(window=mem.settle.window, seen=mem.settle.seen).to_state()
+    arrays = {
+        "targets": st.targets,
+        "knobs": st.knobs,
+        "knob_gains": mem.knob_gains.gain,
+        "susceptibility": mem.susceptibility,
+    }
+    for name in ("theta", "outputs"):
+        settle.pop(name)
+        if getattr(mem.settle, name) is not None:
+            arrays[f"settle_{name}"] = getattr(mem.settle, name)
+    scalars["settle"] = settle
+    scalars["arrays"], blob = pack(arrays)
     return json.dumps(scalars), blob
 
 
@@ -247,6 +253,11 @@ def unpack_checkpoint(scalars_text: str, blob: bytes, low: np.ndarray, high: np.
     sg = SecantGains(gains.size, 1.0, min_step=s["gains_min_step"], bounds=tuple(s["gains_bounds"]))
     sg.gain = gains.copy()
     memory = FeedbackMemory(knob_gains=sg, susceptibility=chi.copy(), knob_low=low.copy(), knob_high=high.copy())
+    if "settle" in s:  # journals written before the adaptive settle have none
+        settle = dict(s["settle"])
+        for name in ("theta", "outputs"):
+            settle[name] = a.get(f"settle_{name}")
+        memory.settle = SettleMemory.from_state(settle)
     state = EngineState(targets=targets.copy(), knobs=knobs.copy(), memory=memory)
     return Checkpoint(
         epoch=s["epoch"],
