@@ -21,7 +21,10 @@ Per protocol (the protocol's own method, Aeqprop by default):
    clock. ``--settle`` compares the protocol's settle policy with others side by side,
    all against the bound of the protocol's own procedure. The last column is the bench
    time alone (the simulated clock: settle waits and latencies, no computing and no
-   oversleeping of the wall clock) and its ratio to the same bound.
+   oversleeping of the wall clock) and its ratio to the same bound; the very last, from
+   the same samples on the simulated clock, is the share of readings taken right after
+   a settle that are more than tol from the equilibrium the twin is heading for, and the
+   worst of them in units of tol (how settled the readings the method uses are).
 
 Usage::
 
@@ -90,6 +93,27 @@ class SettleMeter:
         return self.required
 
 
+class StaleMeter:
+    """A target in front of the bench that measures, for every reading taken right after a
+    settle, how far the twin's observed values are from the equilibrium they are heading for."""
+
+    def __init__(self, bench: Any, twin: Any):
+        self.bench, self.twin = bench, twin
+        self.after = False
+        self.errors: list[float] = []
+
+    def apply(self, msg: Message) -> Any:
+        out = self.bench.apply(msg)
+        if isinstance(msg, Settle):
+            self.after = True
+        elif isinstance(msg, Read) and self.after and msg.role in ("params", "outputs"):
+            seen = self.twin.read(msg.role, np.arange(self.twin.sizes[msg.role]))
+            eq = self.twin.net.theta if msg.role == "params" else self.twin.net.outputs
+            self.errors.append(float(np.max(np.abs(seen - eq))) if seen.size else 0.0)
+            self.after = msg.role == "params"
+        return out
+
+
 def _with_simulation(protocol: Protocol, **update: Any) -> Protocol:
     sim = protocol.simulation.model_copy(update=update)
     return protocol.model_copy(update={"simulation": sim})
@@ -120,9 +144,18 @@ def _with_settle(protocol: Protocol, settle: str | None) -> Protocol:
 
 
 def _train(
-    protocol: Protocol, samples: int, *, realtime: bool = False, meter: tuple[float, float] | None = None
+    protocol: Protocol,
+    samples: int,
+    *,
+    realtime: bool = False,
+    meter: tuple[float, float] | None = None,
+    stale: bool = False,
 ) -> dict[str, Any]:
-    """Train ``samples`` samples (after 10 warm-up ones) and time them."""
+    """Train ``samples`` samples (after 10 warm-up ones) and time them.
+
+    ``meter`` (τ, tol) measures the least settle time the procedure needs; ``stale``
+    measures how far each reading after a settle is from its equilibrium.
+    """
     data = load(protocol.dataset)
     backend = open_backend(protocol, "sim", realtime=realtime)
     net = backend.twin.net
@@ -149,6 +182,8 @@ def _train(
         target: Any = backend.bench
         if meter is not None:
             target = SettleMeter(backend.bench, *meter)
+        elif stale:
+            target = StaleMeter(backend.bench, backend.twin)
         trips0 = Counter(backend.bench.round_trips)
         spent[0] = 0.0
         clock0 = backend.twin.clock.now()
@@ -168,6 +203,7 @@ def _train(
             "simulated_s_per_sample": (backend.twin.clock.now() - clock0) / samples,
             "required_settle_s_per_sample": target.finish() / samples if meter is not None else None,
             "settles_per_sample": target.settles / samples if meter is not None else None,
+            "reading_errors": target.errors if stale else None,
         }
     finally:
         trainer.shutdown()
@@ -189,7 +225,9 @@ def run(
         trips = sum(ideal["round_trips_per_sample"].values())
         if bound is None:  # the protocol's own procedure on an ideal clock sets the bound for every row
             bound = ideal["required_settle_s_per_sample"] + trips * latency
-        real = _train(_with_simulation(p, latency=latency, settling_tau=tau), rt_samples, realtime=True)
+        settling = _with_simulation(p, latency=latency, settling_tau=tau)
+        real = _train(settling, rt_samples, realtime=True)
+        errors = np.array(_train(settling, rt_samples, stale=True)["reading_errors"]) / tol
         per_sample = real["wall_s"] / rt_samples
         rows.append(
             {
@@ -203,6 +241,8 @@ def run(
                 "simulated_s_per_sample": real["simulated_s_per_sample"],
                 "bench_ratio": real["simulated_s_per_sample"] / bound,
                 "dry_compute_s_per_sample": 1.0 / ideal["samples_per_s"],
+                "reads_beyond_tol": float(np.mean(errors > 1.0)),
+                "worst_read_error_tol": float(errors.max()),
             }
         )
     result["realtime"] = {"latency_s": latency, "tau_s": tau, "tolerance": tol, "rows": rows}
@@ -222,8 +262,8 @@ def report(r: dict[str, Any]) -> str:
         f"tol = {rt['tolerance']:g}:",
         "",
         "| settle policy | wall ms/sample | bound ms/sample | ratio | round trips (ideal / real) | required settle ms "
-        "| compute ms (dry) | bench ms/sample (ratio) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| compute ms (dry) | bench ms/sample (ratio) | reads > tol (worst, in tol) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rt["rows"]:
         lines.append(
@@ -231,7 +271,8 @@ def report(r: dict[str, Any]) -> str:
             f"| {row['ratio']:.2f} | {row['ideal_round_trips_per_sample']:.1f} / "
             f"{row['real_round_trips_per_sample']:.1f} | {1e3 * row['required_settle_s_per_sample']:.1f} "
             f"| {1e3 * row['dry_compute_s_per_sample']:.1f} "
-            f"| {1e3 * row['simulated_s_per_sample']:.1f} ({row['bench_ratio']:.2f}) |"
+            f"| {1e3 * row['simulated_s_per_sample']:.1f} ({row['bench_ratio']:.2f}) "
+            f"| {100 * row['reads_beyond_tol']:.0f} % ({row['worst_read_error_tol']:.3g}) |"
         )
     return "\n".join(lines)
 
