@@ -27,7 +27,7 @@ from aeqlab.errors import AeqlabError, InputError
 from aeqlab.protocol import Protocol
 from drivers import registry
 from drivers.base import DriverSettings, Ramp
-from drivers.capabilities import WallClock
+from drivers.capabilities import WallClock, precise_sleep
 
 ROLE_NAMES = ("inputs", "outputs", "knobs", "params", "nudges")
 LOG_ENV = "AEQLAB_EMULATOR_LOG"
@@ -154,8 +154,7 @@ class TwinWallClock:
         self._origin = time.monotonic() - float(t)
 
     def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            time.sleep(seconds)
+        precise_sleep(seconds)
 
 
 def board_counts(cfg: Any) -> tuple[int, int]:

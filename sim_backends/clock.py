@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from drivers.capabilities import precise_sleep
 
 
 class SimulatedClock:
@@ -29,4 +29,4 @@ class SimulatedClock:
         if seconds > 0:
             self._t += seconds
             if self.realtime:
-                time.sleep(seconds)
+                precise_sleep(seconds)
