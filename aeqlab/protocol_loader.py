@@ -223,9 +223,14 @@ def _message(err: dict, path: tuple) -> str:
     if kind == "finite_number":
         return f"must be a finite number, got {got!r} (.nan, .inf and numbers beyond 1.8e308 are not allowed)"
     if kind == "union_tag_not_found":
-        return "a settle policy is a wait such as '1 ms', or a mapping with mode: fixed or mode: until_stable"
+        return "a settle policy is a wait such as '1 ms', or a mapping with mode: fixed, until_stable or adaptive"
     if kind == "union_tag_invalid":
-        return f"{msg} (use 'fixed' or 'until_stable')"
+        ctx = err.get("ctx", {})
+        tag = ctx.get("tag", got)
+        tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",") if t.strip(" '")]
+        close = difflib.get_close_matches(str(tag), tags, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "use " + ", ".join(repr(t) for t in tags)
+        return f"unknown {ctx.get('discriminator', 'mode').strip(chr(39))} {tag!r} ({hint})"
     if kind == "model_type" or kind == "dict_type":
         return f"expected a mapping of keys, got {_shown(got)}"
     if kind.endswith("_type") or kind.endswith("_parsing"):

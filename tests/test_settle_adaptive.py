@@ -335,3 +335,20 @@ def test_on_a_settling_twin_adaptive_waits_are_accurate_in_less_time_than_an_equ
     assert fixed_seconds > 1.25 * seconds, (seconds, worst, tried)  # it takes clearly longer
     # a fixed wait that takes about as long as the adaptive ones is far off
     assert tried[0][1] > 0.9 * seconds and tried[0][2] > 10 * tol, (seconds, tried)
+
+
+def test_a_free_phase_without_homeostasis_learns_its_wait_as_well():
+    from aeqlab.methods.aeqprop import EngineState, free_phase
+
+    tau, tol = 1e-3, 1e-6
+    method = Method.model_validate(
+        {"settle": {"mode": "adaptive", "tau": "1 ms", "tolerance": tol}, "free_phase_homeostasis": False}
+    )
+    bench = ScriptedBench(lambda u, x, i: u + 0.0, lambda u, x, i: np.array([x[0]]), 2)
+    state = EngineState(targets=np.zeros(2), knobs=np.zeros(2), memory=_memory(2))
+    for x in (0.0, 0.3, 0.0, 0.3):  # each input moves ŷ by 0.3
+        execute(free_phase(state, np.array([x]), method), bench)
+    longest = method.settle_policy.longest
+    assert bench.waits[0] == pytest.approx(longest)  # nothing seen yet
+    assert bench.waits[-1] == pytest.approx(tau * math.log(0.3 / tol))  # learnt: shorter than the longest
+    assert bench.waits[-1] < longest

@@ -79,7 +79,12 @@ def free_phase(state: EngineState, x: np.ndarray, method: Method) -> Plan[PhaseR
         )
         state.knobs = res.knobs
         return res
-    theta, outputs, settled = yield from settle_and_read(method.settle_policy)
+    theta, outputs, settled = yield from settle_and_read(
+        method.settle_policy,
+        memory=state.memory.settle,
+        site=("free-unheld", 0),
+        tolerance=method.homeostasis.tolerance,
+    )
     return PhaseResult(
         theta,
         outputs,
