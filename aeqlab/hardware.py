@@ -153,7 +153,7 @@ class TwinWallClock:
     def set(self, t: float) -> None:
         self._origin = time.monotonic() - float(t)
 
-    def sleep(self, seconds: float) -> None:
+    def sleep(self, seconds: float, *, settling: bool = True) -> None:
         precise_sleep(seconds)
 
 

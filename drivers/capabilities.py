@@ -90,20 +90,25 @@ class Clock(Protocol):
         ...
 
 
-SPIN_S = 2e-4  # the last stretch of a wait that precise_sleep spins (time.sleep overshoots by ~0.1 ms)
+SPIN_S = 2e-4  # the last stretch of a long wait, spun: time.sleep wakes up ~0.1 ms late
+SHORT_WAIT_S = 0.02  # waits up to this long are spun whole
 
 
 def precise_sleep(seconds: float) -> None:
     """Wait ``seconds`` on the wall clock to within a few microseconds.
 
-    ``time.sleep`` wakes up 0.05–0.1 ms late on Linux; over the dozens of short settle
-    waits of one training sample that adds up. The wait sleeps all but its last
-    :data:`SPIN_S` and spins on ``perf_counter`` through the rest.
+    ``time.sleep`` wakes up 0.05–0.1 ms late on Linux, and a thread that slept runs
+    its next computation on cold caches and a slowed core: with the millisecond
+    settle waits of a training sample the host's own computing took three times as
+    long between waits as without them (measured on digits, L = τ = 1 ms). Waits up to
+    :data:`SHORT_WAIT_S` are therefore spun on ``perf_counter`` (the host is busy with
+    the bench anyway); longer ones sleep all but their last :data:`SPIN_S` and spin
+    the rest.
     """
     if seconds <= 0:
         return
     deadline = time.perf_counter() + seconds
-    if seconds > SPIN_S:
+    if seconds > SHORT_WAIT_S:
         time.sleep(seconds - SPIN_S)
     while time.perf_counter() < deadline:
         pass

@@ -189,7 +189,7 @@ class SimInstrument:
                 self.calls += 1
                 raise InstrumentError(f"{self.name}: timed out ({op})", hint="the run can be resumed")
         if f.latency:
-            self.twin.clock.sleep(f.latency)
+            self.twin.clock.sleep(f.latency, settling=False)  # the call's latency, before its effect
         self.calls += 1
         s = float(np.max(np.abs(values))) if values is not None and values.size else float("nan")
         self.log.append(CallRecord(self.twin.clock.now(), self.name, op, n, s))

@@ -95,6 +95,8 @@ class Twin:
         spec = net.spec
         self.net = net
         self.clock = clock or SimulatedClock()
+        if getattr(self.clock, "realtime", False) and hasattr(self.clock, "during_waits"):
+            self.clock.during_waits(self._relax_during_wait)  # paced in real time: relax while the clock waits
         self.jump_threshold = jump_threshold
         self.strict_stability = strict_stability
         self.unstable_limit = unstable_limit
@@ -166,6 +168,18 @@ class Twin:
         if not self._drifting:
             return self.ports["knobs"]
         return self.ports["knobs"] + self._drift * self.clock.now()
+
+    def _relax_during_wait(self, settling: bool) -> None:
+        """A real-time wait has begun: do now the relaxation the next read or write would do.
+
+        A read after a wait relaxes; with settling dynamics (τ > 0) a write does too (what
+        the instruments show at that moment depends on the equilibrium the system was
+        heading for). Doing it inside the wait changes nothing but when it is computed.
+        Without settling dynamics a latency wait is left alone: the write that follows it
+        does not relax, and relaxing before it would add a stop the unpaced run does not make.
+        """
+        if settling or self.settling_tau > 0:
+            self.settle()
 
     def settle(self) -> None:
         """Relax to equilibrium if anything changed since the last relaxation."""

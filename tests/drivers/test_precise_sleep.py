@@ -21,20 +21,20 @@ class FakeTime:
         self.t += s + 1e-4
 
 
-def test_a_wait_sleeps_all_but_its_last_stretch_and_ends_at_its_deadline(monkeypatch):
+def test_a_long_wait_sleeps_all_but_its_last_stretch_and_ends_at_its_deadline(monkeypatch):
     fake = FakeTime()
     monkeypatch.setattr(caps, "time", fake)
-    caps.precise_sleep(5e-3)
-    assert fake.slept == [5e-3 - caps.SPIN_S]
-    # the oversleep of time.sleep is taken out of the spin: it ends within one look of 5 ms
-    assert 5e-3 <= fake.t <= 5e-3 + 3e-5
+    caps.precise_sleep(0.5)
+    assert fake.slept == [0.5 - caps.SPIN_S]
+    # the oversleep of time.sleep is taken out of the spin: it ends within one look of 0.5 s
+    assert 0.5 <= fake.t <= 0.5 + 3e-5
 
 
-def test_a_wait_shorter_than_the_spin_only_spins_and_nothing_is_no_wait(monkeypatch):
+def test_a_short_wait_is_spun_whole_and_nothing_is_no_wait(monkeypatch):
     fake = FakeTime()
     monkeypatch.setattr(caps, "time", fake)
-    caps.precise_sleep(1e-4)
-    assert fake.slept == [] and 1e-4 <= fake.t <= 1e-4 + 3e-5
+    caps.precise_sleep(caps.SHORT_WAIT_S)
+    assert fake.slept == [] and caps.SHORT_WAIT_S <= fake.t <= caps.SHORT_WAIT_S + 3e-5
     before = fake.t
     caps.precise_sleep(0.0)
     caps.precise_sleep(-1.0)
