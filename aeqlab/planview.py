@@ -192,7 +192,6 @@ def preview(protocol: Protocol, located: Located | None, samples: int = 1) -> Pr
     from aeqlab.backends import open_backend
     from aeqlab.datasets import load
     from aeqlab.engine import Trainer
-    from aeqlab.methods.aeqprop import train_sample
     from aeqlab.plan import execute
 
     if protocol.simulation is None:
@@ -206,13 +205,15 @@ def preview(protocol: Protocol, located: Located | None, samples: int = 1) -> Pr
     recorder = Recorder(backend.bench, protocol, located)
     info: list[dict[str, Any]] = []
     try:
-        trainer = Trainer(protocol, recorder, data)  # type: ignore[arg-type]  # records the bench calls
+        trainer = Trainer(protocol, recorder, data, oracle=backend.oracle)  # type: ignore[arg-type]  # records
+        trainer.require_oracle()
         trainer.start()
         targets = data.targets(data.y_train)
         beta = protocol.method.beta
         for k in range(min(samples, len(data.y_train))):
             recorder.next_sample()
-            rec = execute(train_sample(trainer.state, data.x_train[k], targets[k], protocol.method, beta), recorder)
+            rec = execute(trainer.sample_plan(data.x_train[k], targets[k], beta), recorder)  # the protocol's method
+            trainer.samples_done += 1
             info.append(
                 {
                     "sample": k + 1,

@@ -127,3 +127,18 @@ def test_plan_reading_beyond_a_limit_is_reported_at_the_limit_line(tmp_path):
     proc = aeqlab("plan", str(path))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"{path}:{line}:5: roles.outputs.limits: roles.outputs[0] reads" in proc.stderr
+
+
+@pytest.mark.parametrize("method", ["spsa", "exact"])
+def test_plan_previews_the_protocols_own_method(tmp_path, method):
+    from aeqlab.planview import preview
+
+    protocol, _ = load_protocol(PROTOCOLS / "xor_hopfield_sim.yaml")
+    m = protocol.method.model_copy(update={"name": method})
+    pv = preview(protocol.model_copy(update={"method": type(m).model_validate(m.model_dump(by_alias=True))}), None)
+    assert pv.error is None
+    # neither baseline nudges: every current it sets is zero (Aeqprop's plan sets nonzero ones)
+    nudges = [a for a in pv.actions if a.role == "nudges" and a.kind == "set"]
+    assert all(not a.model.any() for a in nudges)
+    aeq = preview(protocol, None)
+    assert any(a.model.any() for a in aeq.actions if a.role == "nudges" and a.kind == "set")
