@@ -99,9 +99,19 @@ def _open_sim(protocol: Protocol, *, tolerance: float | None = None, realtime: b
             "twin_clock_s": round(sb.twin.clock.now(), 6),  # simulated bench time: settle waits and latencies
         }
 
-    return Backend(
-        "sim", sb.bench, sb.twin.snapshot, sb.twin.restore, diagnostics, twin=sb.twin, oracle=twin_oracle(sb.twin)
-    )
+    def snapshot() -> dict:
+        return {"twin": sb.twin.snapshot(), "instruments": {n: i.snapshot() for n, i in sb.instruments.items()}}
+
+    def restore(snap: dict) -> None:
+        if "twin" not in snap:  # journals written before the instruments were in the snapshot
+            sb.twin.restore(snap)
+            return
+        sb.twin.restore(snap["twin"])
+        for name, state in snap["instruments"].items():
+            if name in sb.instruments:
+                sb.instruments[name].restore(state)
+
+    return Backend("sim", sb.bench, snapshot, restore, diagnostics, twin=sb.twin, oracle=twin_oracle(sb.twin))
 
 
 def twin_oracle(twin: Any) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:

@@ -194,6 +194,20 @@ class SimInstrument:
         s = float(np.max(np.abs(values))) if values is not None and values.size else float("nan")
         self.log.append(CallRecord(self.twin.clock.now(), self.name, op, n, s))
 
+    # ------------------------------------------------------------ snapshots
+    def snapshot(self) -> dict:
+        """What a resumed simulated instrument needs to go on exactly: its noise generator, call count, stuck values."""
+        return {
+            "rng": self._rng.bit_generator.state,
+            "calls": self.calls,
+            "stuck": [[int(c), float(v)] for c, v in self._stuck.items()],
+        }
+
+    def restore(self, snap: dict) -> None:
+        self._rng.bit_generator.state = snap["rng"]
+        self.calls = int(snap["calls"])
+        self._stuck = {int(c): float(v) for c, v in snap["stuck"]}
+
     # ------------------------------------------------------- capabilities
     def identify(self) -> str:
         return f"aeqlab,SimInstrument,{self.name},0.1"
