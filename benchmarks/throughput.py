@@ -7,6 +7,10 @@ Per protocol (the protocol's own method, Aeqprop by default):
    loops, bench, simulated drivers); instrument round trips per sample. Relaxation
    time is measured by wrapping the physics object's ``relax`` (sim_backends is not
    edited).
+1b. **end to end** (``--full-epochs``, default 1): ``aeqlab run`` itself, with its
+   journal, checkpoints and test evaluations: training samples per second over the
+   whole epoch, and the wall time split into the twin's relaxations, the evaluations,
+   the journal and the rest (engine, bench, drivers, the run's start).
 2. **real time** (``SimulatedClock(realtime=True)``: settle waits and instrument
    latency are slept on the wall clock) with latency L per instrument call and
    first-order settling time constant τ: wall time per sample against its lower bound
@@ -210,12 +214,95 @@ def _train(
         backend.close()
 
 
+def end_to_end(protocol_path: Path, epochs: int) -> dict[str, Any]:
+    """``aeqlab run`` (journal, checkpoints, evaluations) for ``epochs``, with where its wall time goes.
+
+    Exclusive shares of the wall time: the twin's relaxations during training, the test
+    evaluations (their relaxations included), the journal (every sample's transaction
+    with its checkpoint, snapshots, epoch rows) and the rest (engine, bench, drivers).
+    """
+    import io
+    import tempfile
+
+    from rich.console import Console
+
+    import aeqlab.session as session
+    from aeqlab.engine import Trainer as EngineTrainer
+    from aeqlab.journal import Journal
+    from sim_backends.hopfield import HopfieldNetwork
+
+    spent = {"relax": 0.0, "relax_in_eval": 0.0, "evaluate": 0.0, "journal": 0.0}
+    in_eval = [False]
+
+    def timed(fn, key):
+        def wrapper(*args: Any, **kw: Any) -> Any:
+            t0 = time.perf_counter()
+            if key == "evaluate":
+                in_eval[0] = True
+            try:
+                return fn(*args, **kw)
+            finally:
+                dt = time.perf_counter() - t0
+                spent[key] += dt
+                if key == "evaluate":
+                    in_eval[0] = False
+                elif key == "relax" and in_eval[0]:
+                    spent["relax_in_eval"] += dt
+
+        return wrapper
+
+    patched = [
+        (HopfieldNetwork, "relax", "relax"),
+        (EngineTrainer, "evaluate", "evaluate"),
+        (Journal, "record_sample", "journal"),
+        (Journal, "record_epoch", "journal"),
+    ]
+    originals = [(cls, name, getattr(cls, name)) for cls, name, _ in patched]
+    protocol, text = load_protocol(protocol_path)
+    try:
+        for cls, name, key in patched:
+            setattr(cls, name, timed(getattr(cls, name), key))
+        with tempfile.TemporaryDirectory(prefix="aeqlab-throughput-") as out:
+            t0 = time.perf_counter()
+            summary = session.run_training(
+                session.RunRequest(protocol_path, protocol, text, "sim", epochs=epochs, out=Path(out)),
+                Console(file=io.StringIO()),
+            )
+            wall = time.perf_counter() - t0
+    finally:
+        for cls, name, fn in originals:
+            setattr(cls, name, fn)
+    n = summary["samples"]
+    shares = {
+        "twin relaxation (training)": spent["relax"] - spent["relax_in_eval"],
+        "evaluations": spent["evaluate"],
+        "journal": spent["journal"],
+    }
+    shares["the rest (engine, bench, drivers, start-up)"] = wall - sum(shares.values())
+    return {
+        "epochs": epochs,
+        "samples": n,
+        "wall_s": wall,
+        "samples_per_s": n / wall,
+        "journal_ms_per_sample": 1e3 * spent["journal"] / n,
+        "shares": {k: v / wall for k, v in shares.items()},
+    }
+
+
 def run(
-    dataset: str, samples: int, rt_samples: int, latency: float, tau: float, settles: list[str | None]
+    dataset: str,
+    samples: int,
+    rt_samples: int,
+    latency: float,
+    tau: float,
+    settles: list[str | None],
+    full_epochs: int = 0,
 ) -> dict[str, Any]:
     protocol, _ = load_protocol(PROTOCOLS[dataset])
     dry = _train(protocol, samples)
     result: dict[str, Any] = {"dataset": dataset, "protocol": str(PROTOCOLS[dataset].relative_to(ROOT)), "dry": dry}
+    if full_epochs:
+        result["end_to_end"] = end_to_end(PROTOCOLS[dataset], full_epochs)
     tol = protocol.method.homeostasis.tolerance
     rows = []
     bound = None
@@ -258,6 +345,16 @@ def report(r: dict[str, Any]) -> str:
         f"dry run: {d['samples_per_s']:.1f} samples/s over {d['samples']} samples; "
         f"outside the twin's relaxation: {100 * d['outside_relax_share']:.0f} % of wall time; "
         f"round trips per sample: {trips}",
+    ]
+    e = r.get("end_to_end")
+    if e:
+        where = ", ".join(f"{k} {100 * v:.0f} %" for k, v in e["shares"].items())
+        lines.append(
+            f"end to end (aeqlab run, {e['epochs']} epoch(s), journal on): {e['samples_per_s']:.1f} training "
+            f"samples/s over {e['samples']} samples, journal {e['journal_ms_per_sample']:.2f} ms/sample; "
+            f"wall time: {where}"
+        )
+    lines += [
         f"real time, L = {1e3 * rt['latency_s']:g} ms per call, τ = {1e3 * rt['tau_s']:g} ms, "
         f"tol = {rt['tolerance']:g}:",
         "",
@@ -282,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--datasets", nargs="+", choices=sorted(PROTOCOLS), default=["iris", "digits"])
     ap.add_argument("--samples", type=int, default=300, help="dry-run samples timed")
     ap.add_argument("--realtime-samples", type=int, default=30, help="real-time samples timed")
+    ap.add_argument(
+        "--full-epochs", type=int, default=1, help="epochs of the end-to-end 'aeqlab run' (journal on); 0: skip it"
+    )
     ap.add_argument("--latency", type=float, default=1e-3, help="L, seconds per instrument call")
     ap.add_argument("--tau", type=float, default=1e-3, help="τ, settling time constant (s)")
     ap.add_argument(
@@ -296,7 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with threadpool_limits(limits=1, user_api="blas"):
         for ds in args.datasets:
-            r = run(ds, args.samples, args.realtime_samples, args.latency, args.tau, [None, *args.settle])
+            r = run(
+                ds, args.samples, args.realtime_samples, args.latency, args.tau, [None, *args.settle], args.full_epochs
+            )
             results.append(r)
             print(report(r), "\n", flush=True)
     if args.json:
