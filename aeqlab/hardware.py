@@ -27,7 +27,7 @@ from aeqlab.errors import AeqlabError, InputError
 from aeqlab.protocol import Protocol
 from drivers import registry
 from drivers.base import DriverSettings, Ramp
-from drivers.capabilities import WallClock, precise_sleep
+from drivers.capabilities import WallClock
 
 ROLE_NAMES = ("inputs", "outputs", "knobs", "params", "nudges")
 LOG_ENV = "AEQLAB_EMULATOR_LOG"
@@ -154,7 +154,8 @@ class TwinWallClock:
         self._origin = time.monotonic() - float(t)
 
     def sleep(self, seconds: float, *, settling: bool = True) -> None:
-        precise_sleep(seconds)
+        if seconds > 0:  # the emulators' threads run meanwhile: no spinning here
+            time.sleep(seconds)
 
 
 def board_counts(cfg: Any) -> tuple[int, int]:

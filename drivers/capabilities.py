@@ -95,15 +95,16 @@ SHORT_WAIT_S = 0.02  # waits up to this long are spun whole
 
 
 def precise_sleep(seconds: float) -> None:
-    """Wait ``seconds`` on the wall clock to within a few microseconds.
+    """Wait ``seconds`` on the wall clock to within a few microseconds (for real-time pacing of a twin).
 
     ``time.sleep`` wakes up 0.05–0.1 ms late on Linux, and a thread that slept runs
     its next computation on cold caches and a slowed core: with the millisecond
     settle waits of a training sample the host's own computing took three times as
     long between waits as without them (measured on digits, L = τ = 1 ms). Waits up to
-    :data:`SHORT_WAIT_S` are therefore spun on ``perf_counter`` (the host is busy with
-    the bench anyway); longer ones sleep all but their last :data:`SPIN_S` and spin
-    the rest.
+    :data:`SHORT_WAIT_S` are therefore spun on ``perf_counter``; longer ones sleep all
+    but their last :data:`SPIN_S` and spin the rest. A spin holds the interpreter, so
+    this is for a twin paced in one thread (``SimulatedClock(realtime=True)``), not
+    for a bench's clock, whose instrument threads must run (:class:`WallClock` sleeps).
     """
     if seconds <= 0:
         return
@@ -121,4 +122,5 @@ class WallClock:
         return time.monotonic()
 
     def sleep(self, seconds: float) -> None:
-        precise_sleep(seconds)
+        if seconds > 0:  # time.sleep: waking 0.1 ms late is harmless on a bench, and other threads keep running
+            time.sleep(seconds)
