@@ -61,9 +61,10 @@ class Twin:
     clock
         The shared simulated clock.
     jump_threshold
-        A relaxation that moves some state by more than this (plus twice the change of the
-        nudge currents since the last relaxation: the outputs' direct response to a nudge,
-        measured at 0.7–1.3 per unit current, is not a jump) is a *jump*; the twin then
+        A relaxation that moves some state by more than this is a *jump* (for the outputs, the
+        last state array, more than this plus twice the change of the nudge currents since the
+        last relaxation: their direct response to a nudge, measured at 0.7–1.3 per unit
+        current, is not a jump); the twin then
         checks the stability ratio ρ at the state it left. A new input may move the states
         anywhere and is never a jump.
     settling_tau
@@ -177,7 +178,11 @@ class Twin:
         heading for). Doing it inside the wait changes nothing but when it is computed.
         Without settling dynamics a latency wait is left alone: the write that follows it
         does not relax, and relaxing before it would add a stop the unpaced run does not make.
+        A drifting twin is left alone too: its equilibrium at the read, a latency later,
+        differs from the one at the wait.
         """
+        if self._drifting:  # the physics moves with time itself: relax only when read, as unpaced
+            return
         if settling or self.settling_tau > 0:
             self.settle()
 
@@ -198,10 +203,12 @@ class Twin:
         self._dirty = False
         inputs_changed, self._inputs_changed = self._inputs_changed, False
         explained, self._nudge_change = 2.0 * self._nudge_change, 0.0
-        moved = max(float(np.max(np.abs(a - b))) for a, b in zip(before, self.net.states))
-        # a new input legitimately moves the states, and a nudge the outputs by about its own
-        # size; knobs are meant to move them gently
-        if moved > self.jump_threshold + explained and not inputs_changed:
+        moves = [float(np.max(np.abs(a - b))) for a, b in zip(before, self.net.states)]
+        moved = max(moves)
+        # a new input legitimately moves the states, and a nudge the outputs (the last state
+        # array) by about its own size; knobs, and nudges elsewhere, are meant to move them gently
+        jumped = max(moves[:-1], default=0.0) > self.jump_threshold or moves[-1] > self.jump_threshold + explained
+        if jumped and not inputs_changed:
             self._check_jump(before, theta_before, moved)
 
     def _check_jump(self, before: list[np.ndarray], theta_before: np.ndarray, moved: float) -> None:

@@ -84,3 +84,44 @@ def test_the_outputs_following_a_large_nudge_are_not_a_jump():
     after = twin.read("outputs", np.arange(3))
     assert np.max(np.abs(after - before)) > twin.jump_threshold  # it did move by more than the threshold
     assert twin.stats.jumps == 0
+
+
+class ScriptedNet:
+    """A stand-in physics whose relaxations move the states as scripted (hidden layer, outputs)."""
+
+    def __init__(self, moves):
+        from types import SimpleNamespace
+
+        self.spec = SimpleNamespace(n_inputs=2, n_outputs=2, n_params=3)
+        self.states = [np.zeros(4), np.zeros(2)]
+        self.theta = np.zeros(3)
+        self.moves = list(moves)
+
+    def relax(self, x, u, currents):
+        from sim_backends.hopfield import RelaxInfo
+
+        hidden, out = self.moves.pop(0)
+        self.states = [self.states[0] + hidden, self.states[1] + out]
+        return RelaxInfo(1, True, 0.0, None)
+
+    @property
+    def outputs(self):
+        return self.states[-1]
+
+    def stability_ratio(self, x):
+        return 2.0
+
+    def coupling_summary(self):
+        return "scripted"
+
+
+def test_a_nudge_excuses_the_outputs_move_but_not_a_hidden_jump():
+    net = ScriptedNet([(0.0, 0.0), (0.1, 0.9), (0.8, 0.1)])
+    twin = HopfieldTwin(net, np.zeros(3), unstable_limit=10)
+    twin.read("outputs", np.arange(2))  # the first relaxation (after the inputs)
+    twin.write("nudges", np.arange(2), np.array([0.8, 0.0]))
+    twin.read("outputs", np.arange(2))  # outputs follow the nudge by 0.9: a response
+    assert twin.stats.jumps == 0
+    twin.write("nudges", np.arange(2), np.array([0.0, 0.0]))
+    twin.read("outputs", np.arange(2))  # the hidden layer jumps by 0.8 under a nudge: still a jump
+    assert twin.stats.jumps == 1 and twin.stats.unstable_jumps == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import sim_backends.clock as clock_module
 from aeqlab.backends import open_backend
@@ -38,26 +39,50 @@ def test_work_done_in_a_wait_is_taken_out_of_it(monkeypatch):
 
 
 def train(protocol, realtime: bool, samples: int = 6):
+    """Train a few samples; returns θ*, simulated time, relaxations, and how many of them ran inside a wait."""
     data = load(protocol.dataset)
     backend = open_backend(protocol, "sim", realtime=realtime)
+    clock, net = backend.twin.clock, backend.twin.net
+    waiting, inside = [False], [0]
+    sleep, relax = clock.sleep, net.relax
+
+    def watched_sleep(seconds, **kw):
+        waiting[0] = True
+        try:
+            return sleep(seconds, **kw)
+        finally:
+            waiting[0] = False
+
+    def watched_relax(*args, **kw):
+        inside[0] += waiting[0]
+        return relax(*args, **kw)
+
+    clock.sleep, net.relax = watched_sleep, watched_relax
     try:
         trainer = Trainer(protocol, backend.bench, data)
         trainer.start()
         targets = data.targets(data.y_train)
         for i in range(samples):
             execute(trainer.sample_plan(data.x_train[i], targets[i], protocol.method.beta), backend.bench)
-        return trainer.state.targets.copy(), backend.twin.clock.now(), backend.twin.stats.relaxations
+        return trainer.state.targets.copy(), clock.now(), backend.twin.stats.relaxations, inside[0]
     finally:
         backend.close()
 
 
-def test_pacing_moves_the_relaxations_into_the_waits_and_changes_no_physics(protocols_dir):
+@pytest.mark.parametrize(
+    "simulation", [{"latency": 1e-4}, {"latency": 1e-4, "settling_tau": 2e-4}, {"latency": 1e-4, "drift": 1e-2}]
+)
+def test_pacing_moves_the_relaxations_into_the_waits_and_changes_no_physics(protocols_dir, simulation):
     protocol, _ = load_protocol(protocols_dir / "iris_hopfield_sim.yaml")
-    for simulation in ({"latency": 1e-4}, {"latency": 1e-4, "settling_tau": 2e-4}):
-        p = protocol.model_copy(update={"simulation": protocol.simulation.model_copy(update=simulation)})
-        method = p.method.model_copy(update={"settle_policy": p.method.settle_policy.model_copy(update={"time": 4e-4})})
-        p = p.model_copy(update={"method": method})
-        unpaced, paced = train(p, realtime=False), train(p, realtime=True)
-        np.testing.assert_array_equal(paced[0], unpaced[0])  # the same parameters, bit for bit
-        assert paced[1] == unpaced[1]  # the same simulated time
-        assert paced[2] == unpaced[2]  # and not one relaxation more or less
+    p = protocol.model_copy(update={"simulation": protocol.simulation.model_copy(update=simulation)})
+    method = p.method.model_copy(update={"settle_policy": p.method.settle_policy.model_copy(update={"time": 4e-4})})
+    p = p.model_copy(update={"method": method})
+    unpaced, paced = train(p, realtime=False), train(p, realtime=True)
+    np.testing.assert_array_equal(paced[0], unpaced[0])  # the same parameters, bit for bit
+    assert paced[1] == unpaced[1]  # the same simulated time
+    assert paced[2] == unpaced[2]  # and not one relaxation more or less
+    assert unpaced[3] == 0
+    if "drift" in simulation:  # a drifting twin relaxes when read, paced or not
+        assert paced[3] == 0
+    else:  # all but the very first (before any wait) ran inside a wait
+        assert paced[3] >= paced[2] - 1
