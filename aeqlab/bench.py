@@ -24,7 +24,7 @@ READ_ROLES = ("outputs", "params")
 
 
 def _frozen(values) -> np.ndarray:
-    """A read-only index array: instruments may cache what they derive from it by identity."""
+    """A read-only index array (a role's channels never change; instruments cache what they derive from it)."""
     a = np.array(values, np.intp)
     a.flags.writeable = False
     return a

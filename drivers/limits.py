@@ -6,6 +6,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from aeqlab.errors import LimitError
+from drivers.channels import ChannelCache, compact
 
 
 class LimitTable:
@@ -42,10 +43,9 @@ class LimitTable:
         self.prefix = prefix
         self.low = np.full(n_channels, float(low))
         self.high = np.full(n_channels, float(high))
-        # read-only channel arrays already checked against the channel count, by identity (the
-        # bench's roles pass the same array every time), with their index: a slice when the
-        # channels are consecutive (limits are then compared through views, never stale copies)
-        self._seen: dict[int, tuple[np.ndarray, np.ndarray | slice]] = {}
+        # channel arrays already checked against the channel count, with their index: a slice
+        # when the channels are consecutive (limits are then compared through views, never copies)
+        self._seen = ChannelCache()
 
     @property
     def n_channels(self) -> int:
@@ -73,18 +73,14 @@ class LimitTable:
 
     def check(self, channels: ArrayLike, values: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """Validate values for channels; return them as arrays. Raises :class:`LimitError`."""
-        seen = self._seen.get(id(channels))
-        if seen is not None and seen[0] is channels:
-            ch, at = seen
+        at = self._seen.get(channels) if isinstance(channels, np.ndarray) else None
+        if at is not None:
+            ch = channels
         else:
             ch = self._channels(channels)
-            at = ch
-            if ch.size > 1 and ch[-1] - ch[0] == ch.size - 1 and np.all(np.diff(ch) == 1):
-                at = slice(int(ch[0]), int(ch[-1]) + 1)
-            if channels is ch and not ch.flags.writeable:  # read-only: its content cannot change
-                if len(self._seen) > 64:
-                    self._seen.clear()
-                self._seen[id(ch)] = (ch, at)
+            at = compact(ch)
+            if channels is ch:
+                self._seen.put(ch, at)
         v = np.asarray(values, dtype=float)
         if v.shape != ch.shape:
             raise LimitError(f"{self.instrument}: {v.size} values for {ch.size} channels")

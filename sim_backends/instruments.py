@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from aeqlab.errors import InstrumentError
+from drivers.channels import ChannelCache, compact
 from drivers.limits import LimitTable
 from sim_backends.twin import READABLE, HopfieldTwin
 
@@ -79,12 +80,6 @@ class _Group(NamedTuple):
 
 
 def _group(port, sel, ch, index, offset, scale, n) -> _Group:
-    def compact(a: np.ndarray) -> np.ndarray | slice:
-        """A run of consecutive indices as a slice (cheaper to index with)."""
-        if a.size and a[-1] - a[0] == a.size - 1 and np.all(np.diff(a) == 1):
-            return slice(int(a[0]), int(a[-1]) + 1)
-        return a
-
     idx = index[ch]
     return _Group(port, slice(None) if sel.size == n else sel, ch, compact(idx), offset[ch].copy(), scale[ch].copy())
 
@@ -137,7 +132,7 @@ class SimInstrument:
         lo, hi = voltage_range
         self._dac_step = (hi - lo) / 2**self.faults.dac_bits if self.faults.dac_bits else 0.0
         self._groups: dict[int, list[_Group]] = {}
-        self._by_id: dict[tuple[int, str], tuple[np.ndarray, list[_Group]]] = {}
+        self._by_id = ChannelCache()
 
     # ------------------------------------------------------------- wiring
     def wire(self, channels: ArrayLike, port: str, index: ArrayLike, scale: ArrayLike, offset: ArrayLike) -> None:
@@ -156,9 +151,9 @@ class SimInstrument:
 
     def _split(self, ch: np.ndarray, kind: str) -> list[_Group]:
         """Group channels by twin port (cached per channel array, as roles reuse theirs)."""
-        cached = self._by_id.get((id(ch), kind))
-        if cached is not None and cached[0] is ch:  # the very array seen before (roles keep theirs)
-            return cached[1]
+        cached = self._by_id.get(ch, kind)
+        if cached is not None:  # the very array seen before (roles keep theirs)
+            return cached
         key = hash((ch.tobytes(), kind))
         groups = self._groups.get(key)
         if groups is None:
@@ -171,10 +166,7 @@ class SimInstrument:
                 sel = np.flatnonzero(ports == port)
                 groups.append(_group(port, sel, ch[sel], self._index, self._offset, self._scale, ch.size))
             self._groups[key] = groups
-        if not ch.flags.writeable:  # read-only (the bench's roles): its content cannot change
-            if len(self._by_id) > 256:
-                self._by_id.clear()
-            self._by_id[(id(ch), kind)] = (ch, groups)  # holds ch, so its id is not reused meanwhile
+        self._by_id.put(ch, groups, kind)
         return groups
 
     def _record(self, op: str, n: int, values: np.ndarray | None = None) -> None:

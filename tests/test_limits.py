@@ -96,8 +96,15 @@ def test_cached_channel_arrays_never_see_stale_limits_or_contents():
     table.restrict(frozen, -1.0, 1.0)  # narrowed after the array was cached
     with pytest.raises(LimitError, match="ao2"):
         table.check(frozen, np.full(4, 4.0))
-    buffer = np.arange(4, dtype=np.intp)  # a writable array is checked afresh every time
+    buffer = np.arange(4, dtype=np.intp)  # a reused buffer is checked by its present content
     table.check(buffer, np.zeros(4))
     buffer[3] = 8
     with pytest.raises(LimitError, match="out of range"):
         table.check(buffer, np.zeros(4))
+    backing = np.arange(8, dtype=np.intp)  # a read-only view of a buffer that changes underneath
+    view = backing[4:8]
+    view.flags.writeable = False
+    table.check(view, np.full(4, 0.5))  # ao4..ao7: all still ±10 V
+    backing[4:8] = [2, 3, 4, 5]  # now ao2..ao5, narrowed above to ±1 V
+    with pytest.raises(LimitError, match="ao2"):
+        table.check(view, np.full(4, 4.0))

@@ -1,0 +1,42 @@
+"""Channel index arrays: what hot paths derive from them, found again without recomputing it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def compact(index: np.ndarray) -> np.ndarray | slice:
+    """A run of consecutive indices as a slice (indexing with it is a view, and cheaper), else the array."""
+    if index.size > 1 and index[-1] - index[0] == index.size - 1 and np.all(np.diff(index) == 1):
+        return slice(int(index[0]), int(index[-1]) + 1)
+    return index
+
+
+class ChannelCache:
+    """Values derived from channel arrays, found by the array's identity and checked against its content.
+
+    Callers such as a bench's roles pass the same array on every call: the lookup costs a
+    dictionary hit and one comparison of the indices, not the derivation again. An array
+    whose content changed since (a reused buffer, a view of one) is a miss. Entries hold
+    their array, so its identity cannot be reused by another meanwhile.
+    """
+
+    def __init__(self, size: int = 64):
+        self._entries: dict[tuple[int, str], tuple[np.ndarray, np.ndarray, Any]] = {}
+        self._size = size
+
+    def get(self, ch: np.ndarray, kind: str = "") -> Any:
+        hit = self._entries.get((id(ch), kind))
+        if hit is not None and hit[0] is ch and np.array_equal(hit[1], ch):
+            return hit[2]
+        return None
+
+    def put(self, ch: np.ndarray, value: Any, kind: str = "") -> None:
+        if len(self._entries) >= self._size:
+            self._entries.clear()
+        self._entries[(id(ch), kind)] = (ch, ch.copy(), value)
+
+    def clear(self) -> None:
+        self._entries.clear()
