@@ -247,7 +247,8 @@ def test_inside_a_loop_the_wait_is_at_least_tau_even_when_little_change_is_expec
     execute(settle_and_read(policy, memory=mem, site=("hold", 0), tolerance=tol), bench)
     execute(settle_and_read(policy, memory=mem, site=("hold", 1), residual=1.5 * tol, tolerance=tol), bench)
     execute(settle_and_read(policy, memory=mem, site=("hold", 1), residual=1e3 * tol, tolerance=tol), bench)
-    assert bench.waits == [0.0, pytest.approx(tau), pytest.approx(tau * math.log(500))]
+    # outside a loop: not 0, but the least wait that still shows a fifth of a change (−τ·ln 0.8)
+    assert bench.waits == [pytest.approx(-tau * math.log(0.8)), pytest.approx(tau), pytest.approx(tau * math.log(500))]
 
 
 def test_a_nudged_phase_without_holding_waits_by_the_first_read_of_earlier_such_phases():
@@ -352,3 +353,22 @@ def test_a_free_phase_without_homeostasis_learns_its_wait_as_well():
     assert bench.waits[0] == pytest.approx(longest)  # nothing seen yet
     assert bench.waits[-1] == pytest.approx(tau * math.log(0.3 / tol))  # learnt: shorter than the longest
     assert bench.waits[-1] < longest
+
+
+def test_a_site_that_saw_only_tiny_changes_still_waits_long_enough_to_learn_bigger_ones():
+    tau, tol = 1e-3, 1e-4
+    policy = SettleAdaptive(mode="adaptive", tau=tau, tolerance=tol)
+    memory = _memory(1)
+    level = [0.0]
+    bench = ScriptedBench(lambda u, x, i: np.array([level[0]]), lambda u, x, i: np.zeros(1), 1)
+    for step in (5e-5, 5e-5, 5e-5, 5e-5):  # changes below the tolerance: nothing to wait for
+        level[0] += step
+        execute(settle_and_read(policy, memory=memory.settle, site="s", tolerance=tol), bench)
+    short = bench.waits[-1]
+    assert 0 < short < tau  # short, but long enough for a reading to show a fifth of a change
+    for _ in range(2):  # the changes become large: the site learns them from its short waits
+        level[0] += 0.3
+        execute(settle_and_read(policy, memory=memory.settle, site="s", tolerance=tol), bench)
+    level[0] += 0.3
+    execute(settle_and_read(policy, memory=memory.settle, site="s", tolerance=tol), bench)
+    assert bench.waits[-1] >= tau * math.log(0.3 / tol)

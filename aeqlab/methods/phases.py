@@ -26,6 +26,10 @@ MIN_OBSERVATIONS = 2  # the adaptive settle predicts at a site once it has seen 
 # most (1 − 1/e) of the loop's last correction: a loop that corrects again before its readings have
 # moved sees its own stale values and keeps correcting them (near the tolerance, where τ·ln(Δ̂/tol) → 0).
 LOOP_LEAST_TAUS = 1.0
+# Elsewhere it waits at least long enough for the readings to show twice MIN_SETTLED of a change, so
+# that every wait teaches something: a site that once saw only changes below the tolerance would
+# otherwise wait 0 (learning nothing from it) for ever, whatever the changes became.
+OBSERVE_LEAST_TAUS = -math.log(1.0 - 2 * MIN_SETTLED)
 SITE_ITERATIONS = 4  # feedback iterations the adaptive settle tells apart; later ones share one site
 
 
@@ -290,7 +294,7 @@ def settle_and_read(
     """
     if isinstance(settle, SettleAdaptive):
         expected = memory.expect(site, residual) if memory is not None else None
-        least = LOOP_LEAST_TAUS * settle.tau if residual is not None else 0.0
+        least = (LOOP_LEAST_TAUS if residual is not None else OBSERVE_LEAST_TAUS) * settle.tau
         wait = adaptive_wait(settle, expected, tolerance, least=least)
         yield Settle(wait)
         theta = yield Read("params")
