@@ -90,7 +90,9 @@ class Anderson:
         DF = np.stack(self._df, axis=1)
         DZ = np.stack(self._dz, axis=1)
         # least squares min ‖f − DF·γ‖ through the few-by-few normal equations of the column-scaled
-        # DF (an SVD of the tall DF costs far more), directions with a negligible singular value dropped
+        # DF (an SVD of the tall DF costs far more). Directions whose eigenvalue is below 1e-13 of the
+        # largest (singular value below 3e-7: lstsq's rcond was 1e-10) are dropped: with a history
+        # that ill-conditioned the mixing is regularised, not exact, which a fixed-point step tolerates
         gram = DF.T @ DF
         norms = np.sqrt(np.diag(gram))
         norms[norms == 0] = 1.0

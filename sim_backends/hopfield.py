@@ -26,7 +26,6 @@ of the total energy for the inputs, knobs and currents it is given.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -127,16 +126,13 @@ def half_xavier(spec: HopfieldSpec, gains: tuple[float, ...], rng: np.random.Gen
 
 @dataclass
 class RelaxInfo:
-    """How a relaxation went; ``energy`` (the total energy reached) is evaluated on demand."""
+    """How a relaxation went. ``energy`` is the total energy reached, or None where the physics
+    does not evaluate it on every relaxation (the Hopfield network: ``total_energy`` gives it)."""
 
     sweeps: int
     converged: bool
     max_change: float
-    energy_at: Callable[[], float] | float
-
-    @property
-    def energy(self) -> float:
-        return float(self.energy_at() if callable(self.energy_at) else self.energy_at)
+    energy: float | None
 
 
 @dataclass
@@ -248,19 +244,19 @@ class HopfieldNetwork:
             if change <= tol:
                 converged = True
                 break
-            if sweeps >= 1:
-                key = tuple(((v <= lo) | (v >= hi)).tobytes() for v, lo, hi in zip(s, self._lo, self._hi))
-                if key != last_active or sweeps % 4 == 0:
-                    last_active = key
-                    proposal = self._newton_polish(x, x_sq, drive0, uw, ub, currents, s, tol)
-                    if proposal is not None:
-                        e_old = self._reduced_energy(drive0, x_sq, uw, ub, currents, s)
-                        e_new = self._reduced_energy(drive0, x_sq, uw, ub, currents, proposal)
-                        if e_new <= e_old + 1e-15 * abs(e_old):
-                            s = proposal
+            # polish when the active set changed (and every 4th sweep): Newton on the free units
+            key = tuple(((v <= lo) | (v >= hi)).tobytes() for v, lo, hi in zip(s, self._lo, self._hi))
+            if key != last_active or sweeps % 4 == 0:
+                last_active = key
+                proposal = self._newton_polish(x, x_sq, drive0, uw, ub, currents, s, tol)
+                if proposal is not None:
+                    e_old = self._reduced_energy(drive0, x_sq, uw, ub, currents, s)
+                    e_new = self._reduced_energy(drive0, x_sq, uw, ub, currents, proposal)
+                    if e_new <= e_old + 1e-15 * abs(e_old):
+                        s = proposal
         self.states = s
         self.theta = self.theta_at(x, u, s)
-        return RelaxInfo(sweeps, converged, change, lambda: self._reduced_energy(drive0, x_sq, uw, ub, currents, s))
+        return RelaxInfo(sweeps, converged, change, None)
 
     def _newton_polish(self, x, x_sq, drive0, uw, ub, currents, s, tol):
         """Stationary point of Ẽ with the clipped units held, by Newton steps on the free units.
@@ -308,7 +304,8 @@ class HopfieldNetwork:
                     trial[l][idx[l]] += delta[l]
                     step = max(step, float(np.abs(delta[l]).max()))
             # Newton converges quadratically, step_{k+1} ≈ C·step_k²: stop when the next step
-            # would be negligible (C estimated from the last two steps, at most 1 before that)
+            # would be negligible (C estimated from the last two steps and taken as at most 1;
+            # stopping early costs only speed: the energy check and the next sweep decide)
             rate = min(1.0, step / last_step**2) if last_step > 0.0 else 1.0
             if step <= 0.01 * tol or rate * step * step <= 0.01 * tol:
                 break
@@ -395,17 +392,18 @@ def _block_tridiagonal_solve(
             if l + 1 < L:
                 B = coupling[l]
                 if D is None:
-                    if curv[0] == 0.0:
+                    if curv[0] == 0.0 and r.size:
                         return None
-                    ys.append(B / curv[0])
-                    zs.append(r / curv[0])
+                    a0 = curv[0] if curv[0] != 0.0 else 1.0  # (nothing free in the first layer)
+                    ys.append(B / a0)
+                    zs.append(r / a0)
                 else:
                     ys.append(_solve(D, B))
                     zs.append(_solve(D, r))
         if D is None:
-            if curv[0] == 0.0:
+            if curv[0] == 0.0 and r.size:
                 return None
-            last = r / curv[0]
+            last = r / (curv[0] if curv[0] != 0.0 else 1.0)
         else:
             last = _solve(D, r)
     except np.linalg.LinAlgError:
