@@ -37,9 +37,9 @@ from threadpoolctl import threadpool_limits
 
 from aeqlab.backends import open_backend
 from aeqlab.datasets import load
-from aeqlab.engine import Trainer
+from aeqlab.engine.plan import execute
+from aeqlab.engine.trainer import Trainer
 from aeqlab.errors import AeqlabError
-from aeqlab.plan import execute
 from aeqlab.protocol import Protocol, load_protocol
 
 ROOT = Path(__file__).resolve().parents[1]

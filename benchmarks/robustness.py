@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from aeqlab.backends import open_backend
 from aeqlab.datasets import load
-from aeqlab.engine import Trainer
+from aeqlab.engine.trainer import Trainer
 from aeqlab.errors import AeqlabError
 from aeqlab.protocol import load_protocol
 

@@ -39,9 +39,14 @@ threadpool_limits(1)
 import aeqlab
 from aeqlab.backends import open_backend
 from aeqlab.datasets import load
-from aeqlab.engine import Trainer
-from aeqlab.methods.aeqprop import train_sample
-from aeqlab.plan import execute
+try:  # the layout since the run engine
+    from aeqlab.engine.methods.aeqprop import train_sample
+    from aeqlab.engine.plan import execute
+    from aeqlab.engine.trainer import Trainer
+except ImportError:  # the flat layout of earlier commits
+    from aeqlab.engine import Trainer
+    from aeqlab.methods.aeqprop import train_sample
+    from aeqlab.plan import execute
 from aeqlab.protocol import load_protocol
 assert aeqlab.__file__.startswith(sys.argv[1]), aeqlab.__file__
 protocol, _ = load_protocol(sys.argv[2])

@@ -53,8 +53,8 @@ from threadpoolctl import threadpool_limits
 
 from aeqlab.backends import open_backend
 from aeqlab.datasets import load
-from aeqlab.engine import Trainer
-from aeqlab.plan import Message, Read, Set, Settle, execute
+from aeqlab.engine.plan import Message, Read, Set, Settle, execute
+from aeqlab.engine.trainer import Trainer
 from aeqlab.protocol import Protocol, load_protocol
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -226,8 +226,8 @@ def end_to_end(protocol_path: Path, epochs: int) -> dict[str, Any]:
 
     from rich.console import Console
 
-    import aeqlab.session as session
-    from aeqlab.engine import Trainer as EngineTrainer
+    import aeqlab.runs.session as session
+    from aeqlab.engine.trainer import Trainer as EngineTrainer
     from aeqlab.journal import Journal
     from sim_backends.hopfield import HopfieldNetwork
 

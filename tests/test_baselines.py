@@ -11,12 +11,12 @@ from rich.console import Console
 
 from aeqlab.backends import open_backend
 from aeqlab.datasets import load
-from aeqlab.engine import Trainer
+from aeqlab.engine.methods import spsa
+from aeqlab.engine.plan import execute
+from aeqlab.engine.trainer import Trainer
 from aeqlab.errors import InputError, ProtocolError
-from aeqlab.methods import spsa
-from aeqlab.plan import execute
 from aeqlab.protocol import Protocol, parse_protocol
-from aeqlab.session import RunRequest, run_training
+from aeqlab.runs.session import RunRequest, run_training
 
 PROTOCOLS = Path(__file__).resolve().parents[1] / "protocols"
 IRIS = PROTOCOLS / "iris_hopfield_sim.yaml"

@@ -21,8 +21,8 @@ import pytest
 from typer.testing import CliRunner
 
 import aeqlab.cli  # noqa: F401  (registers the commands)
-from aeqlab import hardware
-from aeqlab.cli_app import app
+from aeqlab.backends import hardware
+from aeqlab.cli.app import app
 
 ROOT = Path(__file__).resolve().parents[1]
 EMULATED = ROOT / "protocols" / "iris_bench_emulated.yaml"

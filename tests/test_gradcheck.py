@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aeqlab.gradcheck import gradcheck
 from aeqlab.protocol import load_protocol
+from aeqlab.tools.gradcheck import gradcheck
 from sim_backends.instruments import SimInstrument
 
 

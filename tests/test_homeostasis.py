@@ -7,9 +7,9 @@ import pytest
 
 from aeqlab.backends import open_backend
 from aeqlab.datasets import load
-from aeqlab.engine import Trainer
-from aeqlab.methods.aeqprop import train_sample
-from aeqlab.plan import execute
+from aeqlab.engine.methods.aeqprop import train_sample
+from aeqlab.engine.plan import execute
+from aeqlab.engine.trainer import Trainer
 from aeqlab.protocol import load_protocol
 
 
@@ -101,8 +101,8 @@ def test_averaged_readings_let_homeostasis_converge_on_noisy_readbacks(iris):
 
 
 def test_the_first_tracking_current_solves_tracking_for_a_linear_output():
-    from aeqlab.methods.aeqprop import tracking_guess
-    from aeqlab.methods.phases import FeedbackMemory
+    from aeqlab.engine.methods.aeqprop import tracking_guess
+    from aeqlab.engine.methods.phases import FeedbackMemory
 
     rng = np.random.default_rng(0)
     chi = np.eye(3) * 0.9 + rng.normal(0, 0.05, (3, 3))
@@ -128,7 +128,7 @@ def test_tracking_phases_need_fewer_steps_with_the_learnt_susceptibility(protoco
     backend.close()
     learnt = [r.homeostatic.iterations + r.clamped.iterations for r in records[10:]]
     # the engine's guess from the susceptibility it learnt; β(y − ŷ) alone needs more steps
-    import aeqlab.methods.aeqprop as aeqprop
+    import aeqlab.engine.methods.aeqprop as aeqprop
 
     plain = aeqprop.tracking_guess
     try:

@@ -21,10 +21,8 @@ from ruamel.yaml import YAML
 
 from aeqlab.backends import open_backend
 from aeqlab.datasets import load
-from aeqlab.engine import Trainer
-from aeqlab.errors import ProtocolError
-from aeqlab.feedback import SecantGains
-from aeqlab.methods.phases import (
+from aeqlab.engine.feedback import SecantGains
+from aeqlab.engine.methods.phases import (
     MIN_OBSERVATIONS,
     FeedbackMemory,
     Nudge,
@@ -33,9 +31,11 @@ from aeqlab.methods.phases import (
     run_phase,
     settle_and_read,
 )
-from aeqlab.plan import Read, Set, Settle, execute
+from aeqlab.engine.plan import Read, Set, Settle, execute
+from aeqlab.engine.trainer import Trainer
+from aeqlab.errors import ProtocolError
 from aeqlab.protocol import Homeostasis, Method, SettleAdaptive, Tracking, load_protocol, parse_protocol
-from aeqlab.protocol_schema import protocol_schema
+from aeqlab.protocol.schema import protocol_schema
 
 PROTOCOLS = Path(__file__).resolve().parents[1] / "protocols"
 XOR = PROTOCOLS / "xor_hopfield_sim.yaml"
@@ -339,7 +339,7 @@ def test_on_a_settling_twin_adaptive_waits_are_accurate_in_less_time_than_an_equ
 
 
 def test_a_free_phase_without_homeostasis_learns_its_wait_as_well():
-    from aeqlab.methods.aeqprop import EngineState, free_phase
+    from aeqlab.engine.methods.aeqprop import EngineState, free_phase
 
     tau, tol = 1e-3, 1e-6
     method = Method.model_validate(

@@ -10,8 +10,8 @@ import pytest
 
 from aeqlab.backends import open_backend
 from aeqlab.errors import InputError
-from aeqlab.gradcheck import gradcheck
 from aeqlab.protocol import load_protocol
+from aeqlab.tools.gradcheck import gradcheck
 from drivers.capabilities import SPIN_S
 
 

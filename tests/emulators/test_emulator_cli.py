@@ -14,7 +14,7 @@ import pyvisa
 from typer.testing import CliRunner
 
 import aeqlab.cli  # noqa: F401  (registers the commands)
-from aeqlab.cli_app import app
+from aeqlab.cli.app import app
 from drivers.base import DriverSettings
 from drivers.keysight_344xx import Keysight344xx
 

@@ -6,10 +6,10 @@ import pytest
 from helpers import EXAMPLES, PROTOCOLS, TEMPLATES, aeqlab
 from typer.testing import CliRunner
 
-from aeqlab.cli_app import app
-from aeqlab.cli_authoring import TEMPLATES as TEMPLATE_NAMES
+from aeqlab.cli.app import app
+from aeqlab.cli.authoring import TEMPLATES as TEMPLATE_NAMES
 from aeqlab.protocol import load_protocol
-from aeqlab.protocol_schema import schema_text
+from aeqlab.protocol.schema import schema_text
 
 runner = CliRunner()
 
@@ -131,7 +131,7 @@ def test_plan_reading_beyond_a_limit_is_reported_at_the_limit_line(tmp_path):
 
 @pytest.mark.parametrize("method", ["spsa", "exact"])
 def test_plan_previews_the_protocols_own_method(tmp_path, method):
-    from aeqlab.planview import preview
+    from aeqlab.tools.planview import preview
 
     protocol, _ = load_protocol(PROTOCOLS / "xor_hopfield_sim.yaml")
     m = protocol.method.model_copy(update={"name": method})

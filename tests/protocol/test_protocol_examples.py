@@ -10,7 +10,7 @@ from helpers import EXAMPLES, PROTOCOLS, SCHEMA_LINE, TEMPLATES
 from ruamel.yaml import YAML
 
 from aeqlab.protocol import Protocol, load_protocol
-from aeqlab.protocol_schema import protocol_schema, schema_text
+from aeqlab.protocol.schema import protocol_schema, schema_text
 
 ALL = EXAMPLES + TEMPLATES
 

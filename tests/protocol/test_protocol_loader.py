@@ -8,7 +8,7 @@ from helpers import PROTOCOLS
 
 from aeqlab.errors import ProtocolError
 from aeqlab.protocol import load_protocol, parse_protocol
-from aeqlab.units import AMPERE, OHM, SECOND, VOLT, parse_quantity
+from aeqlab.protocol.units import AMPERE, OHM, SECOND, VOLT, parse_quantity
 
 XOR = PROTOCOLS / "xor_hopfield_sim.yaml"
 
@@ -173,7 +173,7 @@ def test_values_that_would_fail_at_run_time_fail_at_validation(change, fragment)
 def test_driver_options_are_validated_by_the_model_the_driver_declares(monkeypatch):
     from pydantic import BaseModel, ConfigDict, Field
 
-    import aeqlab.protocol as model
+    import aeqlab.protocol.model as model
     from drivers import registry
 
     class Options(BaseModel):

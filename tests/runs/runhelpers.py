@@ -30,7 +30,7 @@ def copy_protocol(folder: Path) -> Path:
 def run_inprocess(protocol: Path, out: Path, epochs: int = EPOCHS) -> dict:
     """``aeqlab run`` without a new interpreter; returns the summary."""
     from aeqlab.protocol import load_protocol
-    from aeqlab.session import RunRequest, run_training
+    from aeqlab.runs.session import RunRequest, run_training
 
     prot, text = load_protocol(protocol)
     return run_training(RunRequest(protocol, prot, text, "sim", epochs, None, out), Console(file=io.StringIO()))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from aeqlab.engine import Checkpoint, EpochTotals
-from aeqlab.feedback import SecantGains
+from aeqlab.engine.feedback import SecantGains
+from aeqlab.engine.methods.aeqprop import EngineState
+from aeqlab.engine.methods.phases import FeedbackMemory
+from aeqlab.engine.trainer import Checkpoint, EpochTotals
 from aeqlab.journal import pack_checkpoint, unpack_checkpoint
-from aeqlab.methods.aeqprop import EngineState
-from aeqlab.methods.phases import FeedbackMemory
 
 
 def checkpoint(settle_seen: bool) -> Checkpoint:

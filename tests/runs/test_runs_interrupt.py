@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 from runhelpers import EPOCHS, aeqlab, copy_protocol, run_inprocess, table
 
-import aeqlab.session as session
+import aeqlab.runs.session as session
 
 
 @pytest.fixture

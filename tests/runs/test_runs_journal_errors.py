@@ -100,7 +100,7 @@ def test_changed_protocol_is_refused_unless_forced(capsys, interrupted_run):
 
 
 def test_a_second_process_cannot_train_in_the_same_folder(capsys, interrupted_run):
-    from aeqlab.store import RunStore
+    from aeqlab.runs.store import RunStore
 
     _, run_dir = interrupted_run
     with RunStore.existing(run_dir).lock():

@@ -8,9 +8,9 @@ import numpy as np
 
 from aeqlab.backends import open_backend
 from aeqlab.datasets import load
-from aeqlab.engine import Checkpoint, EpochTotals, Trainer
+from aeqlab.engine.plan import execute
+from aeqlab.engine.trainer import Checkpoint, EpochTotals, Trainer
 from aeqlab.journal import pack, unpack
-from aeqlab.plan import execute
 from aeqlab.protocol import load_protocol
 
 

@@ -8,8 +8,8 @@ import pytest
 import sim_backends.clock as clock_module
 from aeqlab.backends import open_backend
 from aeqlab.datasets import load
-from aeqlab.engine import Trainer
-from aeqlab.plan import execute
+from aeqlab.engine.plan import execute
+from aeqlab.engine.trainer import Trainer
 from aeqlab.protocol import load_protocol
 from sim_backends.clock import SimulatedClock
 

@@ -1,0 +1,5 @@
+"""``python -m aeqlab``: the command line."""
+
+from aeqlab.cli import main
+
+main()

@@ -1,0 +1,3 @@
+"""Backends: what a protocol runs on, one composition root per kind (sim, emulate, bench)."""
+
+from aeqlab.backends.base import KINDS, Backend, choose_kind, open_backend  # noqa: F401

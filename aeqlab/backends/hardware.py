@@ -1,0 +1,277 @@
+"""Composition root for real drivers: protocol → driver instances → bench.
+
+* :func:`open_bench`: the real driver classes on the resources the protocol names;
+* :func:`open_emulated`: the same driver classes on emulators of the instruments
+  (loopback TCP, pseudo-terminals) coupled to the protocol's twin, wired with the same
+  true transfers and knob errors as ``--sim`` (:mod:`aeqlab.backends.sim`).
+
+Like :mod:`aeqlab.backends.sim`, this module may import both :mod:`drivers` and :mod:`sim_backends`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aeqlab.backends import Backend
+from aeqlab.engine.bench import Bench
+from aeqlab.errors import AeqlabError, InputError
+from aeqlab.protocol import Protocol
+from drivers import registry
+from drivers.base import DriverSettings, Ramp
+from drivers.capabilities import WallClock
+
+ROLE_NAMES = ("inputs", "outputs", "knobs", "params", "nudges")
+LOG_ENV = "AEQLAB_EMULATOR_LOG"
+
+
+# ------------------------------------------------------------------ settings
+def driver_settings(name: str, cfg: Any, resource: str | None = None) -> DriverSettings:
+    """Translate ``instruments.<name>`` (present or future protocol model) into driver settings."""
+    ramp = getattr(cfg, "ramp", None)
+    if isinstance(ramp, dict):
+        ramp = Ramp(float(ramp.get("step", math.inf)), float(ramp.get("rate", math.inf)))
+    elif ramp is not None and not isinstance(ramp, Ramp):
+        step = getattr(ramp, "step", None)
+        rate = getattr(ramp, "rate", None)
+        ramp = Ramp(float(step) if step else math.inf, float(rate) if rate else math.inf)
+    options = getattr(cfg, "options", None) or {}
+    if hasattr(options, "model_dump"):
+        options = options.model_dump()
+    options = dict(options)
+    nplc = getattr(cfg, "nplc", None)  # a protocol-level setting, for the drivers that take one
+    if nplc is not None and "nplc" not in options:
+        model = registry.options_model(cfg.driver)
+        if model is not None and "nplc" in model.model_fields:
+            options["nplc"] = nplc
+    return DriverSettings(
+        resource=resource if resource is not None else cfg.resource,
+        channels=cfg.channels,
+        voltage_range=tuple(cfg.voltage_range),
+        current_range=tuple(cfg.current_range),
+        timeout=float(getattr(cfg, "timeout", None) or 2.0),
+        baud=int(getattr(cfg, "baud", None) or 115200),
+        read_termination=getattr(cfg, "read_termination", None) or "\n",
+        write_termination=getattr(cfg, "write_termination", None) or "\n",
+        ramp=ramp or Ramp(),
+        options=dict(options),
+    )
+
+
+def open_instruments(protocol: Protocol, resources: dict[str, str] | None = None) -> dict[str, Any]:
+    """Open every instrument of the protocol with its registered driver (nothing is changed)."""
+    opened: dict[str, Any] = {}
+    try:
+        for name, cfg in protocol.instruments.items():
+            if cfg.driver == "sim":
+                raise InputError(
+                    f"instrument {name!r} is 'sim', which has no real driver",
+                    where=f"instruments.{name}.driver",
+                    hint=f"name a driver ({', '.join(registry.names())}) or run with --sim",
+                )
+            cls = registry.get(cfg.driver)
+            settings = driver_settings(name, cfg, (resources or {}).get(name))
+            opened[name] = cls.open(name, settings)
+        return opened
+    except BaseException:
+        for obj in opened.values():
+            obj.close()
+        raise
+
+
+def open_bench(protocol: Protocol) -> Backend:
+    """The real instruments the protocol names, behind a bench on the wall clock."""
+    instruments = open_instruments(protocol)
+    try:
+        bench = Bench(protocol, instruments, WallClock())
+    except BaseException:
+        for obj in instruments.values():
+            obj.close()
+        raise
+    return Backend("bench", bench, diagnostics=lambda: _link_stats(instruments))
+
+
+def _link_stats(instruments: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for name, obj in instruments.items():
+        link = getattr(obj, "link", None)
+        if link is not None:
+            out[f"{name}_exchanges"] = link.round_trips
+    return {"instrument_exchanges": out}
+
+
+# ---------------------------------------------------------------- emulation
+@dataclass
+class EmulatorSet:
+    """Running emulators of a protocol's instruments, bound to one twin."""
+
+    twin: Any
+    emulators: dict[str, Any]
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    @property
+    def resources(self) -> dict[str, str]:
+        return {name: emu.resource for name, emu in self.emulators.items()}
+
+    def write_logs(self, folder: str | Path) -> None:
+        """One file per instrument, one received command per line (``time<TAB>command``)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, emu in self.emulators.items():
+            with open(folder / f"{name}.log", "w", encoding="utf-8") as fh:
+                for rec in list(emu.log):
+                    fh.write(f"{rec.time:.6f}\t{rec.command}\n")
+            state = {k: np.asarray(v).tolist() for k, v in emu.output_state().items()}
+            (folder / f"{name}.state.json").write_text(json.dumps(state), encoding="utf-8")
+
+    def stop(self) -> None:
+        """Stop every emulator (then write the logs if ``AEQLAB_EMULATOR_LOG`` names a folder)."""
+        for emu in self.emulators.values():
+            emu.stop()
+        folder = os.environ.get(LOG_ENV)
+        if folder:
+            self.write_logs(folder)
+
+
+class TwinWallClock:
+    """A twin clock that follows the wall clock (settling and drift then happen in real time)."""
+
+    def __init__(self) -> None:
+        self._origin = time.monotonic()
+
+    def now(self) -> float:
+        return time.monotonic() - self._origin
+
+    def set(self, t: float) -> None:
+        self._origin = time.monotonic() - float(t)
+
+    def sleep(self, seconds: float, *, settling: bool = True) -> None:
+        if seconds > 0:  # the emulators' threads run meanwhile: no spinning here
+            time.sleep(seconds)
+
+
+def board_counts(cfg: Any) -> tuple[int, int]:
+    options = getattr(cfg, "options", None) or {}
+    return int(options.get("dac_channels") or 160), int(options.get("adc_channels") or 160)
+
+
+def start_emulators(protocol: Protocol, twin: Any | None = None) -> EmulatorSet:
+    """Start one emulator per instrument over the protocol's twin, wired as ``--sim`` wires it."""
+    from aeqlab.backends.sim import build_twin
+    from sim_backends.emulators import EMULATORS, TwinChannels
+
+    if twin is None:
+        twin = build_twin(protocol)
+        twin.clock = TwinWallClock()  # emulated instruments live in wall-clock time
+    lock = threading.RLock()
+    sim = protocol.simulation  # its instrument non-idealities apply to the emulators too
+    used: dict[str, int] = {}
+    for role_name in ROLE_NAMES:
+        for ref in getattr(protocol.roles, role_name).refs():
+            used[ref.instrument] = max(used.get(ref.instrument, 0), ref.last + 1)
+    wirings: dict[str, Any] = {}
+    sizes: dict[str, tuple[int, ...]] = {}
+    for name, cfg in protocol.instruments.items():
+        if cfg.driver not in EMULATORS:
+            raise InputError(
+                f"instrument {name!r}: driver {cfg.driver!r} has no emulator",
+                where=f"instruments.{name}.driver",
+                hint=f"emulated drivers: {', '.join(sorted(EMULATORS))}; or run with --sim",
+            )
+        if cfg.driver == "serial_board":
+            n_dac, n_adc = board_counts(cfg)
+            sizes[name] = (n_dac, n_adc)
+            n = n_dac + n_adc
+        elif cfg.driver in ("keithley2450", "keithley2400", "keysight_344xx"):
+            n = 1
+        elif cfg.driver == "keysight_b2900":
+            n = cfg.channels or 2
+        else:
+            n = cfg.channels or 24
+        if used.get(name, 0) > n:
+            raise InputError(f"instrument {name!r} has {n} channels; the roles use {used[name]}", where="roles")
+        lo, hi = cfg.voltage_range
+        wirings[name] = TwinChannels(
+            twin,
+            n,
+            lock,
+            noise=float(getattr(sim, "adc_noise", 0.0) or 0.0),
+            dac_step=(hi - lo) / 2**sim.dac_bits if getattr(sim, "dac_bits", None) else 0.0,
+            seed=int(getattr(sim, "noise_seed", 0) or 0) + len(wirings),
+        )
+    _wire(protocol, twin, wirings)
+    emulators: dict[str, Any] = {}
+    try:
+        for name, cfg in protocol.instruments.items():
+            cls = EMULATORS[cfg.driver]
+            if cfg.driver == "serial_board":
+                emu = cls(name, wirings[name], *sizes[name])
+            else:
+                emu = cls(name, wirings[name])
+            emu.latency = float(getattr(sim, "latency", 0.0) or 0.0)
+            emu.drop_every = int(getattr(sim, "timeout_every", 0) or 0)
+            emulators[name] = emu.start()
+    except BaseException:
+        for emu in emulators.values():
+            emu.stop()
+        raise
+    return EmulatorSet(twin, emulators, lock)
+
+
+def _wire(protocol: Protocol, twin: Any, wirings: dict[str, Any]) -> None:
+    """The true SI transfers of every channel, exactly as the simulated instruments get them."""
+    from aeqlab.backends.sim import wire_true_transfers
+
+    wire_true_transfers(protocol, wirings)
+
+
+def open_emulated(protocol: Protocol) -> Backend:
+    """The real driver classes on emulators of the protocol's instruments, over its twin."""
+    emus = start_emulators(protocol)
+    try:
+        instruments = open_instruments(protocol, emus.resources)
+    except BaseException:
+        emus.stop()
+        raise
+    try:
+        bench = Bench(protocol, instruments, WallClock())
+    except BaseException:
+        for obj in instruments.values():
+            obj.close()
+        emus.stop()
+        raise
+
+    def diagnostics() -> dict[str, Any]:
+        st = vars(emus.twin.stats)
+        twin = {f"twin_{k}": v for k, v in st.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        return {**twin, **_link_stats(instruments)}
+
+    backend = Backend("emulate", bench, diagnostics=diagnostics, closers=[emus.stop], twin=emus.twin)
+    backend.emulators = emus  # type: ignore[attr-defined]  # for tests and tools
+    return backend
+
+
+def describe(name: str, obj: Any) -> dict[str, Any]:
+    """Identity, channels, limits and present state of an open instrument (changes nothing)."""
+    info: dict[str, Any] = {"name": name, "identity": obj.identify(), "channels": getattr(obj, "n_channels", None)}
+    limits = {}
+    for attr in ("output_limits", "current_limits", "input_limits"):
+        table = getattr(obj, attr, None)
+        if table is not None:
+            limits[attr] = f"[{table.low.min():g}, {table.high.max():g}] {table.unit}"
+    info["limits"] = limits
+    state = getattr(obj, "state", None)
+    if callable(state):
+        try:
+            info["state"] = state()
+        except AeqlabError as exc:
+            info["state"] = f"unavailable: {exc}"
+    return info

@@ -1,0 +1,147 @@
+"""Composition root for simulated benches: protocol → twin → simulated instruments → bench.
+
+This is the one place (besides the CLI) allowed to import :mod:`sim_backends`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from aeqlab.engine.bench import Bench
+from aeqlab.errors import ProtocolError
+from aeqlab.protocol import Protocol
+from sim_backends.clock import SimulatedClock
+from sim_backends.hopfield import HopfieldNetwork, HopfieldSpec, half_xavier
+from sim_backends.instruments import InstrumentFaults, SimInstrument
+from sim_backends.spring import SpringNetwork, triangular_network
+from sim_backends.twin import Twin
+
+
+@dataclass
+class SimBench:
+    bench: Bench
+    twin: Twin
+    instruments: dict[str, SimInstrument]
+
+
+def build_twin(protocol: Protocol, *, tolerance: float | None = None, realtime: bool = False) -> Twin:
+    sim = protocol.simulation
+    if sim is None:
+        raise ProtocolError(
+            "a dry run needs a 'simulation:' section describing the twin",
+            where="simulation",
+            hint="add one (see protocols/iris_hopfield_sim.yaml)",
+        )
+    if sim.model == "spring":
+        lat = sim.spring
+        spring = triangular_network(
+            lat.rows, lat.cols, eps=lat.eps, stiffness_spread=lat.stiffness_spread, seed=lat.seed, inputs=lat.inputs
+        )
+        spring = type(spring)(**{**spring.__dict__, "output_pairs": tuple(tuple(p) for p in lat.output_pairs)})
+        net = SpringNetwork(spring, tolerance=tolerance or sim.tolerance, max_sweeps=min(sim.max_sweeps, 500))
+        theta0 = spring.rest_lengths()
+    else:
+        spec = HopfieldSpec(
+            layers=tuple(sim.layers),
+            eps_weights=tuple(sim.epsilon.weights),
+            eps_biases=tuple(sim.epsilon.biases),
+            hidden_clip=tuple(sim.hidden_clip),
+            output_clip=tuple(sim.output_clip),
+        )
+        net = HopfieldNetwork(spec, tolerance=tolerance or sim.tolerance, max_sweeps=sim.max_sweeps)
+        theta0 = half_xavier(spec, tuple(sim.init.gains), np.random.default_rng(sim.init.seed))
+    return Twin(
+        net,
+        theta0,
+        SimulatedClock(realtime),
+        strict_stability=sim.strict_stability,
+        settling_tau=sim.settling_tau,
+        drift_rate=sim.drift,
+        drift_seed=sim.noise_seed,
+    )
+
+
+def build_sim_bench(protocol: Protocol, *, tolerance: float | None = None, realtime: bool = False) -> SimBench:
+    """Replace every instrument of the protocol by a simulated one wired to a fresh twin."""
+    twin = build_twin(protocol, tolerance=tolerance, realtime=realtime)
+    counts: dict[str, int] = {}
+    for role_name in ("inputs", "outputs", "knobs", "params", "nudges"):
+        for ref in getattr(protocol.roles, role_name).refs():
+            counts[ref.instrument] = max(counts.get(ref.instrument, 0), ref.last + 1)
+    instruments: dict[str, SimInstrument] = {}
+    for name, cfg in protocol.instruments.items():
+        n = cfg.channels or counts.get(name, 1)
+        sim = protocol.simulation
+        faults = InstrumentFaults(
+            noise=sim.adc_noise,
+            dac_bits=sim.dac_bits,
+            latency=sim.latency,
+            timeout_every=sim.timeout_every,
+            disconnect_after=sim.disconnect_after,
+            stuck=stuck_channels(protocol, name),
+            seed=sim.noise_seed + len(instruments),
+        )
+        instruments[name] = SimInstrument(
+            name,
+            twin,
+            n,
+            voltage_range=tuple(cfg.voltage_range),
+            current_range=tuple(cfg.current_range),
+            faults=faults,
+        )
+    wire_true_transfers(protocol, instruments)
+    bench = Bench(protocol, dict(instruments), twin.clock)
+    return SimBench(bench, twin, instruments)
+
+
+def stuck_channels(protocol: Protocol, instrument: str) -> tuple[int, ...]:
+    """Channels of ``instrument`` that carry the protocol's stuck parameter readbacks."""
+    stuck = set(protocol.simulation.stuck_params)
+    out, pos = [], 0
+    for ref in protocol.roles.params.refs():
+        for k, channel in enumerate(range(ref.first, ref.last + 1)):
+            if ref.instrument == instrument and pos + k in stuck:
+                out.append(channel)
+        pos += ref.count
+    return tuple(out)
+
+
+def wire_true_transfers(protocol: Protocol, instruments: dict[str, Any]) -> None:
+    """Wire every role channel to its twin port with its *true* SI transfer.
+
+    The transfer is the role's calibration, except for the knobs, which get the per-knob gain
+    and offset errors of ``simulation.knob_errors`` (drawn from its seed, so simulated and
+    emulated instruments over the same protocol get the same ones).
+    """
+    errors = protocol.simulation.knob_errors
+    rng = np.random.default_rng(errors.seed)
+    for role_name in ("inputs", "outputs", "knobs", "params", "nudges"):
+        role = getattr(protocol.roles, role_name)
+        cal = role.calibration
+        pos = 0
+        for ref in role.refs():
+            idx = np.arange(pos, pos + ref.count)
+            scale = np.full(ref.count, cal.scale)
+            offset = np.full(ref.count, cal.offset)
+            if role_name == "knobs":
+                # the true knob → parameter response: its own gain and offset, unknown to the engine
+                gain = np.exp(rng.uniform(np.log(errors.gain_low), np.log(errors.gain_high), ref.count))
+                scale = scale / gain
+                offset = offset + cal.scale * rng.uniform(-errors.offset, errors.offset, ref.count)
+            instruments[ref.instrument].wire(np.arange(ref.first, ref.last + 1), role_name, idx, scale, offset)
+            pos += ref.count
+
+
+def stability_preflight(twin: Twin, inputs: np.ndarray, n: int = 20) -> float:
+    """Largest stability ratio ρ at the twin's starting parameters over the first n inputs.
+
+    ρ is taken at the state each input gives with the parameters held where they start
+    (as homeostasis holds them): a joint relaxation would already have slid away from an
+    unstable state to a saturated one, where ρ reads 0. Works on a copy of the physics.
+    """
+    net = twin.clone_network()
+    theta = twin.net.theta.copy()
+    return max((net.held_stability_ratio(x, theta) for x in inputs[:n]), default=0.0)

@@ -1,0 +1,130 @@
+"""Command line for run folders: ``aeqlab resume``, ``report``, ``runs``, ``export``.
+
+Registered on the shared Typer app; ``aeqlab.cli`` imports this module.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from aeqlab.cli.app import app, err, fail
+from aeqlab.errors import AeqlabError
+
+
+def finish_session(summary: dict[str, Any], as_json: bool) -> None:
+    """Report how a training session ended and exit with its code (0, 1 on a fault, 130 interrupted)."""
+    from aeqlab.runs.session import exit_code
+
+    code = exit_code(summary)
+    if code:
+        what = "interrupted" if summary["status"] == "interrupted" else "error"
+        safe = summary.get("safe_state", "unknown")
+        safe_txt = "every source is in its safe state" if safe == "ok" else f"safe state: {safe}"
+        err.print(
+            f"[red]{what}:[/red] {summary.get('error', '')}; {safe_txt}; "
+            f"{summary['samples']} samples are committed; "
+            + (f"resume with: {summary['resume']}" if summary["resume"].startswith("aeqlab") else summary["resume"]),
+            markup=True,
+            soft_wrap=True,
+        )
+    if as_json:
+        print(json.dumps(summary))
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+def resume(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="a run folder made by 'aeqlab run'")],
+    force: Annotated[bool, typer.Option("--force", help="continue even though the protocol file changed")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary as the last line")] = False,
+) -> None:
+    """Continue a run from its last committed sample, on the backend it used."""
+    from aeqlab.runs.session import resume_training
+
+    try:
+        summary = resume_training(run_dir, err, force=force)
+    except AeqlabError as exc:
+        fail(exc)
+    finish_session(summary, as_json)
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="a run folder made by 'aeqlab run'")],
+    out: Annotated[
+        Path | None, typer.Option("-o", "--out", help="folder for the figures (default: RUN_DIR/report)")
+    ] = None,
+    gradcheck_samples: Annotated[
+        int, typer.Option(min=0, help="steps checked against the twin's oracle for the fidelity figure (0: none)")
+    ] = 3,
+) -> None:
+    """Figures of a run (PNG) and a summary page, from its journal."""
+    from aeqlab.report import make_report
+
+    try:
+        result = make_report(run_dir, out, gradcheck_samples=gradcheck_samples)
+    except AeqlabError as exc:
+        fail(exc)
+    for path in result.files:
+        print(path)
+
+
+@app.command()
+def runs(
+    folder: Annotated[Path, typer.Argument(metavar="DIR", help="a folder of run folders")] = Path("runs"),
+    as_json: Annotated[bool, typer.Option("--json", help="print the table as JSON")] = False,
+) -> None:
+    """A table of the runs in a folder: status, accuracy, samples and duration."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from aeqlab.report import list_runs
+
+    try:
+        rows = list_runs(folder)
+    except AeqlabError as exc:
+        fail(exc)
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table(title=f"runs in {folder}")
+    for col in ("run", "protocol", "backend", "status", "samples", "test acc", "duration", "started"):
+        table.add_column(col, justify="right" if col in ("samples", "test acc", "duration") else "left")
+    for r in rows:
+        acc = r.get("test_accuracy")
+        dur = r.get("duration_s")
+        table.add_row(
+            r["run"],
+            r.get("protocol", "-"),
+            r.get("backend", "-"),
+            r["status"],
+            str(r.get("samples", "-")),
+            "-" if acc is None else f"{acc:.3f}",
+            "-" if dur is None else f"{dur:.0f} s",
+            r.get("started", "-"),
+        )
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)
+    console.print(table)
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="a run folder made by 'aeqlab run'")],
+    out: Annotated[Path | None, typer.Option("-o", "--out", help="folder for the CSV files (default: RUN_DIR)")] = None,
+) -> None:
+    """Write the journal's samples, epochs and sessions as CSV files."""
+    from aeqlab.report import export_csv
+
+    try:
+        files = export_csv(run_dir, out)
+    except AeqlabError as exc:
+        fail(exc)
+    for path in files:
+        print(path)

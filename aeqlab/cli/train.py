@@ -1,0 +1,211 @@
+"""Command line: ``aeqlab run``, ``aeqlab gradcheck``, ``aeqlab calibrate``.
+
+The CLI is the composition root: it alone wires simulated backends in. Errors are
+one line on stderr; exit codes are 2 for bad input, 1 for a runtime failure, 130
+when interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from aeqlab.cli.app import app, err, fail
+from aeqlab.errors import AeqlabError, InputError, ProtocolError
+
+
+def _load(path: Path):
+    from aeqlab.protocol import load_protocol
+
+    return load_protocol(path)
+
+
+@app.command()
+def run(
+    protocol_path: Annotated[Path, typer.Argument(metavar="PROTOCOL", help="protocol YAML file")],
+    sim: Annotated[bool, typer.Option("--sim", help="dry run on the protocol's twin")] = False,
+    emulate: Annotated[bool, typer.Option("--emulate", help="real drivers against emulated instruments")] = False,
+    bench: Annotated[bool, typer.Option("--bench", help="drive the real instruments the protocol names")] = False,
+    epochs: Annotated[int | None, typer.Option(min=1, help="override schedule.epochs")] = None,
+    realtime: Annotated[
+        bool, typer.Option("--realtime", help="on a twin, pace settling and latencies on the wall clock")
+    ] = False,
+    seed: Annotated[int | None, typer.Option(help="override the protocol's seed (training order)")] = None,
+    out: Annotated[Path | None, typer.Option(help="folder for run folders (default: output.dir)")] = None,
+    snapshot_every: Annotated[
+        int | None, typer.Option(min=1, help="journal a full parameter snapshot every N samples (default: 4 per epoch)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary as the last line")] = False,
+) -> None:
+    """Train: every sample is an Aeqprop cycle through the bench's instruments, journaled as it commits."""
+    from aeqlab.backends import choose_kind
+    from aeqlab.cli.runs import finish_session
+    from aeqlab.runs.session import RunRequest, run_training
+
+    try:
+        protocol, text = _load(protocol_path)
+        kind = choose_kind(protocol, sim=sim, emulate=emulate, bench=bench)
+        request = RunRequest(protocol_path, protocol, text, kind, epochs, seed, out, snapshot_every, realtime)
+        summary = run_training(request, err)
+    except AeqlabError as exc:
+        fail(exc)
+    finish_session(summary, as_json)
+
+
+@app.command()
+def gradcheck(
+    protocol_path: Annotated[Path, typer.Argument(metavar="PROTOCOL", help="protocol YAML file (needs a twin)")],
+    beta: Annotated[float, typer.Option(help="nudging strength")] = 1e-3,
+    variant: Annotated[str | None, typer.Option(help="centered | optimistic | pessimistic")] = None,
+    nudging: Annotated[str | None, typer.Option(help="tracking | linearized")] = None,
+    samples: Annotated[int, typer.Option(min=1, help="how many steps to check")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary as the last line")] = False,
+) -> None:
+    """Check real Aeqprop steps taken through the twin's instruments against the exact oracle."""
+    try:
+        _gradcheck(protocol_path, beta, variant, nudging, samples, as_json)
+    except AeqlabError as exc:
+        fail(exc)
+
+
+def _gradcheck(protocol_path, beta, variant, nudging, samples, as_json) -> None:
+    from aeqlab.tools.gradcheck import gradcheck as check
+
+    if not (math.isfinite(beta) and beta > 0):
+        raise InputError(f"beta must be a positive number, got {beta}", where="--beta")
+    if variant is not None and variant not in ("centered", "optimistic", "pessimistic"):
+        raise InputError(
+            f"unknown variant {variant!r}", where="--variant", hint="use centered, optimistic or pessimistic"
+        )
+    if nudging is not None and nudging not in ("tracking", "linearized"):
+        raise InputError(f"unknown nudging {nudging!r}", where="--nudging", hint="use tracking or linearized")
+    protocol, _ = _load(protocol_path)
+    if protocol.simulation is None:
+        raise ProtocolError("gradcheck needs the protocol's twin ('simulation:' section)", where=str(protocol_path))
+    if variant in ("centered", "pessimistic") or (variant is None and protocol.method.variant != "optimistic"):
+        b1 = -beta / 2 if (variant or protocol.method.variant) == "centered" else -beta
+        if (nudging or protocol.method.nudging) == "tracking" and b1 <= -1:
+            raise InputError(f"tracking nudging is singular at beta1 = {b1:g} <= -1", where="--beta")
+    results = check(protocol, beta=beta, variant=variant, nudging=nudging, samples=samples)
+    from rich.table import Table
+
+    table = Table(
+        title=f"gradcheck: beta={beta:g}, {variant or protocol.method.variant}, {nudging or protocol.method.nudging}"
+    )
+    for col in ("sample", "relative error", "cosine", "cosine to gradient", "|step|", "instrument calls"):
+        table.add_column(col, justify="right")
+    for r in results:
+        table.add_row(
+            str(r.index),
+            f"{r.relative_error:.3e}",
+            f"{r.cosine:.8f}",
+            f"{r.cosine_to_gradient:.6f}",
+            f"{r.step_norm:.3e}",
+            str(r.instrument_calls),
+        )
+    err.print(table)
+    summary = {
+        "status": "completed",
+        "beta": beta,
+        "variant": variant or protocol.method.variant,
+        "nudging": nudging or protocol.method.nudging,
+        "samples": len(results),
+        "relative_error": max(r.relative_error for r in results),
+        "cosine": min(r.cosine for r in results),
+        "cosine_to_gradient": min(r.cosine_to_gradient for r in results),
+        "per_sample": [r.__dict__ for r in results],
+    }
+    if as_json:
+        print(json.dumps(summary))
+
+
+@app.command()
+def calibrate(
+    protocol_path: Annotated[Path, typer.Argument(metavar="PROTOCOL", help="protocol YAML file")],
+    sim: Annotated[bool, typer.Option("--sim", help="calibrate the protocol's twin")] = False,
+    emulate: Annotated[bool, typer.Option("--emulate", help="real drivers against emulated instruments")] = False,
+    bench: Annotated[bool, typer.Option("--bench", help="drive the real instruments the protocol names")] = False,
+    write: Annotated[bool, typer.Option("--write", help="store the results in the protocol's twin section")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary as the last line")] = False,
+) -> None:
+    """Measure knob gains and offsets, noise floors and settling time; recommend a homeostasis gain."""
+    from aeqlab.backends import choose_kind
+
+    try:
+        protocol, _ = _load(protocol_path)
+        kind = choose_kind(protocol, sim=sim, emulate=emulate, bench=bench)
+        summary = _calibrate(protocol_path, protocol, kind, write)
+    except AeqlabError as exc:
+        fail(exc)
+    if as_json:
+        print(json.dumps(summary))
+
+
+def _calibrate(protocol_path: Path, protocol, kind: str, write: bool) -> dict:
+    from rich.table import Table
+
+    from aeqlab.backends import open_backend
+    from aeqlab.engine.methods.calibration import calibrate as calibration_plan
+    from aeqlab.engine.plan import execute
+
+    if write and protocol.simulation is None:
+        raise InputError(
+            "the protocol has no 'simulation:' section to write to",
+            where=str(protocol_path),
+            hint="add a twin section first (aeqlab init twin)",
+        )
+    backend = open_backend(protocol, kind)
+    try:
+        bench = backend.bench
+        knobs = bench.setpoints("knobs")
+        result = execute(calibration_plan(knobs, bench.roles["inputs"].size, bench.roles["nudges"].size), bench)
+    finally:
+        backend.bench.safe_state()
+        backend.close()
+    summary = {"status": "completed", "backend": kind, **result.summary()}
+    table = Table(title=f"calibration of {protocol.name} ({kind})")
+    table.add_column("quantity")
+    table.add_column("min", justify="right")
+    table.add_column("median", justify="right")
+    table.add_column("max", justify="right")
+    for name, values in (
+        ("knob gain dθ/du", result.knob_gain),
+        ("knob offset (model units)", result.knob_offset),
+        ("parameter readback noise σ", result.params_noise),
+        ("output noise σ", result.outputs_noise),
+    ):
+        table.add_row(name, f"{values.min():.4g}", f"{np.median(values):.4g}", f"{values.max():.4g}")
+    table.add_row("settling time constant τ (s)", "", f"{result.settling_tau:.4g}", "")
+    table.add_row("recommended settle wait (s)", "", f"{result.settle_time:.4g}", "")
+    table.add_row("recommended homeostasis gain", "", f"{result.recommended_gain:.3g}", "")
+    err.print(table)
+    if write:
+        _write_calibration(protocol_path, result)
+        err.print(f"wrote the measured non-idealities into {protocol_path} (simulation section)")
+    return summary
+
+
+def _write_calibration(path: Path, result) -> None:
+    """Store measured non-idealities in the twin section, keeping the file's comments and layout."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    doc = yaml.load(path.read_text(encoding="utf-8"))
+    sim = doc["simulation"]
+    sim["knob_errors"] = {
+        "gain_low": round(float(result.knob_gain.min()), 6),
+        "gain_high": round(float(result.knob_gain.max()), 6),
+        "offset": round(float(np.max(np.abs(result.knob_offset))), 6),
+    }
+    sim["adc_noise"] = round(float(np.median(result.params_noise)), 9)
+    sim["settling_tau"] = round(float(result.settling_tau), 9)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        yaml.dump(doc, fh)
+    tmp.replace(path)

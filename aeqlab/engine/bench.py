@@ -1,0 +1,210 @@
+"""A bench: the five roles, each a list of instrument channels, behind one interface.
+
+The bench converts between model units and SI with each role's calibration, checks
+role limits (and, through the drivers, instrument limits) before anything is sent,
+batches every role operation into one call per instrument, and counts round trips.
+It knows only the drivers' capability Protocols.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from aeqlab.engine.plan import Message, Read, Set, Settle, Switch
+from aeqlab.errors import InstrumentError, LimitError
+from aeqlab.protocol import Protocol, Role
+from drivers.capabilities import AnalogInput, AnalogOutput, Clock, CurrentSource, Instrument
+
+WRITE_ROLES = ("inputs", "knobs")
+READ_ROLES = ("outputs", "params")
+
+
+def _frozen(values) -> np.ndarray:
+    """A read-only index array (a role's channels never change; instruments cache what they derive from it)."""
+    a = np.array(values, np.intp)
+    a.flags.writeable = False
+    return a
+
+
+@dataclass
+class RoleWiring:
+    """One role's channels grouped per instrument, in role order."""
+
+    name: str
+    groups: list[tuple[str, np.ndarray, np.ndarray]]  # (instrument, role positions, channel indices)
+    scale: float
+    offset: float
+    low_si: float
+    high_si: float
+    size: int
+
+    def to_si(self, model: np.ndarray) -> np.ndarray:
+        return self.offset + self.scale * model
+
+    def to_model(self, si: np.ndarray) -> np.ndarray:
+        return (si - self.offset) / self.scale
+
+    @property
+    def model_bounds(self) -> tuple[float, float]:
+        a, b = self.to_model(np.array([self.low_si, self.high_si]))
+        return (min(a, b), max(a, b))
+
+
+class Bench:
+    """The roles of a protocol wired to instrument objects.
+
+    Parameters
+    ----------
+    protocol
+        The validated protocol.
+    instruments
+        Name → instrument object (real driver or simulated), as the protocol names them.
+    clock
+        The clock settle waits run on.
+    """
+
+    def __init__(self, protocol: Protocol, instruments: dict[str, Instrument], clock: Clock):
+        self.protocol = protocol
+        self.instruments = instruments
+        self.clock = clock
+        self.round_trips: Counter[str] = Counter()
+        self.roles: dict[str, RoleWiring] = {}
+        for name in ("inputs", "outputs", "knobs", "params", "nudges"):
+            self.roles[name] = self._wire(name, getattr(protocol.roles, name))
+        self._check_capabilities()
+        self._apply_limits()
+        self.nudges_on = False
+
+    def _wire(self, name: str, role: Role) -> RoleWiring:
+        by_inst: dict[str, tuple[list[int], list[int]]] = {}
+        pos = 0
+        for ref in role.refs():
+            positions, channels = by_inst.setdefault(ref.instrument, ([], []))
+            positions.extend(range(pos, pos + ref.count))
+            channels.extend(range(ref.first, ref.last + 1))
+            pos += ref.count
+        groups = [(inst, _frozen(p), _frozen(c)) for inst, (p, c) in by_inst.items()]
+        default = (-np.inf, np.inf)
+        lim = (role.limits.low, role.limits.high) if role.limits else default
+        cal = role.calibration
+        return RoleWiring(name, groups, cal.scale, cal.offset, lim[0], lim[1], pos)
+
+    def _check_capabilities(self) -> None:
+        need = {
+            "inputs": AnalogOutput,
+            "knobs": AnalogOutput,
+            "outputs": AnalogInput,
+            "params": AnalogInput,
+            "nudges": CurrentSource,
+        }
+        for role, cap in need.items():
+            for inst, _, _ in self.roles[role].groups:
+                if not isinstance(self.instruments[inst], cap):
+                    raise InstrumentError(
+                        f"roles.{role}: instrument {inst!r} cannot act as {cap.__name__}",
+                        hint="wire this role to an instrument with that capability",
+                    )
+
+    def _apply_limits(self) -> None:
+        for role in ("inputs", "knobs", "nudges"):
+            w = self.roles[role]
+            if not np.isfinite(w.low_si) and not np.isfinite(w.high_si):
+                continue
+            for inst, _, ch in w.groups:
+                obj = self.instruments[inst]
+                table = obj.current_limits if role == "nudges" else obj.output_limits
+                lo = np.maximum(w.low_si, table.low[ch])
+                hi = np.minimum(w.high_si, table.high[ch])
+                table.restrict(ch, lo, hi, where=f"roles.{role}.limits")
+
+    # ------------------------------------------------------------ operations
+    def write(self, role: str, model: np.ndarray) -> None:
+        """Set a role's sources (model units). Checks the role's limits before sending anything."""
+        w = self.roles[role]
+        model = np.asarray(model, dtype=float)
+        if model.shape != (w.size,):
+            raise LimitError(f"roles.{role}: {model.size} values for {w.size} channels")
+        si = w.to_si(model)
+        ok = (si >= w.low_si) & (si <= w.high_si)
+        if not ok.all():
+            i = int(np.flatnonzero(~ok)[0])
+            raise LimitError(
+                f"roles.{role}[{i}]: {si[i]:.6g} (model {model[i]:.6g}) is outside the role's limits "
+                f"[{w.low_si:g}, {w.high_si:g}]; nothing was sent",
+                where=f"roles.{role}.limits",
+            )
+        # a role spread over several instruments: all their limits pass before any of them is written
+        # (one instrument checks its own before it sends anything)
+        for inst, pos, ch in w.groups if len(w.groups) > 1 else ():
+            obj = self.instruments[inst]
+            table = obj.current_limits if role == "nudges" else obj.output_limits
+            table.check(ch, si[pos])
+        for inst, pos, ch in w.groups:
+            obj = self.instruments[inst]
+            self.round_trips[inst] += 1
+            if role == "nudges":
+                obj.set_currents(ch, si[pos])
+            else:
+                obj.write(ch, si[pos])
+
+    def read(self, role: str) -> np.ndarray:
+        """Read a role (model units)."""
+        w = self.roles[role]
+        out = np.empty(w.size)
+        for inst, pos, ch in w.groups:
+            self.round_trips[inst] += 1
+            values = np.asarray(self.instruments[inst].read(ch), dtype=float)
+            if values.shape != ch.shape or not np.all(np.isfinite(values)):
+                raise InstrumentError(f"{inst}: bad reading for roles.{role} (expected {ch.size} finite values)")
+            out[pos] = values
+        return w.to_model(out)
+
+    def switch(self, role: str, on: bool) -> None:
+        for inst, _, ch in self.roles[role].groups:
+            self.round_trips[inst] += 1
+            self.instruments[inst].enable(ch, on)
+        self.nudges_on = on
+
+    def setpoints(self, role: str) -> np.ndarray:
+        """Present setpoints of a voltage role (model units), as the instruments report them."""
+        w = self.roles[role]
+        out = np.empty(w.size)
+        for inst, pos, ch in w.groups:
+            out[pos] = self.instruments[inst].setpoints(ch)
+        return w.to_model(out)
+
+    def apply(self, msg: Message) -> Any:
+        if isinstance(msg, Set):
+            return self.write(msg.role, msg.values)
+        if isinstance(msg, Read):
+            return self.read(msg.role)
+        if isinstance(msg, Settle):
+            return self.clock.sleep(msg.seconds)
+        if isinstance(msg, Switch):
+            return self.switch(msg.role, msg.on)
+        raise TypeError(f"unknown plan message {msg!r}")
+
+    def safe_state(self) -> list[str]:
+        """Every instrument to its safe state; returns the failures (never raises)."""
+        failures = []
+        for name, obj in self.instruments.items():
+            try:
+                obj.safe_state()
+            except Exception as exc:  # noqa: BLE001 - every instrument must get its chance
+                failures.append(f"{name}: {exc}")
+        self.nudges_on = False
+        return failures
+
+    def close(self) -> None:
+        for obj in self.instruments.values():
+            try:
+                obj.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def identities(self) -> dict[str, str]:
+        return {name: obj.identify() for name, obj in self.instruments.items()}

@@ -1,0 +1,1 @@
+"""Training methods, written as plans over the bench's roles (see :mod:`aeqlab.engine.plan`)."""

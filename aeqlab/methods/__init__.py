@@ -1,1 +1,0 @@
-"""Training methods, written as plans over the bench's roles (see :mod:`aeqlab.plan`)."""

@@ -1,0 +1,1 @@
+"""Diagnostics over a backend: the gradient check and the plan preview."""
