@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aeqlab.backends import hardware
-from aeqlab.backends import open_backend
+from aeqlab.backends import hardware, open_backend
 from aeqlab.errors import InputError
 from aeqlab.protocol import load_protocol, parse_protocol
 
