@@ -25,6 +25,7 @@ from aeqlab.datasets import load
 from aeqlab.engine.trainer import Trainer
 from aeqlab.errors import AeqlabError
 from aeqlab.protocol import load_protocol
+from aeqlab.runs.training import run_unjournaled
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,7 +62,7 @@ def run(protocol, epochs: int) -> dict:
     trainer = Trainer(protocol, backend.bench, data)
     t0 = time.perf_counter()
     try:
-        _, history = trainer.run(epochs, protocol.seed)
+        _, history = run_unjournaled(trainer, epochs, protocol.seed)
     except AeqlabError as exc:  # a bench too poor to train on is a result, not a crash
         return {
             "test_accuracy": float("nan"),

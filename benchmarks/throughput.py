@@ -221,12 +221,9 @@ def end_to_end(protocol_path: Path, epochs: int) -> dict[str, Any]:
     evaluations (their relaxations included), the journal (every sample's transaction
     with its checkpoint, snapshots, epoch rows) and the rest (engine, bench, drivers).
     """
-    import io
     import tempfile
 
-    from rich.console import Console
-
-    import aeqlab.runs.session as session
+    import aeqlab
     from aeqlab.engine.trainer import Trainer as EngineTrainer
     from aeqlab.journal import Journal
     from sim_backends.hopfield import HopfieldNetwork
@@ -264,10 +261,9 @@ def end_to_end(protocol_path: Path, epochs: int) -> dict[str, Any]:
             setattr(cls, name, timed(getattr(cls, name), key))
         with tempfile.TemporaryDirectory(prefix="aeqlab-throughput-") as out:
             t0 = time.perf_counter()
-            summary = session.run_training(
-                session.RunRequest(protocol_path, protocol, text, "sim", epochs=epochs, out=Path(out)),
-                Console(file=io.StringIO()),
-            )
+            api_protocol = aeqlab.load_protocol(protocol_path)
+            with aeqlab.open_bench(api_protocol, backend="sim") as bench:
+                summary = aeqlab.train(api_protocol, bench, epochs=epochs, out=Path(out)).summary
             wall = time.perf_counter() - t0
     finally:
         for cls, name, fn in originals:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rich.console import Console
 
+import aeqlab
 from aeqlab.backends import open_backend
 from aeqlab.datasets import load
 from aeqlab.engine.methods import spsa
@@ -16,7 +16,7 @@ from aeqlab.engine.plan import execute
 from aeqlab.engine.trainer import Trainer
 from aeqlab.errors import InputError, ProtocolError
 from aeqlab.protocol import Protocol, parse_protocol
-from aeqlab.runs.session import RunRequest, run_training
+from aeqlab.runs.training import run_unjournaled
 
 PROTOCOLS = Path(__file__).resolve().parents[1] / "protocols"
 IRIS = PROTOCOLS / "iris_hopfield_sim.yaml"
@@ -35,7 +35,7 @@ def train(protocol: Protocol, epochs: int, oracle: bool = True) -> tuple[Trainer
     data = load(protocol.dataset)
     backend = open_backend(protocol, "sim")
     trainer = Trainer(protocol, backend.bench, data, oracle=backend.oracle if oracle else None)
-    initial, history = trainer.run(epochs, protocol.seed)
+    initial, history = run_unjournaled(trainer, epochs, protocol.seed)
     return trainer, initial, history
 
 
@@ -86,8 +86,8 @@ def test_spsa_holds_theta_at_the_perturbed_targets() -> None:
         rec = execute(spsa.train_sample(trainer.state, data.x_train[k], y[k], protocol.method, k), backend.bench)
         _, c_k = spsa.gains(protocol.method, k)
         delta = spsa.perturbation(protocol.method.spsa.seed, k, rec.theta_h.size)
-        np.testing.assert_allclose(rec.free.theta, rec.theta_h + c_k * delta, atol=1e-6)
-        np.testing.assert_allclose(rec.homeostatic.theta, rec.theta_h - c_k * delta, atol=1e-6)
+        np.testing.assert_allclose(rec.plus.theta, rec.theta_h + c_k * delta, atol=1e-6)
+        np.testing.assert_allclose(rec.minus.theta, rec.theta_h - c_k * delta, atol=1e-6)
         # the step is along Δ, scaled by the measured loss difference
         assert abs(abs(rec.step @ delta) - np.linalg.norm(rec.step) * np.sqrt(delta.size)) < 1e-9
         assert not np.array_equal(spsa.perturbation(0, k, 50), spsa.perturbation(0, k + 1, 50))
@@ -99,7 +99,7 @@ def test_exact_without_an_oracle_is_refused_in_one_line() -> None:
     backend = open_backend(protocol, "sim")
     trainer = Trainer(protocol, backend.bench, data)  # no oracle: not wired by a composition root
     with pytest.raises(InputError) as err:
-        trainer.run(1, 0)
+        run_unjournaled(trainer, 1, 0)
     line = err.value.one_line()
     assert "\n" not in line and "oracle" in line and "method.name" in line
     assert trainer.state is None  # refused before the bench was taken
@@ -107,15 +107,16 @@ def test_exact_without_an_oracle_is_refused_in_one_line() -> None:
 
 def test_the_session_wires_the_twin_oracle(tmp_path: Path) -> None:
     protocol, text = with_method(IRIS, "  name: exact\n  beta: 0.5\n", epochs=1)
-    req = RunRequest(IRIS, protocol, text, "sim", out=tmp_path)
-    summary = run_training(req, Console(quiet=True))
+    with aeqlab.open_bench(protocol) as bench:
+        summary = aeqlab.train(protocol, bench, out=tmp_path).summary
     assert summary["status"] == "completed", summary.get("error")
     assert summary["test_accuracy"] > summary["initial_test_accuracy"]
 
 
 def test_an_spsa_run_is_journaled_like_any_other(tmp_path: Path) -> None:
     protocol, text = with_method(IRIS, "  name: spsa\n  spsa: {a: 0.05}\n", epochs=1)
-    summary = run_training(RunRequest(IRIS, protocol, text, "sim", out=tmp_path), Console(quiet=True))
+    with aeqlab.open_bench(protocol) as bench:
+        summary = aeqlab.train(protocol, bench, out=tmp_path).summary
     assert summary["status"] == "completed", summary.get("error")
     assert summary["samples"] == 120
     assert summary["test_loss"] < summary["initial_test_loss"]

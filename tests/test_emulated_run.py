@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 import aeqlab.cli  # noqa: F401  (registers the commands)
-from aeqlab.backends import hardware
+from aeqlab.backends import emulate
 from aeqlab.cli.app import app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +88,7 @@ def test_emulated_run_trains_like_the_sim_run(one_epoch):
 
 def test_an_instrument_fault_mid_run_leaves_every_source_safe(monkeypatch, tmp_path):
     started = []
-    real_start = hardware.start_emulators
+    real_start = emulate.start_emulators
 
     def start(protocol, twin=None):
         emus = real_start(protocol, twin)
@@ -106,7 +106,7 @@ def test_an_instrument_fault_mid_run_leaves_every_source_safe(monkeypatch, tmp_p
         started.append(emus)
         return emus
 
-    monkeypatch.setattr(hardware, "start_emulators", start)
+    monkeypatch.setattr(emulate, "start_emulators", start)
     code, _, err = run_cli(["run", str(EMULATED), "--emulate", "--epochs", "1", "--out", str(tmp_path)])
     assert code == 1
     assert "dmm: reply to 'READ?' is not numbers: '#GARBAGE'" in err
@@ -132,7 +132,7 @@ def read_until(proc, text: str, seen: str = "") -> str:
 def test_ctrl_c_mid_run_leaves_every_source_safe(tmp_path, presses):
     """One Ctrl-C stops after the sample in flight; a second one stops at once, mid-exchange."""
     logs_dir = tmp_path / "emulator-logs"
-    env = {**os.environ, hardware.LOG_ENV: str(logs_dir), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, emulate.LOG_ENV: str(logs_dir), "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "aeqlab.cli", "run", str(EMULATED), "--emulate", "--epochs", "1"]
     cmd += ["--out", str(tmp_path / "runs")]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)

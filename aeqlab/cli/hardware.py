@@ -31,7 +31,7 @@ def emulate(
     as_json: Annotated[bool, typer.Option("--json", help="print the resources as one JSON object")] = False,
 ) -> None:
     """Serve emulated instruments over the protocol's twin until Ctrl-C; prints their resource strings."""
-    from aeqlab.backends.hardware import start_emulators
+    from aeqlab.backends.emulate import start_emulators
 
     try:
         protocol = _load(protocol_path)
@@ -105,7 +105,8 @@ def _short(value: Any) -> str:
 
 
 def _describe(protocol, emulated: bool) -> list[dict[str, Any]]:
-    from aeqlab.backends.hardware import describe, open_instruments, start_emulators
+    from aeqlab.backends.bench import describe, open_instruments
+    from aeqlab.backends.emulate import start_emulators
 
     emus = start_emulators(protocol) if emulated else None
     try:

@@ -17,13 +17,15 @@ from aeqlab.errors import AeqlabError
 
 def finish_session(summary: dict[str, Any], as_json: bool) -> None:
     """Report how a training session ended and exit with its code (0, 1 on a fault, 130 interrupted)."""
-    from aeqlab.runs.session import exit_code
+    from aeqlab.runs.training import exit_code
 
     code = exit_code(summary)
+    if code == 0:
+        _done(summary)
     if code:
         what = "interrupted" if summary["status"] == "interrupted" else "error"
         safe = summary.get("safe_state", "unknown")
-        safe_txt = "every source is in its safe state" if safe == "ok" else f"safe state: {safe}"
+        safe_txt = "every source is in its safe state" if safe == "safe" else f"safe state: {safe}"
         err.print(
             f"[red]{what}:[/red] {summary.get('error', '')}; {safe_txt}; "
             f"{summary['samples']} samples are committed; "
@@ -37,6 +39,31 @@ def finish_session(summary: dict[str, Any], as_json: bool) -> None:
         raise typer.Exit(code)
 
 
+def _done(summary: dict[str, Any]) -> None:
+    """The closing lines of a completed session: the result, and the run's flags with where to see them."""
+    regression = "test_r2" in summary
+    metric = "R²" if regression else "accuracy"
+    if "test_accuracy" in summary:
+        err.print(
+            f"done: test {metric} {summary.get('initial_test_accuracy', float('nan')):.3f} -> "
+            f"{summary['test_accuracy']:.3f}, {summary['samples']} samples in {summary['wall_s']:.1f} s; "
+            f"run folder {summary['run_dir']}",
+            markup=False,
+        )
+    flagged = {
+        "samples whose homeostasis did not reach its tolerance (journal: samples.converged)": summary.get(
+            "homeostasis_unconverged", 0
+        ),
+        "samples with a knob held at its limit (journal: samples.saturated)": summary.get("knob_saturations", 0),
+        "jumps of the twin from unstable states (twin statistics, in the summary)": summary.get(
+            "twin_unstable_jumps", 0
+        ),
+    }
+    for what, count in flagged.items():
+        if count:
+            err.print(f"[yellow]note:[/yellow] {count} {what}; aeqlab report {summary['run_dir']} shows where")
+
+
 @app.command()
 def resume(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="a run folder made by 'aeqlab run'")],
@@ -44,10 +71,12 @@ def resume(
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary as the last line")] = False,
 ) -> None:
     """Continue a run from its last committed sample, on the backend it used."""
-    from aeqlab.runs.session import resume_training
+    from aeqlab.backends import open_backend
+    from aeqlab.cli.train import cli_session
+    from aeqlab.runs import training
 
     try:
-        summary = resume_training(run_dir, err, force=force)
+        summary = training.resume(run_dir, open_backend, force=force, session=cli_session())
     except AeqlabError as exc:
         fail(exc)
     finish_session(summary, as_json)

@@ -43,18 +43,41 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary as the last line")] = False,
 ) -> None:
     """Train: every sample is an Aeqprop cycle through the bench's instruments, journaled as it commits."""
-    from aeqlab.backends import choose_kind
+    from aeqlab.backends import choose_kind, open_backend
     from aeqlab.cli.runs import finish_session
-    from aeqlab.runs.session import RunRequest, run_training
+    from aeqlab.protocol.text import attach_source
+    from aeqlab.runs import training
 
     try:
         protocol, text = _load(protocol_path)
+        attach_source(protocol, text, str(Path(protocol_path).resolve()))
         kind = choose_kind(protocol, sim=sim, emulate=emulate, bench=bench)
-        request = RunRequest(protocol_path, protocol, text, kind, epochs, seed, out, snapshot_every, realtime)
-        summary = run_training(request, err)
+        backend = open_backend(protocol, kind, **({"realtime": True} if realtime else {}))
+        try:
+            summary = training.start(
+                protocol,
+                text,
+                str(Path(protocol_path).resolve()),
+                backend,
+                epochs=epochs,
+                seed=seed,
+                out=out,
+                snapshot_every=snapshot_every,
+                session=cli_session(),
+            )
+        finally:
+            backend.__exit__(None, None, None)  # safe again (also when training never started), then closed
     except AeqlabError as exc:
         fail(exc)
     finish_session(summary, as_json)
+
+
+def cli_session():
+    """The command line's session: the live view and its notes on stderr, Ctrl-C deferred."""
+    from aeqlab.runs.progress import LiveView
+    from aeqlab.runs.training import Session
+
+    return Session([LiveView(err)], notify=lambda msg: err.print(msg, markup=False))
 
 
 @app.command()
@@ -159,14 +182,10 @@ def _calibrate(protocol_path: Path, protocol, kind: str, write: bool) -> dict:
             where=str(protocol_path),
             hint="add a twin section first (aeqlab init twin)",
         )
-    backend = open_backend(protocol, kind)
-    try:
+    with open_backend(protocol, kind) as backend:  # safe state and closed on the way out
         bench = backend.bench
         knobs = bench.setpoints("knobs")
         result = execute(calibration_plan(knobs, bench.roles["inputs"].size, bench.roles["nudges"].size), bench)
-    finally:
-        backend.bench.safe_state()
-        backend.close()
     summary = {"status": "completed", "backend": kind, **result.summary()}
     table = Table(title=f"calibration of {protocol.name} ({kind})")
     table.add_column("quantity")

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from aeqlab.engine.plan import Message, Read, Set, Settle, Switch
+from aeqlab.engine.plan import Message, Read, Set, Setpoints, Settle, Switch
 from aeqlab.errors import InstrumentError, LimitError
 from aeqlab.protocol import Protocol, Role
 from drivers.capabilities import AnalogInput, AnalogOutput, Clock, CurrentSource, Instrument
@@ -186,6 +186,8 @@ class Bench:
             return self.clock.sleep(msg.seconds)
         if isinstance(msg, Switch):
             return self.switch(msg.role, msg.on)
+        if isinstance(msg, Setpoints):
+            return self.setpoints(msg.role)
         raise TypeError(f"unknown plan message {msg!r}")
 
     def safe_state(self) -> list[str]:

@@ -1,8 +1,9 @@
 """The procedure as data: plans yield messages, an executor applies them to a bench.
 
-A plan is a generator. It yields :class:`Set`, :class:`Read`, :class:`Switch` and
-:class:`Settle` messages and receives the result of each (the values read, or
-``None``). Because a plan never touches an instrument itself, the same plan can be
+A plan is a generator. It yields :class:`Set`, :class:`Read`, :class:`Setpoints`,
+:class:`Switch` and :class:`Settle` messages and receives the result of each (the
+values read, or ``None``); :class:`Mark` messages name the phase that follows and
+never reach the target. Because a plan never touches an instrument itself, the same plan can be
 run on a bench, printed, limit-checked or journaled, and cleanup is owned by the
 executor, never by the method.
 """
@@ -49,7 +50,21 @@ class Settle:
     seconds: float
 
 
-Message = Set | Read | Switch | Settle
+@dataclass(frozen=True)
+class Setpoints:
+    """Ask a voltage role's instruments for their present setpoints; the plan receives model units."""
+
+    role: str
+
+
+@dataclass(frozen=True)
+class Mark:
+    """The messages that follow belong to ``phase`` (for timings); handled by the executor, never sent."""
+
+    phase: str
+
+
+Message = Set | Read | Setpoints | Switch | Settle | Mark
 R = TypeVar("R")
 Plan = Generator[Message, Any, R]
 
@@ -87,12 +102,17 @@ def execute(
         closed and :class:`Stopped` raised. None runs the plan to its end.
     timeline
         When given, receives ``(message, seconds)`` for every message applied
-        (wall-clock time the target took), in order.
+        (wall-clock time the target took), in order; a :class:`Mark` with 0 s.
     """
     result: Any = None
     try:
         msg = next(plan)
         while True:
+            if isinstance(msg, Mark):
+                if timeline is not None:
+                    timeline.append((msg, 0.0))
+                msg = plan.send(None)
+                continue
             if timeline is None:
                 result = target.apply(msg)
             else:
@@ -105,3 +125,19 @@ def execute(
             msg = plan.send(result)
     except StopIteration as done:
         return done.value
+
+
+def phase_seconds(timeline: list[tuple[Message, float]]) -> dict[str, float]:
+    """Wall-clock seconds per phase of a timeline, the phases named by its :class:`Mark` messages.
+
+    What comes before the first mark counts as ``"start"``.
+    """
+    out: dict[str, float] = {}
+    phase = "start"
+    for msg, dt in timeline:
+        if isinstance(msg, Mark):
+            phase = msg.phase
+            out.setdefault(phase, 0.0)
+        else:
+            out[phase] = out.get(phase, 0.0) + dt
+    return out

@@ -1,13 +1,5 @@
 """The run journal: one SQLite file per run, one transaction per training sample."""
 
-from aeqlab.journal.core import (  # noqa: F401
-    FILE,
-    Header,
-    Journal,
-    pack,
-    pack_checkpoint,
-    tracked_indices,
-    unpack,
-    unpack_checkpoint,
-    utc_now,
-)
+from aeqlab.journal.codec import pack, unpack, utc_now  # noqa: F401
+from aeqlab.journal.database import Header, Journal, StoredCheckpoint, tracked_indices  # noqa: F401
+from aeqlab.journal.schema import FILE, FORMAT  # noqa: F401

@@ -22,6 +22,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     WithJsonSchema,
@@ -828,6 +829,11 @@ class Protocol(Strict):
     schedule: Schedule = _f(Schedule(), "how long and when")
     safety: Safety = _f(Safety(), "global maxima and the safe state")
     output: Output = _f(Output(), "where runs go")
+
+    # where the protocol came from (aeqlab.protocol.text): its text as written, for the run folder
+    _source_text: str | None = PrivateAttr(None)
+    _source_path: str | None = PrivateAttr(None)
+    _source_digest: str | None = PrivateAttr(None)
 
     @field_validator("instruments")
     @classmethod

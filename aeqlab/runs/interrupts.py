@@ -1,10 +1,16 @@
-"""Deferred interrupts: the first Ctrl-C asks the run to stop, the second stops it at once.
+"""Stopping a run: the first Ctrl-C asks it to stop, the second stops it at once; the way out is shielded.
 
-The first SIGINT (or SIGTERM) only sets a flag. The engine looks at it between two
+The first SIGINT (or SIGTERM) only sets a flag. The run engine looks at it between two
 samples, so the instrument action in flight and the sample in flight finish, the
 sample is committed, and the sources go to their safe state on the way out. A
-second SIGINT raises :class:`KeyboardInterrupt` wherever the process is; the
-engine's cleanup still puts every source in its safe state.
+second SIGINT raises :class:`KeyboardInterrupt` wherever the process is; the run
+engine's cleanup still puts every source in its safe state, and while it does,
+further Ctrl-C only print a note (:func:`shielded`). Outside the main thread (a Dask
+worker's task, a notebook's thread) no handler can be installed: a run there stops
+on the caller's :class:`threading.Event` or a callback's request.
+
+The handlers that were installed before are always put back: importing and using
+aeqlab changes no process-wide state.
 """
 
 from __future__ import annotations
@@ -16,13 +22,16 @@ from contextlib import contextmanager
 
 
 class StopRequest:
-    """A flag a run polls between samples; set by the first Ctrl-C or by code."""
+    """A flag a run polls between samples: set by a signal, a callback, code, or the caller's event."""
 
-    def __init__(self) -> None:
+    def __init__(self, event: threading.Event | None = None) -> None:
         self.reason: str | None = None
+        self.event = event
 
     @property
     def requested(self) -> bool:
+        if self.reason is None and self.event is not None and self.event.is_set():
+            self.reason = "stopped by the caller's stop event"
         return self.reason is not None
 
     def request(self, reason: str = "interrupted") -> None:
@@ -34,32 +43,32 @@ class StopRequest:
         return self.requested
 
 
-@contextmanager
-def deferred_interrupts(stop: StopRequest, notify: Callable[[str], None] | None = None) -> Iterator[StopRequest]:
-    """Within the block, the first SIGINT/SIGTERM sets ``stop``; a second SIGINT raises at once.
+def _can_install() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
-    Outside the main thread (where Python cannot install signal handlers) the block
-    runs with the default handlers.
+
+@contextmanager
+def deferred_interrupts(
+    stop: StopRequest, notify: Callable[[str], None] | None = None, enabled: bool = True
+) -> Iterator[StopRequest]:
+    """Within the block, the first SIGINT/SIGTERM sets ``stop``; a second SIGINT raises at once.
 
     Parameters
     ----------
     stop
         The flag to set.
     notify
-        Called with a short message when the first signal arrives.
+        Called with a short message when a signal arrives.
+    enabled
+        False leaves the process's handlers alone (as outside the main thread).
     """
-    if threading.current_thread() is not threading.main_thread():
+    if not (enabled and _can_install()):
         yield stop
         return
 
-    def going_safe(signum: int, frame) -> None:  # noqa: ARG001 - signal handler signature
-        if notify is not None:
-            notify("already stopping: every source is being put in its safe state")
-
     def on_signal(signum: int, frame) -> None:  # noqa: ARG001 - signal handler signature
         if stop.requested and signum == signal.SIGINT:
-            # from here on Ctrl-C no longer interrupts: the way out puts the sources in their safe state
-            signal.signal(signal.SIGINT, going_safe)
+            signal.signal(signal.SIGINT, _going_safe(notify))  # the way out must not be cut short
             raise KeyboardInterrupt
         stop.request("interrupted")
         if notify is not None:
@@ -70,6 +79,29 @@ def deferred_interrupts(stop: StopRequest, notify: Callable[[str], None] | None 
     try:
         yield stop
     finally:
-        # once a stop was asked for, the process is on its way out: a late Ctrl-C must not cut that short
-        signal.signal(signal.SIGINT, going_safe if stop.requested else previous_int)
+        signal.signal(signal.SIGINT, previous_int)
+        signal.signal(signal.SIGTERM, previous_term)
+
+
+def _going_safe(notify: Callable[[str], None] | None):
+    def handler(signum: int, frame) -> None:  # noqa: ARG001 - signal handler signature
+        if notify is not None:
+            notify("already stopping: every source is being put in its safe state")
+
+    return handler
+
+
+@contextmanager
+def shielded(notify: Callable[[str], None] | None = None, enabled: bool = True) -> Iterator[None]:
+    """Ctrl-C and SIGTERM only print a note within the block (the safe state and the journal's last words)."""
+    if not (enabled and _can_install()):
+        yield
+        return
+    handler = _going_safe(notify)
+    previous_int = signal.signal(signal.SIGINT, handler)
+    previous_term = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous_int)
         signal.signal(signal.SIGTERM, previous_term)

@@ -1,9 +1,11 @@
-"""Progress of a run: a live rich panel on a terminal, plain log lines otherwise.
+"""The live view of a run in a terminal, as a subscriber of the run engine; plain lines elsewhere.
 
-The live panel shows the epoch and sample progress with an ETA, the running loss and
-accuracy of the epoch's free-phase predictions, homeostasis iterations, the last
-nudge size and samples per second. Without a terminal (a log file, a pipe, CI) the
-same figures go out as plain lines: one per epoch and one every few seconds.
+On a terminal the live lines show the epoch and sample progress with a labelled ETA,
+the running loss and accuracy (R² for a regression) of the epoch's free-phase
+predictions, homeostasis iterations, the last nudge size and samples per second;
+fields that do not fit the width go to the next line (never cut), and each finished
+epoch leaves one line above the live ones. Without a terminal (a log file, a pipe,
+CI) the same figures go out as plain lines: one per epoch and one every few seconds.
 """
 
 from __future__ import annotations
@@ -11,134 +13,182 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
-from rich.progress import Progress as RichProgress
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
 
-from aeqlab.engine.trainer import EpochMetrics, SampleEvent
+from aeqlab.runs.events import Closed, EpochDone, InitialEvaluation, Opened, RunEvent, SampleDone
 
 LOG_EVERY_S = 5.0
 
 
-class Progress:
-    """Observer of a training run (sample and epoch events).
+def _clock(seconds: float) -> str:
+    if not np.isfinite(seconds):
+        return "-:--"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def pack_fields(fields: list[str], width: int, sep: str = "  ") -> list[str]:
+    """Fields on lines of at most ``width`` characters, in order; a field is never cut (one too long stands alone)."""
+    lines: list[str] = []
+    line = ""
+    for f in fields:
+        candidate = f if not line else line + sep + f
+        if line and len(candidate) > width:
+            lines.append(line)
+            line = f
+        else:
+            line = candidate
+    if line:
+        lines.append(line)
+    return lines
+
+
+class LiveView:
+    """Subscriber that shows a run's progress.
 
     Parameters
     ----------
     console
-        Where to draw (a terminal gets the live panel, anything else plain lines).
-    epochs, samples_per_epoch
-        The run's size.
-    start
-        Training samples already done (a resumed run).
+        Where to draw (a terminal gets the live lines, anything else plain lines).
     quiet
         Show nothing.
     """
 
-    def __init__(self, console: Console, epochs: int, samples_per_epoch: int, quiet: bool = False, start: int = 0):
+    def __init__(self, console: Console, quiet: bool = False):
         self.console = console
-        self.epochs = epochs
-        self.per_epoch = samples_per_epoch
-        self.live = console.is_terminal and not quiet
         self.quiet = quiet
-        self.start = start
-        self._bar: RichProgress | None = None
-        self._task = None
-        self._t0 = time.perf_counter()
-        self._last_log = self._t0
-        self._n = 0  # samples seen by this process
+        self.live_mode = console.is_terminal and not quiet
+        self._live: Live | None = None
+        self.epochs = self.per_epoch = self.start = 0
+        self.metric = "acc"
+        self.run_dir: str | None = None
+        self._t0 = self._last_log = time.perf_counter()
+        self._n = 0
         self._iters = 0.0
         self._epoch_n = 0
         self._correct = 0
         self._loss = 0.0
+        self._sse_targets: list[np.ndarray] = []
         self._nudge = 0.0
         self._test = "-"
+        self._epoch = 1
+        self._done = 0
 
     @property
     def total(self) -> int:
         return self.epochs * self.per_epoch
 
-    def __enter__(self) -> Progress:
+    # ------------------------------------------------------------------ events
+    def __call__(self, event: RunEvent) -> None:
+        if isinstance(event, SampleDone):
+            self.sample(event)
+        elif isinstance(event, EpochDone):
+            self.epoch(event)
+        elif isinstance(event, InitialEvaluation):
+            self._test = f"{event.accuracy:.3f}"
+        elif isinstance(event, Opened):
+            self.open(event)
+        elif isinstance(event, Closed):
+            self.close()
+
+    def open(self, ev: Opened) -> None:
+        self.epochs, self.per_epoch, self.start = ev.epochs, ev.samples_per_epoch, ev.samples_done
+        self.metric = "R²" if ev.task == "regression" else "acc"
+        self.run_dir = ev.run_dir
+        self._done = ev.samples_done
+        self._epoch = ev.samples_done // max(self.per_epoch, 1) + 1
         self._t0 = self._last_log = time.perf_counter()
-        if self.live:
-            self._bar = RichProgress(
-                TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[rate]:.1f} samples/s"),
-                TextColumn("loss {task.fields[loss]:.4f} acc {task.fields[acc]:.3f}"),
-                TextColumn("homeostasis {task.fields[iters]:.1f} it"),
-                TextColumn("nudge {task.fields[nudge]:.2e}"),
-                TextColumn("test {task.fields[test]}"),
-                console=self.console,
-                transient=False,
+        if self.quiet:
+            return
+        if ev.run_dir:
+            self.console.print(
+                f"run folder {ev.run_dir}\n  follow it live: aeqlab watch {ev.run_dir}\n"
+                f"  figures when it ends: aeqlab report {ev.run_dir}",
+                markup=False,
+                highlight=False,
             )
-            self._bar.__enter__()
-            self._task = self._bar.add_task(
-                "train",
-                total=self.total,
-                completed=self.start,
-                epoch=self.start // max(self.per_epoch, 1) + 1,
-                epochs=self.epochs,
-                rate=0.0,
-                loss=0.0,
-                acc=0.0,
-                iters=0.0,
-                nudge=0.0,
-                test=self._test,
-            )
-        return self
+        if self.live_mode:
+            self._live = Live(self._render(), console=self.console, auto_refresh=False, transient=False)
+            self._live.__enter__()
 
-    def __exit__(self, *exc) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.update(self._render(), refresh=True)
+            self._live.__exit__(None, None, None)
+            self._live = None
 
-    def sample(self, ev: SampleEvent) -> None:
-        """One training sample done."""
-        self._n += 1
+    def sample(self, event: SampleDone) -> None:
+        ev = event.sample
         rec = ev.record
+        self._n += 1
         if ev.index == 0 or self._epoch_n > ev.index:
             self._epoch_n, self._correct, self._loss = 0, 0, 0.0
         self._epoch_n += 1
         self._correct += rec.correct
         self._loss += rec.loss
         self._iters += rec.homeostasis_iterations
-        self._nudge = float(np.linalg.norm(rec.clamped.currents))
+        fields = rec.journal_fields()
+        self._nudge = float(fields.get("nudge_norm", 0.0))
+        self._epoch, self._done = ev.epoch, ev.samples_done
         if self.quiet:
             return
         now = time.perf_counter()
-        rate = self._n / max(now - self._t0, 1e-9)
-        done = ev.samples_done or self.start + self._n
-        if self._bar is not None:
+        if self._live is not None:
             if self._n % 5 == 0 or ev.index + 1 == ev.total:
-                self._bar.update(
-                    self._task,
-                    completed=done,
-                    epoch=ev.epoch,
-                    rate=rate,
-                    loss=self._loss / self._epoch_n,
-                    acc=self._correct / self._epoch_n,
-                    iters=self._iters / self._n,
-                    nudge=self._nudge,
-                )
+                self._live.update(self._render(), refresh=True)
         elif now - self._last_log >= LOG_EVERY_S:
             self._last_log = now
-            eta = (self.total - done) / rate if rate > 0 else float("nan")
-            self.console.print(
-                f"epoch {ev.epoch}/{self.epochs} sample {ev.index + 1}/{ev.total} ({done}/{self.total}, "
-                f"ETA {eta:.0f} s): loss {self._loss / self._epoch_n:.4f}, acc {self._correct / self._epoch_n:.3f}, "
-                f"homeostasis {self._iters / self._n:.1f} it, nudge {self._nudge:.2e}, {rate:.1f} samples/s"
-            )
+            self.console.print("  ".join(self._fields()), markup=False, highlight=False)
 
-    def epoch(self, m: EpochMetrics) -> None:
-        """One epoch done (with its evaluation)."""
-        self._test = f"{m.test_accuracy:.3f}"
-        if self._bar is not None:
-            self._bar.update(self._task, test=self._test)
-        elif not self.quiet:
-            self.console.print(
-                f"epoch {m.epoch}/{self.epochs}: train acc {m.train_accuracy:.3f}, test acc {m.test_accuracy:.3f}, "
-                f"test loss {m.test_loss:.4f}, homeostasis {m.homeostasis_iterations:.1f} it/sample, "
-                f"{m.wall_s:.1f} s"
-            )
+    def epoch(self, event: EpochDone) -> None:
+        m = event.metrics
+        if m.test_accuracy is not None:
+            self._test = f"{m.test_accuracy:.3f}"
+        if self.quiet:
+            return
+        test = (
+            f"test {self.metric} {m.test_accuracy:.3f}, test loss {m.test_loss:.4f}"
+            if m.test_accuracy is not None
+            else "not evaluated (schedule.evaluate_every)"
+        )
+        line = (
+            f"epoch {m.epoch}/{self.epochs}: train {self.metric} {m.train_accuracy:.3f}, {test}, "
+            f"homeostasis {m.homeostasis_iterations:.1f} it/sample, {m.wall_s:.1f} s"
+        )
+        self.console.print(line, markup=False, highlight=False)  # above the live lines
+        if self._live is not None:
+            self._live.update(self._render(), refresh=True)
+
+    # ------------------------------------------------------------------ drawing
+    def _rate(self) -> float:
+        return self._n / max(time.perf_counter() - self._t0, 1e-9)
+
+    def _fields(self) -> list[str]:
+        rate = self._rate()
+        eta = (self.total - self._done) / rate if rate > 0 and self._n else float("nan")
+        n = max(self._epoch_n, 1)
+        running = [f"acc {self._correct / n:.3f}"] if self.metric == "acc" else []  # a regression's R² is per epoch
+        return [
+            f"epoch {self._epoch}/{self.epochs}",
+            f"sample {self._done}/{self.total}",
+            f"ETA {_clock(eta)}",
+            f"loss {self._loss / n:.4f}",
+            *running,
+            f"homeostasis {self._iters / max(self._n, 1):.1f} it",
+            f"nudge {self._nudge:.2e}",
+            f"{rate:.1f} samples/s",
+            f"test {self.metric} {self._test}",
+        ]
+
+    def _render(self) -> Group:
+        width = max(self.console.width, 20)
+        grid = Table.grid(padding=(0, 1))
+        grid.add_row(
+            ProgressBar(total=max(self.total, 1), completed=self._done, width=max(width - 6, 10)),
+            f"{100 * self._done / max(self.total, 1):3.0f}%",
+        )
+        return Group(grid, *(Text(line) for line in pack_fields(self._fields(), width)))

@@ -8,15 +8,15 @@
   sample, every epoch, the checkpoint to resume from, parameter snapshots, exit statuses;
 * ``metrics.jsonl``: one JSON object per epoch (rewritten from the journal as epochs end);
 * ``params.npy``: the last committed parameter targets θ* (float64, role order);
+* ``params/epoch-NNNN.npy``: θ* at the end of every N-th epoch (``schedule.checkpoint_every``);
+* ``.lock``: held (with :mod:`filelock`, on every platform) while a process trains in the folder;
 * ``summary.json``: the summary of the last session (also printed by ``--json``).
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
 import platform
 import time
 from importlib import metadata
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from aeqlab.errors import InputError
 
@@ -104,10 +105,14 @@ class RunStore:
         tmp.write_text("".join(json.dumps(r, default=_jsonable) + "\n" for r in rows), encoding="utf-8")
         tmp.replace(self.path / "metrics.jsonl")
 
-    def write_params(self, theta: np.ndarray) -> None:
-        tmp = self.path / "params.tmp.npy"
+    def write_params(self, theta: np.ndarray, epoch: int | None = None) -> None:
+        """θ* as ``params.npy`` (the last committed), or as ``params/epoch-NNNN.npy`` for an epoch."""
+        folder = self.path if epoch is None else self.path / "params"
+        folder.mkdir(exist_ok=True)
+        name = "params.npy" if epoch is None else f"epoch-{epoch:04d}.npy"
+        tmp = folder / ("tmp-" + name)
         np.save(tmp, np.asarray(theta, dtype="<f8"))
-        tmp.replace(self.path / "params.npy")
+        tmp.replace(folder / name)
 
     def lock(self) -> RunLock:
         return RunLock(self.path)
@@ -118,27 +123,21 @@ class RunLock:
 
     def __init__(self, path: Path):
         self.path = path
-        self._fd: int | None = None
+        self._lock = FileLock(path / ".lock", timeout=0)
 
     def __enter__(self) -> RunLock:
-        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
+            self._lock.acquire()
+        except Timeout:
             raise InputError(
                 "another aeqlab process is training in this run folder",
                 where=str(self.path),
                 hint="wait for it to end, or stop it with Ctrl-C",
             ) from None
-        self._fd = fd
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        self._lock.release()
 
 
 def _jsonable(obj: Any) -> Any:

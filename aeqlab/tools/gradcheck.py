@@ -61,7 +61,7 @@ def gradcheck(
     sb = build_sim_bench(protocol, tolerance=tolerance)
     data = load(protocol.dataset)
     trainer = Trainer(protocol, sb.bench, data)
-    trainer.start()
+    execute(trainer.start_plan(), sb.bench)
     b1, b2 = betas(method.variant, beta)
     targets = data.targets(data.y_train)
     out: list[GradcheckSample] = []

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from aeqlab.engine.plan import Message, Read, Set, Settle, Switch
+from aeqlab.engine.plan import Message, Read, Set, Setpoints, Settle, Switch
 from aeqlab.errors import AeqlabError, ProtocolError
 from aeqlab.protocol import Protocol
 from aeqlab.protocol.yamlio import Located, Place
@@ -64,18 +64,13 @@ class Recorder:
     sample: int = 0
     _iteration: int = 0
 
-    # the engine's start calls the bench directly: record those calls too
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.bench, name)
+    @property
+    def roles(self) -> dict[str, Any]:
+        return self.bench.roles
 
-    def write(self, role: str, values: np.ndarray) -> None:
-        self.apply(Set(role, np.asarray(values, dtype=float)))
-
-    def read(self, role: str) -> np.ndarray:
-        return self.apply(Read(role))
-
-    def switch(self, role: str, on: bool) -> None:
-        self.apply(Switch(role, on))
+    @property
+    def instruments(self) -> dict[str, Any]:
+        return self.bench.instruments
 
     def apply(self, msg: Message) -> Any:
         """Record ``msg``, check it, and forward it to the bench."""
@@ -108,6 +103,8 @@ class Recorder:
             return self.bench.apply(msg)
         if isinstance(msg, Switch):
             self.actions.append(Action(self.sample, "switch", msg.role, on=msg.on, iteration=self._iteration))
+            return self.bench.apply(msg)
+        if isinstance(msg, Setpoints):  # a query of the instruments' present state: nothing is sent
             return self.bench.apply(msg)
         raise TypeError(f"unknown plan message {msg!r}")
 
@@ -205,9 +202,9 @@ def preview(protocol: Protocol, located: Located | None, samples: int = 1) -> Pr
     recorder = Recorder(backend.bench, protocol, located)
     info: list[dict[str, Any]] = []
     try:
-        trainer = Trainer(protocol, recorder, data, oracle=backend.oracle)  # type: ignore[arg-type]  # records
+        trainer = Trainer(protocol, backend.bench, data, oracle=backend.oracle, target=recorder)
         trainer.require_oracle()
-        trainer.start()
+        execute(trainer.start_plan(), recorder)
         targets = data.targets(data.y_train)
         beta = protocol.method.beta
         for k in range(min(samples, len(data.y_train))):
@@ -217,9 +214,7 @@ def preview(protocol: Protocol, located: Located | None, samples: int = 1) -> Pr
             info.append(
                 {
                     "sample": k + 1,
-                    "free": rec.free.iterations,
-                    "homeostatic": rec.homeostatic.iterations,
-                    "clamped": rec.clamped.iterations,
+                    **rec.phase_iterations(),
                     "converged": rec.converged,
                     "saturated": rec.saturated,
                     "loss": rec.loss,
@@ -269,8 +264,8 @@ def render(pv: Preview, protocol: Protocol, console: Any, source: str | Path = "
         table.add_row(*(escape(c) for c in [*cells, model, si, limits]), check)
     console.print(table)
     for s in pv.samples:
+        phases = ", ".join(f"{k} {v}" for k, v in s.items() if k not in ("sample", "converged", "saturated", "loss"))
         console.print(
-            f"sample {s['sample']}: feedback iterations free {s['free']}, homeostatic {s['homeostatic']}, "
-            f"clamped {s['clamped']}; {'converged' if s['converged'] else 'NOT converged'}"
+            f"sample {s['sample']}: feedback iterations {phases}; {'converged' if s['converged'] else 'NOT converged'}"
             f"{', saturated' if s['saturated'] else ''}; loss {s['loss']:.4g}"
         )

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aeqlab.backends import hardware, open_backend
+from aeqlab.backends import bench as hardware
+from aeqlab.backends import emulate, open_backend
 from aeqlab.errors import InputError
 from aeqlab.protocol import load_protocol, parse_protocol
 
@@ -33,13 +34,13 @@ def test_a_driver_without_emulator_is_refused():
     assert qdac in text
     text = text.replace(qdac, "driver: nidaq_ao\n    resource: Dev1/ao0:3")
     with pytest.raises(InputError, match="driver 'nidaq_ao' has no emulator"):
-        hardware.start_emulators(parse_protocol(text))
+        emulate.start_emulators(parse_protocol(text))
 
 
 def test_bench_backend_drives_the_resources_the_protocol_names(tmp_path):
     """--bench on a protocol whose resources are emulators: the same path as a real bench."""
     protocol, text = load_protocol(PROTOCOL)
-    emus = hardware.start_emulators(protocol)
+    emus = emulate.start_emulators(protocol)
     try:
         for name, cfg in protocol.instruments.items():
             text = text.replace(f"resource: {cfg.resource}", f"resource: {emus.resources[name]}")

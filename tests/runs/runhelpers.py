@@ -27,22 +27,62 @@ def copy_protocol(folder: Path) -> Path:
     return dst
 
 
-def run_inprocess(protocol: Path, out: Path, epochs: int = EPOCHS) -> dict:
-    """``aeqlab run`` without a new interpreter; returns the summary."""
+OPENED: list = []  # the backends the in-process sessions opened, latest last
+
+
+def _open_backend(protocol, kind, **options):
+    from aeqlab.backends import open_backend
+
+    backend = open_backend(protocol, kind, **options)
+    OPENED.append(backend)
+    return backend
+
+
+def _session(hook: str | None):
+    import threading
+
+    from hooks import install
+
+    from aeqlab.runs.progress import LiveView
+    from aeqlab.runs.training import Session
+
+    stop = threading.Event()
+    remove = install(hook, stop) if hook else (lambda: None)
+    return Session([LiveView(Console(file=io.StringIO()))], stop_event=stop), remove
+
+
+def run_inprocess(protocol: Path, out: Path, epochs: int = EPOCHS, hook: str | None = None, kind: str = "sim") -> dict:
+    """``aeqlab run`` without a new interpreter (optionally with a test hook); returns the summary."""
     from aeqlab.protocol import load_protocol
-    from aeqlab.runs.session import RunRequest, run_training
+    from aeqlab.runs import training
 
     prot, text = load_protocol(protocol)
-    return run_training(RunRequest(protocol, prot, text, "sim", epochs, None, out), Console(file=io.StringIO()))
+    session, remove = _session(hook)
+    try:
+        with _open_backend(prot, kind) as backend:
+            return training.start(prot, text, str(protocol), backend, epochs=epochs, out=out, session=session)
+    finally:
+        remove()
+
+
+def resume_inprocess(run_dir, hook: str | None = None, open_backend=None, force: bool = False) -> dict:
+    """``aeqlab resume`` without a new interpreter (optionally with a test hook); returns the summary."""
+    from aeqlab.runs import training
+
+    session, remove = _session(hook)
+    try:
+        return training.resume(run_dir, open_backend or _open_backend, force=force, session=session)
+    finally:
+        remove()
 
 
 def aeqlab(*args: str, hook: str | None = None) -> subprocess.CompletedProcess:
-    """The CLI in a subprocess (optionally with a test hook)."""
+    """The CLI in a subprocess (optionally with a test hook, installed by the test's own code)."""
     env = dict(os.environ)
-    env.pop("AEQLAB_TEST_HOOK", None)
-    if hook:
-        env["AEQLAB_TEST_HOOK"] = hook
+    here = str(Path(__file__).resolve().parent)
     code = "from aeqlab.cli import main; main()"
+    if hook:
+        code = f"import sys; sys.path.insert(0, {here!r}); import hooks; hooks.install({hook!r}); " + code
     return subprocess.run(
         [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
     )

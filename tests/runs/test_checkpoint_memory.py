@@ -8,7 +8,7 @@ from aeqlab.engine.feedback import SecantGains
 from aeqlab.engine.methods.aeqprop import EngineState
 from aeqlab.engine.methods.phases import FeedbackMemory
 from aeqlab.engine.trainer import Checkpoint, EpochTotals
-from aeqlab.journal import pack_checkpoint, unpack_checkpoint
+from aeqlab.runs.journaling import pack_checkpoint, unpack_checkpoint
 
 
 def checkpoint(settle_seen: bool) -> Checkpoint:

@@ -6,25 +6,17 @@ import json
 
 import numpy as np
 import pytest
-from rich.console import Console
-from runhelpers import EPOCHS, aeqlab, copy_protocol, run_inprocess, table
+import runhelpers
+from runhelpers import EPOCHS, aeqlab, copy_protocol, resume_inprocess, run_inprocess, table
 
-import aeqlab.runs.session as session
+from aeqlab.runs.training import exit_code
 
 
 @pytest.fixture
-def captured(monkeypatch):
+def captured():
     """The backends the sessions of a test open (to look at their simulated instruments)."""
-    opened = []
-    real = session.open_backend
-
-    def spy(*args, **kwargs):
-        backend = real(*args, **kwargs)
-        opened.append(backend)
-        return backend
-
-    monkeypatch.setattr(session, "open_backend", spy)
-    return opened
+    runhelpers.OPENED.clear()
+    return runhelpers.OPENED
 
 
 def assert_safe(backend) -> None:
@@ -44,9 +36,9 @@ def test_sigint_subprocess_exits_130_records_interrupted_and_resumes(tmp_path, r
     last = first.stderr.strip().splitlines()[-1]
     assert "interrupted" in last and f"aeqlab resume {run_dir}" in last
     summary = json.loads(first.stdout.strip().splitlines()[-1])
-    assert summary["status"] == "interrupted" and summary["safe_state"] == "ok"
+    assert summary["status"] == "interrupted" and summary["safe_state"] == "safe"
     sessions = table(run_dir / "journal.sqlite", "sessions", "id")
-    assert sessions[-1]["exit_status"] == "interrupted" and sessions[-1]["safe_state"] == "ok"
+    assert sessions[-1]["exit_status"] == "interrupted" and sessions[-1]["safe_state"] == "safe"
     assert sessions[-1]["ended"] is not None
     committed = len(table(run_dir / "journal.sqlite", "samples", "seq"))
     assert 0 < committed == summary["samples"] < EPOCHS * 4
@@ -57,28 +49,24 @@ def test_sigint_subprocess_exits_130_records_interrupted_and_resumes(tmp_path, r
 
 def test_first_ctrl_c_finishes_the_sample_second_stops_at_once(tmp_path, monkeypatch, captured, reference):
     protocol = copy_protocol(tmp_path)
-    monkeypatch.setenv("AEQLAB_TEST_HOOK", "sigint@1500")
-    first = run_inprocess(protocol, tmp_path / "runs")
-    assert first["status"] == "interrupted" and session.exit_code(first) == 130
+    first = run_inprocess(protocol, tmp_path / "runs", hook="sigint@1500")
+    assert first["status"] == "interrupted" and exit_code(first) == 130
     assert first["error"].startswith("stopped after training sample")
     assert_safe(captured[-1])
     run_dir = first["run_dir"]
     # the first Ctrl-C is deferred: every message of the sample in flight was applied, and it was committed
     assert len(table(f"{run_dir}/journal.sqlite", "samples", "seq")) == first["samples"]
-    monkeypatch.setenv("AEQLAB_TEST_HOOK", "sigint@500,sigint@501")
-    second = session.resume_training(run_dir, Console(quiet=True))
+    second = resume_inprocess(run_dir, hook="sigint@500,sigint@501")
     assert second["status"] == "interrupted" and second["error"] == "stopped at once (second Ctrl-C)"
     assert_safe(captured[-1])
-    monkeypatch.delenv("AEQLAB_TEST_HOOK")
-    done = session.resume_training(run_dir, Console(quiet=True))
+    done = resume_inprocess(run_dir)
     assert done["status"] == "completed" and done["params_sha256"] == reference[1]["params_sha256"]
 
 
 def test_instrument_fault_goes_safe_exits_1_and_resumes(tmp_path, monkeypatch, captured, reference):
     protocol = copy_protocol(tmp_path)
-    monkeypatch.setenv("AEQLAB_TEST_HOOK", "fault@1200")
-    failed = run_inprocess(protocol, tmp_path / "runs")
-    assert failed["status"] == "failed" and session.exit_code(failed) == 1
+    failed = run_inprocess(protocol, tmp_path / "runs", hook="fault@1200")
+    assert failed["status"] == "failed" and exit_code(failed) == 1
     assert "injected fault" in failed["error"] and failed["resume"].startswith("aeqlab resume ")
     assert_safe(captured[-1])
     sessions = table(f"{failed['run_dir']}/journal.sqlite", "sessions", "id")
@@ -88,27 +76,22 @@ def test_instrument_fault_goes_safe_exits_1_and_resumes(tmp_path, monkeypatch, c
     header = table(f"{failed['run_dir']}/journal.sqlite", "header", "id")[0]
     theta = np.load(f"{failed['run_dir']}/params.npy")
     assert theta[json.loads(header["tracked_params"])].tolist() == json.loads(last["tracked"])
-    monkeypatch.delenv("AEQLAB_TEST_HOOK")
-    done = session.resume_training(failed["run_dir"], Console(quiet=True))
+    done = resume_inprocess(failed["run_dir"])
     assert done["params_sha256"] == reference[1]["params_sha256"]
 
 
 def test_resume_on_a_bench_rehomes_to_the_checkpointed_targets(tmp_path, monkeypatch, captured):
     """Without a backend snapshot (a bench), homeostasis brings θ back to the checkpoint's θ* first."""
     protocol = copy_protocol(tmp_path)
-    monkeypatch.setenv("AEQLAB_TEST_HOOK", "stop@1200")
-    first = run_inprocess(protocol, tmp_path / "runs")
+    first = run_inprocess(protocol, tmp_path / "runs", hook="stop@1200")
     assert first["status"] == "interrupted"
-    monkeypatch.delenv("AEQLAB_TEST_HOOK")
-    real = session.open_backend
 
     def bench_like(*args, **kwargs):
-        backend = real(*args, **kwargs)
+        backend = runhelpers._open_backend(*args, **kwargs)
         backend.snapshot = backend.restore = None
         return backend
 
-    monkeypatch.setattr(session, "open_backend", bench_like)
-    done = session.resume_training(first["run_dir"], Console(quiet=True))
+    done = resume_inprocess(first["run_dir"], open_backend=bench_like)
     assert done["status"] == "completed"
     sessions = table(f"{first['run_dir']}/journal.sqlite", "sessions", "id")
     tol = 1e-6  # the protocol's homeostasis tolerance

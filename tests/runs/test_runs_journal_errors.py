@@ -25,9 +25,7 @@ def digest(path) -> str:
 def interrupted_run(tmp_path, monkeypatch):
     """A run stopped after a few samples, its journal folded into one file."""
     protocol = copy_protocol(tmp_path)
-    monkeypatch.setenv("AEQLAB_TEST_HOOK", "stop@900")
-    summary = run_inprocess(protocol, tmp_path / "runs")
-    monkeypatch.delenv("AEQLAB_TEST_HOOK")
+    summary = run_inprocess(protocol, tmp_path / "runs", hook="stop@900")
     assert summary["status"] == "interrupted"
     return protocol, tmp_path / "runs" / summary["run_dir"].rsplit("/", 1)[-1]
 

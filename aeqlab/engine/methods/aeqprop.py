@@ -14,12 +14,17 @@ fixed from the free-phase error (``linearized``) or re-measured until consistent
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from aeqlab.engine.methods.base import SampleContext, TrainingMethod
 from aeqlab.engine.methods.phases import FeedbackMemory, Nudge, PhaseResult, run_phase, settle_and_read
-from aeqlab.engine.plan import Plan, Set
+from aeqlab.engine.plan import Mark, Plan, Set
+from aeqlab.engine.state import EngineState
 from aeqlab.protocol import Method
+
+__all__ = ["Aeqprop", "EngineState", "SampleRecord", "betas", "free_phase", "predict", "train_sample"]
 
 VARIANTS = {
     "centered": (-0.5, 0.5),
@@ -36,7 +41,7 @@ def betas(variant: str, beta: float) -> tuple[float, float]:
 
 @dataclass
 class SampleRecord:
-    """What one training sample did (model units)."""
+    """What one Aeqprop sample did (model units)."""
 
     prediction: np.ndarray
     loss: float
@@ -49,8 +54,13 @@ class SampleRecord:
     clamped: PhaseResult
 
     @property
+    def separate_homeostasis(self) -> bool:
+        """False when θ was already held at θ* by the free phase and β₁ = 0 (one phase did both)."""
+        return self.homeostatic is not self.free
+
+    @property
     def homeostasis_iterations(self) -> int:
-        return self.free.iterations + self.homeostatic.iterations
+        return self.free.iterations + (self.homeostatic.iterations if self.separate_homeostasis else 0)
 
     @property
     def converged(self) -> bool:
@@ -60,14 +70,36 @@ class SampleRecord:
     def saturated(self) -> bool:
         return self.free.saturated or self.homeostatic.saturated
 
+    def phase_iterations(self) -> dict[str, int]:
+        out = {"free": self.free.iterations}
+        if self.separate_homeostasis:
+            out["homeostatic"] = self.homeostatic.iterations
+        out["clamped"] = self.clamped.iterations
+        return out
 
-@dataclass
-class EngineState:
-    """What the engine carries from sample to sample: targets, knob setpoints, learnt gains."""
-
-    targets: np.ndarray
-    knobs: np.ndarray
-    memory: FeedbackMemory
+    def journal_fields(self) -> dict[str, Any]:
+        separate = self.separate_homeostasis
+        return {
+            "predicted": int(np.argmax(self.prediction)),
+            "correct": int(self.correct),
+            "loss": float(self.loss),
+            "free_output": self.prediction,
+            "nudge_homeostatic": self.homeostatic.currents if separate else None,
+            "nudge_clamped": self.clamped.currents,
+            "nudge_norm": float(np.linalg.norm(self.clamped.currents)),
+            "step_norm": float(np.linalg.norm(self.step)),
+            "free_iterations": int(self.free.iterations),
+            "homeostatic_iterations": int(self.homeostatic.iterations if separate else 0),
+            "clamped_iterations": int(self.clamped.iterations),
+            "free_residual": float(self.free.residual),
+            "residual": float(self.homeostatic.residual),
+            "tracking_residual": float(max(self.homeostatic.tracking_residual, self.clamped.tracking_residual)),
+            "converged": int(self.converged),
+            "saturated": int(self.saturated),
+            "settle_timeouts": int(
+                sum(p.settle_timeouts for p in ([self.free, self.clamped] + ([self.homeostatic] if separate else [])))
+            ),
+        }
 
 
 def free_phase(state: EngineState, x: np.ndarray, method: Method) -> Plan[PhaseResult]:
@@ -103,12 +135,14 @@ def train_sample(state: EngineState, x: np.ndarray, y: np.ndarray, method: Metho
     """One Aeqprop cycle on one example; updates ``state`` (targets, knobs)."""
     b1, b2 = betas(method.variant, beta)
     tracking = method.nudging == "tracking"
+    yield Mark("free")
     free = yield from free_phase(state, x, method)
     y_free = free.outputs
     # homeostatic phase at β₁ (with β₁ = 0 and a held free phase, θ is already at θ*)
     if b1 != 0.0 or not method.free_phase_homeostasis:
         i1 = tracking_guess(state.memory, b1, y, y_free, np.zeros_like(y)) if tracking else b1 * (y - y_free)
         nudge = Nudge(b1, y, i1, tracking) if b1 != 0.0 else None
+        yield Mark("homeostatic")
         homeo = yield from run_phase(
             state.memory, state.knobs, state.targets, nudge, method.homeostasis, method.tracking, method.settle_policy
         )
@@ -123,6 +157,7 @@ def train_sample(state: EngineState, x: np.ndarray, y: np.ndarray, method: Metho
     else:
         i2 = b2 * (y - y_free)
     nudge2 = Nudge(b2, y, i2, tracking)
+    yield Mark("clamped")
     clamped = yield from run_phase(
         state.memory, state.knobs, None, nudge2, method.homeostasis, method.tracking, method.settle_policy
     )
@@ -167,3 +202,13 @@ def predict(state: EngineState, x: np.ndarray, method: Method) -> Plan[np.ndarra
     """The prediction for one input (the free phase alone)."""
     res = yield from free_phase(state, x, method)
     return res.outputs
+
+
+class Aeqprop(TrainingMethod):
+    """Agnostic Equilibrium Propagation (centered, optimistic or pessimistic; tracking or linearized nudging)."""
+
+    name = "aeqprop"
+    phases = ("free", "homeostatic", "clamped")
+
+    def sample(self, state: EngineState, x: np.ndarray, y: np.ndarray, beta: float, ctx: SampleContext):
+        return train_sample(state, x, y, ctx.config, beta)

@@ -17,30 +17,82 @@ The oracle is a callable ``oracle(x, y) -> ε⊙∇L`` handed in by the composit
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from aeqlab.engine.methods.aeqprop import EngineState, SampleRecord, free_phase
-from aeqlab.engine.methods.spsa import idle_phase
-from aeqlab.engine.plan import Plan
+from aeqlab.engine.methods.aeqprop import free_phase
+from aeqlab.engine.methods.base import Oracle, SampleContext, TrainingMethod
+from aeqlab.engine.methods.phases import PhaseResult
+from aeqlab.engine.plan import Mark, Plan
+from aeqlab.engine.state import EngineState
 from aeqlab.protocol import Method
 
-Oracle = Callable[[np.ndarray, np.ndarray], np.ndarray]
-"""``oracle(x, y)``: ε⊙∇_θL at the system's present equilibrium (model units, role order)."""
+__all__ = ["ExactGradient", "ExactRecord", "Oracle", "train_sample"]
+
+
+@dataclass
+class ExactRecord:
+    """What one exact-gradient sample did: the free phase and the oracle's step."""
+
+    prediction: np.ndarray
+    loss: float
+    correct: bool
+    step: np.ndarray
+    theta_h: np.ndarray
+    theta_new: np.ndarray
+    free: PhaseResult
+
+    @property
+    def converged(self) -> bool:
+        return self.free.converged
+
+    @property
+    def saturated(self) -> bool:
+        return self.free.saturated
+
+    @property
+    def homeostasis_iterations(self) -> int:
+        return self.free.iterations
+
+    def phase_iterations(self) -> dict[str, int]:
+        return {"free": self.free.iterations}
+
+    def journal_fields(self) -> dict[str, Any]:
+        return {
+            "predicted": int(np.argmax(self.prediction)),
+            "correct": int(self.correct),
+            "loss": float(self.loss),
+            "free_output": self.prediction,
+            "nudge_homeostatic": None,
+            "nudge_clamped": None,
+            "nudge_norm": 0.0,
+            "step_norm": float(np.linalg.norm(self.step)),
+            "free_iterations": int(self.free.iterations),
+            "homeostatic_iterations": 0,
+            "clamped_iterations": 0,
+            "free_residual": float(self.free.residual),
+            "residual": float(self.free.residual),
+            "tracking_residual": 0.0,
+            "converged": int(self.converged),
+            "saturated": int(self.saturated),
+            "settle_timeouts": int(self.free.settle_timeouts),
+        }
 
 
 def train_sample(
     state: EngineState, x: np.ndarray, y: np.ndarray, method: Method, beta: float, oracle: Oracle
-) -> Plan[SampleRecord]:
+) -> Plan[ExactRecord]:
     """One exact-gradient step on one example; updates ``state`` (targets, knobs)."""
+    yield Mark("free")
     free = yield from free_phase(state, x, method)
     gradient = np.asarray(oracle(x, y), dtype=float)
     step = -method.exact.scale * beta * gradient
     theta_h = state.targets.copy()
     state.targets = state.targets + step
     y_free = free.outputs
-    return SampleRecord(
+    return ExactRecord(
         prediction=y_free,
         loss=0.5 * float(np.sum((y_free - y) ** 2)),
         correct=bool(np.argmax(y_free) == np.argmax(y)),
@@ -48,6 +100,15 @@ def train_sample(
         theta_h=theta_h,
         theta_new=state.targets.copy(),
         free=free,
-        homeostatic=free,
-        clamped=idle_phase(free),
     )
+
+
+class ExactGradient(TrainingMethod):
+    """SGD with the twin's exact gradient, applied through homeostasis (twin only)."""
+
+    name = "exact"
+    needs_oracle = True
+    phases = ("free",)
+
+    def sample(self, state: EngineState, x: np.ndarray, y: np.ndarray, beta: float, ctx: SampleContext):
+        return train_sample(state, x, y, ctx.config, beta, ctx.oracle)

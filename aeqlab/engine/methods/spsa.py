@@ -14,12 +14,70 @@ depends only on (seed, k), a resumed run draws the same perturbations.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
 import numpy as np
 
-from aeqlab.engine.methods.aeqprop import EngineState, SampleRecord
+from aeqlab.engine.methods.base import SampleContext, TrainingMethod
 from aeqlab.engine.methods.phases import PhaseResult, run_phase
-from aeqlab.engine.plan import Plan, Set
+from aeqlab.engine.plan import Mark, Plan, Set
+from aeqlab.engine.state import EngineState
 from aeqlab.protocol import Method
+
+
+@dataclass
+class SpsaRecord:
+    """What one SPSA sample did: the two held phases, their losses and the step."""
+
+    JOURNAL_PHASES: ClassVar[dict[str, str]] = {"plus": "free_s", "minus": "homeostatic_s"}
+
+    prediction: np.ndarray
+    loss: float
+    correct: bool
+    step: np.ndarray
+    theta_h: np.ndarray
+    theta_new: np.ndarray
+    plus: PhaseResult
+    minus: PhaseResult
+    loss_plus: float
+    loss_minus: float
+
+    @property
+    def converged(self) -> bool:
+        return self.plus.converged and self.minus.converged
+
+    @property
+    def saturated(self) -> bool:
+        return self.plus.saturated or self.minus.saturated
+
+    @property
+    def homeostasis_iterations(self) -> int:
+        return self.plus.iterations + self.minus.iterations
+
+    def phase_iterations(self) -> dict[str, int]:
+        return {"plus": self.plus.iterations, "minus": self.minus.iterations}
+
+    def journal_fields(self) -> dict[str, Any]:
+        return {
+            "predicted": int(np.argmax(self.prediction)),
+            "correct": int(self.correct),
+            "loss": float(self.loss),
+            "free_output": self.prediction,
+            "nudge_homeostatic": None,
+            "nudge_clamped": None,
+            "nudge_norm": 0.0,
+            "step_norm": float(np.linalg.norm(self.step)),
+            "free_iterations": int(self.plus.iterations),  # the θ* + cΔ phase
+            "homeostatic_iterations": int(self.minus.iterations),  # the θ* − cΔ phase
+            "clamped_iterations": 0,
+            "free_residual": float(self.plus.residual),
+            "residual": float(self.minus.residual),
+            "tracking_residual": 0.0,
+            "converged": int(self.converged),
+            "saturated": int(self.saturated),
+            "settle_timeouts": int(self.plus.settle_timeouts + self.minus.settle_timeouts),
+        }
 
 
 def gains(method: Method, k: int) -> tuple[float, float]:
@@ -36,22 +94,18 @@ def perturbation(seed: int, k: int, n: int) -> np.ndarray:
     return rng.integers(0, 2, n).astype(float) * 2.0 - 1.0
 
 
-def idle_phase(res: PhaseResult) -> PhaseResult:
-    """A phase that measured nothing (the record's clamped slot for methods without one)."""
-    return PhaseResult(res.theta, res.outputs, np.zeros(res.outputs.size), res.knobs, 0, 0.0, 0.0, True, False)
-
-
 def _loss(outputs: np.ndarray, y: np.ndarray) -> float:
     return 0.5 * float(np.sum((outputs - y) ** 2))
 
 
-def train_sample(state: EngineState, x: np.ndarray, y: np.ndarray, method: Method, k: int) -> Plan[SampleRecord]:
+def train_sample(state: EngineState, x: np.ndarray, y: np.ndarray, method: Method, k: int) -> Plan[SpsaRecord]:
     """One SPSA iteration on one example (the k-th sample of the run); updates ``state``."""
     a_k, c_k = gains(method, k)
     delta = perturbation(method.spsa.seed, k, state.targets.size)
     yield Set("inputs", x)
     held: list[PhaseResult] = []
     for sign in (1.0, -1.0):
+        yield Mark("plus" if sign > 0 else "minus")
         res = yield from run_phase(
             state.memory,
             state.knobs,
@@ -69,14 +123,25 @@ def train_sample(state: EngineState, x: np.ndarray, y: np.ndarray, method: Metho
     theta_h = state.targets.copy()
     state.targets = state.targets + step
     prediction = 0.5 * (plus.outputs + minus.outputs)
-    return SampleRecord(
+    return SpsaRecord(
         prediction=prediction,
         loss=_loss(prediction, y),
         correct=bool(np.argmax(prediction) == np.argmax(y)),
         step=step,
         theta_h=theta_h,
         theta_new=state.targets.copy(),
-        free=plus,
-        homeostatic=minus,
-        clamped=idle_phase(minus),
+        plus=plus,
+        minus=minus,
+        loss_plus=l_plus,
+        loss_minus=l_minus,
     )
+
+
+class Spsa(TrainingMethod):
+    """Simultaneous-perturbation stochastic approximation: the order-zero baseline."""
+
+    name = "spsa"
+    phases = ("plus", "minus")
+
+    def sample(self, state: EngineState, x: np.ndarray, y: np.ndarray, beta: float, ctx: SampleContext):
+        return train_sample(state, x, y, ctx.config, ctx.samples_done)

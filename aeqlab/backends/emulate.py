@@ -1,17 +1,12 @@
-"""Composition root for real drivers: protocol → driver instances → bench.
+"""Composition root of the ``emulate`` backend: the real driver classes on emulated instruments.
 
-* :func:`open_bench`: the real driver classes on the resources the protocol names;
-* :func:`open_emulated`: the same driver classes on emulators of the instruments
-  (loopback TCP, pseudo-terminals) coupled to the protocol's twin, wired with the same
-  true transfers and knob errors as ``--sim`` (:mod:`aeqlab.backends.sim`).
-
-Like :mod:`aeqlab.backends.sim`, this module may import both :mod:`drivers` and :mod:`sim_backends`.
+The emulators (loopback TCP, pseudo-terminals) are coupled to the protocol's twin and
+wired with the same true transfers and knob errors as ``--sim`` (:mod:`aeqlab.backends.sim`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import threading
 import time
@@ -21,94 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from aeqlab.backends import Backend
+from aeqlab.backends.bench import ROLE_NAMES, _link_stats, open_instruments
+from aeqlab.backends.sim import build_twin, stability_preflight, wire_true_transfers
+from aeqlab.engine.backend import Backend
 from aeqlab.engine.bench import Bench
-from aeqlab.errors import AeqlabError, InputError
+from aeqlab.errors import InputError
 from aeqlab.protocol import Protocol
-from drivers import registry
-from drivers.base import DriverSettings, Ramp
 from drivers.capabilities import WallClock
+from sim_backends.emulators import EMULATORS, TwinChannels
 
-ROLE_NAMES = ("inputs", "outputs", "knobs", "params", "nudges")
 LOG_ENV = "AEQLAB_EMULATOR_LOG"
 
 
-# ------------------------------------------------------------------ settings
-def driver_settings(name: str, cfg: Any, resource: str | None = None) -> DriverSettings:
-    """Translate ``instruments.<name>`` (present or future protocol model) into driver settings."""
-    ramp = getattr(cfg, "ramp", None)
-    if isinstance(ramp, dict):
-        ramp = Ramp(float(ramp.get("step", math.inf)), float(ramp.get("rate", math.inf)))
-    elif ramp is not None and not isinstance(ramp, Ramp):
-        step = getattr(ramp, "step", None)
-        rate = getattr(ramp, "rate", None)
-        ramp = Ramp(float(step) if step else math.inf, float(rate) if rate else math.inf)
-    options = getattr(cfg, "options", None) or {}
-    if hasattr(options, "model_dump"):
-        options = options.model_dump()
-    options = dict(options)
-    nplc = getattr(cfg, "nplc", None)  # a protocol-level setting, for the drivers that take one
-    if nplc is not None and "nplc" not in options:
-        model = registry.options_model(cfg.driver)
-        if model is not None and "nplc" in model.model_fields:
-            options["nplc"] = nplc
-    return DriverSettings(
-        resource=resource if resource is not None else cfg.resource,
-        channels=cfg.channels,
-        voltage_range=tuple(cfg.voltage_range),
-        current_range=tuple(cfg.current_range),
-        timeout=float(getattr(cfg, "timeout", None) or 2.0),
-        baud=int(getattr(cfg, "baud", None) or 115200),
-        read_termination=getattr(cfg, "read_termination", None) or "\n",
-        write_termination=getattr(cfg, "write_termination", None) or "\n",
-        ramp=ramp or Ramp(),
-        options=dict(options),
-    )
-
-
-def open_instruments(protocol: Protocol, resources: dict[str, str] | None = None) -> dict[str, Any]:
-    """Open every instrument of the protocol with its registered driver (nothing is changed)."""
-    opened: dict[str, Any] = {}
-    try:
-        for name, cfg in protocol.instruments.items():
-            if cfg.driver == "sim":
-                raise InputError(
-                    f"instrument {name!r} is 'sim', which has no real driver",
-                    where=f"instruments.{name}.driver",
-                    hint=f"name a driver ({', '.join(registry.names())}) or run with --sim",
-                )
-            cls = registry.get(cfg.driver)
-            settings = driver_settings(name, cfg, (resources or {}).get(name))
-            opened[name] = cls.open(name, settings)
-        return opened
-    except BaseException:
-        for obj in opened.values():
-            obj.close()
-        raise
-
-
-def open_bench(protocol: Protocol) -> Backend:
-    """The real instruments the protocol names, behind a bench on the wall clock."""
-    instruments = open_instruments(protocol)
-    try:
-        bench = Bench(protocol, instruments, WallClock())
-    except BaseException:
-        for obj in instruments.values():
-            obj.close()
-        raise
-    return Backend("bench", bench, diagnostics=lambda: _link_stats(instruments))
-
-
-def _link_stats(instruments: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for name, obj in instruments.items():
-        link = getattr(obj, "link", None)
-        if link is not None:
-            out[f"{name}_exchanges"] = link.round_trips
-    return {"instrument_exchanges": out}
-
-
-# ---------------------------------------------------------------- emulation
 @dataclass
 class EmulatorSet:
     """Running emulators of a protocol's instruments, bound to one twin."""
@@ -165,9 +84,6 @@ def board_counts(cfg: Any) -> tuple[int, int]:
 
 def start_emulators(protocol: Protocol, twin: Any | None = None) -> EmulatorSet:
     """Start one emulator per instrument over the protocol's twin, wired as ``--sim`` wires it."""
-    from aeqlab.backends.sim import build_twin
-    from sim_backends.emulators import EMULATORS, TwinChannels
-
     if twin is None:
         twin = build_twin(protocol)
         twin.clock = TwinWallClock()  # emulated instruments live in wall-clock time
@@ -228,8 +144,6 @@ def start_emulators(protocol: Protocol, twin: Any | None = None) -> EmulatorSet:
 
 def _wire(protocol: Protocol, twin: Any, wirings: dict[str, Any]) -> None:
     """The true SI transfers of every channel, exactly as the simulated instruments get them."""
-    from aeqlab.backends.sim import wire_true_transfers
-
     wire_true_transfers(protocol, wirings)
 
 
@@ -254,24 +168,15 @@ def open_emulated(protocol: Protocol) -> Backend:
         twin = {f"twin_{k}": v for k, v in st.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         return {**twin, **_link_stats(instruments)}
 
-    backend = Backend("emulate", bench, diagnostics=diagnostics, closers=[emus.stop], twin=emus.twin)
+    backend = Backend(
+        "emulate",
+        bench,
+        diagnostics=diagnostics,
+        closers=[emus.stop],
+        twin=emus.twin,
+        stability=lambda x: stability_preflight(emus.twin, x),
+    )
     backend.emulators = emus  # type: ignore[attr-defined]  # for tests and tools
     return backend
 
 
-def describe(name: str, obj: Any) -> dict[str, Any]:
-    """Identity, channels, limits and present state of an open instrument (changes nothing)."""
-    info: dict[str, Any] = {"name": name, "identity": obj.identify(), "channels": getattr(obj, "n_channels", None)}
-    limits = {}
-    for attr in ("output_limits", "current_limits", "input_limits"):
-        table = getattr(obj, attr, None)
-        if table is not None:
-            limits[attr] = f"[{table.low.min():g}, {table.high.max():g}] {table.unit}"
-    info["limits"] = limits
-    state = getattr(obj, "state", None)
-    if callable(state):
-        try:
-            info["state"] = state()
-        except AeqlabError as exc:
-            info["state"] = f"unavailable: {exc}"
-    return info

@@ -1,0 +1,112 @@
+"""Composition root of the ``bench`` backend: protocol → real driver instances → bench.
+
+Imports :mod:`drivers` only, never :mod:`sim_backends` (an import-linter contract).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from aeqlab.engine.backend import Backend
+from aeqlab.engine.bench import Bench
+from aeqlab.errors import AeqlabError, InputError
+from aeqlab.protocol import Protocol
+from drivers import registry
+from drivers.base import DriverSettings, Ramp
+from drivers.capabilities import WallClock
+
+ROLE_NAMES = ("inputs", "outputs", "knobs", "params", "nudges")
+
+
+# ------------------------------------------------------------------ settings
+def driver_settings(name: str, cfg: Any, resource: str | None = None) -> DriverSettings:
+    """Translate ``instruments.<name>`` (present or future protocol model) into driver settings."""
+    ramp = getattr(cfg, "ramp", None)
+    if isinstance(ramp, dict):
+        ramp = Ramp(float(ramp.get("step", math.inf)), float(ramp.get("rate", math.inf)))
+    elif ramp is not None and not isinstance(ramp, Ramp):
+        step = getattr(ramp, "step", None)
+        rate = getattr(ramp, "rate", None)
+        ramp = Ramp(float(step) if step else math.inf, float(rate) if rate else math.inf)
+    options = getattr(cfg, "options", None) or {}
+    if hasattr(options, "model_dump"):
+        options = options.model_dump()
+    options = dict(options)
+    nplc = getattr(cfg, "nplc", None)  # a protocol-level setting, for the drivers that take one
+    if nplc is not None and "nplc" not in options:
+        model = registry.options_model(cfg.driver)
+        if model is not None and "nplc" in model.model_fields:
+            options["nplc"] = nplc
+    return DriverSettings(
+        resource=resource if resource is not None else cfg.resource,
+        channels=cfg.channels,
+        voltage_range=tuple(cfg.voltage_range),
+        current_range=tuple(cfg.current_range),
+        timeout=float(getattr(cfg, "timeout", None) or 2.0),
+        baud=int(getattr(cfg, "baud", None) or 115200),
+        read_termination=getattr(cfg, "read_termination", None) or "\n",
+        write_termination=getattr(cfg, "write_termination", None) or "\n",
+        ramp=ramp or Ramp(),
+        options=dict(options),
+    )
+
+
+def open_instruments(protocol: Protocol, resources: dict[str, str] | None = None) -> dict[str, Any]:
+    """Open every instrument of the protocol with its registered driver (nothing is changed)."""
+    opened: dict[str, Any] = {}
+    try:
+        for name, cfg in protocol.instruments.items():
+            if cfg.driver == "sim":
+                raise InputError(
+                    f"instrument {name!r} is 'sim', which has no real driver",
+                    where=f"instruments.{name}.driver",
+                    hint=f"name a driver ({', '.join(registry.names())}) or run with --sim",
+                )
+            cls = registry.get(cfg.driver)
+            settings = driver_settings(name, cfg, (resources or {}).get(name))
+            opened[name] = cls.open(name, settings)
+        return opened
+    except BaseException:
+        for obj in opened.values():
+            obj.close()
+        raise
+
+
+def open_bench(protocol: Protocol) -> Backend:
+    """The real instruments the protocol names, behind a bench on the wall clock."""
+    instruments = open_instruments(protocol)
+    try:
+        bench = Bench(protocol, instruments, WallClock())
+    except BaseException:
+        for obj in instruments.values():
+            obj.close()
+        raise
+    return Backend("bench", bench, diagnostics=lambda: _link_stats(instruments))
+
+
+def _link_stats(instruments: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for name, obj in instruments.items():
+        link = getattr(obj, "link", None)
+        if link is not None:
+            out[f"{name}_exchanges"] = link.round_trips
+    return {"instrument_exchanges": out}
+
+
+def describe(name: str, obj: Any) -> dict[str, Any]:
+    """Identity, channels, limits and present state of an open instrument (changes nothing)."""
+    info: dict[str, Any] = {"name": name, "identity": obj.identify(), "channels": getattr(obj, "n_channels", None)}
+    limits = {}
+    for attr in ("output_limits", "current_limits", "input_limits"):
+        table = getattr(obj, attr, None)
+        if table is not None:
+            limits[attr] = f"[{table.low.min():g}, {table.high.max():g}] {table.unit}"
+    info["limits"] = limits
+    state = getattr(obj, "state", None)
+    if callable(state):
+        try:
+            info["state"] = state()
+        except AeqlabError as exc:
+            info["state"] = f"unavailable: {exc}"
+    return info

@@ -1,0 +1,205 @@
+"""A run as an object: opened from its folder, read as pandas and xarray.
+
+:class:`Run` reads a run folder (``aeqlab run``'s, or one written by the API) without
+writing to it: its summary, its journal's samples, epochs and sessions as pandas
+DataFrames, and an xarray Dataset with the per-sample scalars and the tracked
+parameters over time, with units. Run folders written by earlier versions open too.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aeqlab.errors import InputError
+from aeqlab.journal import Header, Journal
+from aeqlab.journal.check import check_file
+from aeqlab.journal.database import VECTOR_COLUMNS
+
+# units of the journal's per-sample columns (model units are those of the twin / the calibrated roles)
+SAMPLE_UNITS = {
+    "loss": "model units²",
+    "nudge_norm": "model units",
+    "step_norm": "model units",
+    "free_residual": "model units",
+    "residual": "model units",
+    "tracking_residual": "model units",
+    "free_s": "s",
+    "homeostatic_s": "s",
+    "clamped_s": "s",
+    "sample_s": "s",
+}
+
+
+class Run:
+    """A run folder, read-only.
+
+    Parameters
+    ----------
+    path
+        The run folder (``runs/<name>-<time>``).
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise InputError(
+                "no such run folder",
+                where=str(self.path),
+                hint="give a folder made by 'aeqlab run'; 'aeqlab runs' lists them",
+            )
+        check_file(self.path / "journal.sqlite")
+
+    def __repr__(self) -> str:
+        s = self.summary
+        return f"Run({str(self.path)!r}, status={s.get('status')!r}, samples={s.get('samples')})"
+
+    def _journal(self) -> Journal:
+        return Journal.open_live(self.path / "journal.sqlite")
+
+    def _read(self, fn):
+        j = self._journal()
+        try:
+            return fn(j)
+        finally:
+            j.close()
+
+    @cached_property
+    def header(self) -> Header:
+        return self._read(lambda j: j.header())
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The summary of the last session (as ``aeqlab run --json`` prints it), or the journal's status."""
+        f = self.path / "summary.json"
+        if f.is_file():
+            try:
+                return json.loads(f.read_text(encoding="utf-8"))
+            except ValueError:
+                pass
+        return self._read(lambda j: {"run_dir": str(self.path), "status": j.status(), "samples": j.last_sample()})
+
+    @property
+    def status(self) -> str:
+        return self._read(lambda j: j.status())
+
+    @property
+    def params(self) -> np.ndarray | None:
+        """The last committed parameter targets θ* (role order), or None before the first commit."""
+        f = self.path / "params.npy"
+        return np.load(f) if f.is_file() else None
+
+    @property
+    def protocol_text(self) -> str:
+        return self.header.protocol_text
+
+    def protocol(self):
+        """The protocol the run used (from the run folder's copy)."""
+        from aeqlab.protocol import load_protocol
+
+        f = self.path / "protocol.yaml"
+        if f.is_file():
+            return load_protocol(f)[0]
+        from aeqlab.protocol import parse_protocol
+
+        return parse_protocol(self.header.protocol_text, str(f))
+
+    # ------------------------------------------------------------------ pandas
+    def samples(self):
+        """One row per training sample (the journal's ``samples`` table); vector columns hold arrays."""
+        import pandas as pd
+
+        rows = self._read(lambda j: j.samples())
+        for r in rows:
+            for col in VECTOR_COLUMNS:
+                if col in r and isinstance(r[col], str):
+                    r[col] = np.asarray(json.loads(r[col]), dtype=float)
+        df = pd.DataFrame(rows)
+        return df.set_index("seq") if "seq" in df else df
+
+    def epochs(self):
+        """One row per evaluation: epoch 0 (before training) and each epoch's end."""
+        import pandas as pd
+
+        df = pd.DataFrame(self._read(lambda j: j.epochs()))
+        return df.set_index("epoch") if "epoch" in df else df
+
+    def sessions(self):
+        """One row per session (start, resumes): status, error, safe state."""
+        import pandas as pd
+
+        df = pd.DataFrame(self._read(lambda j: j.sessions()))
+        return df.set_index("id") if "id" in df else df
+
+    # ------------------------------------------------------------------ xarray
+    def to_xarray(self):
+        """The run as an :class:`xarray.Dataset`.
+
+        Dimensions ``sample`` (training samples, numbered from 1), ``param`` (the tracked
+        parameters, by their index in role order), ``output`` and ``epoch``. Variables:
+        every per-sample scalar of the journal (the sample's epoch as ``sample_epoch``), ``tracked`` (θ* of the tracked parameters
+        after each sample), ``free_output`` and ``target``, and the per-epoch figures
+        (``epoch_*``). Units are in each variable's ``units`` attribute.
+        """
+        import xarray as xr
+
+        df = self.samples()
+        header = self.header
+        tracked_idx = np.asarray(header.tracked_params, dtype=int)
+        seq = df.index.to_numpy(dtype=int) if len(df) else np.zeros(0, dtype=int)
+        data_vars: dict[str, Any] = {}
+        for col in df.columns:
+            if col in VECTOR_COLUMNS or col == "session":
+                continue
+            values = df[col].to_numpy()
+            if values.dtype == object:
+                values = values.astype(float)
+            name = "sample_epoch" if col == "epoch" else col  # "epoch" is the dimension of the epoch figures
+            data_vars[name] = xr.Variable(("sample",), values, {"units": SAMPLE_UNITS.get(col, "1")})
+        n_out = 0
+
+        def stack(col: str, width: int) -> np.ndarray:
+            if not len(df):
+                return np.zeros((0, width))
+            return np.vstack(
+                [np.resize(np.asarray(v, float), width) if len(v) else np.full(width, np.nan) for v in df[col]]
+            )
+
+        if len(df):
+            n_out = max(len(v) for v in df["free_output"])
+        data_vars["tracked"] = xr.Variable(
+            ("sample", "param"), stack("tracked", len(tracked_idx)), {"units": "model units", "long_name": "θ*"}
+        )
+        data_vars["free_output"] = xr.Variable(
+            ("sample", "output"), stack("free_output", n_out), {"units": "model units"}
+        )
+        data_vars["target"] = xr.Variable(("sample", "output"), stack("target", n_out), {"units": "model units"})
+        ep = self.epochs()
+        for col in ep.columns:
+            values = ep[col].to_numpy(dtype=float)
+            data_vars[f"epoch_{col}"] = xr.Variable(("epoch",), values, {"units": "s" if col == "wall_s" else "1"})
+        ds = xr.Dataset(
+            data_vars,
+            coords={
+                "sample": seq,
+                "param": tracked_idx,
+                "output": np.arange(n_out),
+                "epoch": ep.index.to_numpy(dtype=int) if len(ep) else np.zeros(0, dtype=int),
+            },
+            attrs={
+                "protocol": header.protocol_name,
+                "protocol_sha256": header.protocol_sha256,
+                "backend": header.backend,
+                "seed": header.seed,
+                "epochs": header.epochs,
+                "samples_per_epoch": header.samples_per_epoch,
+                "started": header.started,
+                "task": str(header.extra.get("task", "classification")),
+                "run_dir": str(self.path),
+            },
+        )
+        return ds

@@ -1,0 +1,1 @@
+"""The example protocols, installed as the package data of ``aeqlab.examples`` (see ``aeqlab.example``)."""
