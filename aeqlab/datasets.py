@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from aeqlab.errors import InputError
-from aeqlab.protocol import Dataset as DatasetConfig
+
+if TYPE_CHECKING:  # the protocol's dataset section; the protocol reads data through this module
+    from aeqlab.protocol import Dataset as DatasetConfig
 
 
 @dataclass(frozen=True)

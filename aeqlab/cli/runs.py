@@ -7,61 +7,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from aeqlab.cli.app import app, err, fail
+from aeqlab.cli.app import app, fail
 from aeqlab.errors import AeqlabError
-
-
-def finish_session(summary: dict[str, Any], as_json: bool) -> None:
-    """Report how a training session ended and exit with its code (0, 1 on a fault, 130 interrupted)."""
-    from aeqlab.runs.training import exit_code
-
-    code = exit_code(summary)
-    if code == 0:
-        _done(summary)
-    if code:
-        what = "interrupted" if summary["status"] == "interrupted" else "error"
-        safe = summary.get("safe_state", "unknown")
-        safe_txt = "every source is in its safe state" if safe == "safe" else f"safe state: {safe}"
-        err.print(
-            f"[red]{what}:[/red] {summary.get('error', '')}; {safe_txt}; "
-            f"{summary['samples']} samples are committed; "
-            + (f"resume with: {summary['resume']}" if summary["resume"].startswith("aeqlab") else summary["resume"]),
-            markup=True,
-            soft_wrap=True,
-        )
-    if as_json:
-        print(json.dumps(summary))
-    if code:
-        raise typer.Exit(code)
-
-
-def _done(summary: dict[str, Any]) -> None:
-    """The closing lines of a completed session: the result, and the run's flags with where to see them."""
-    regression = "test_r2" in summary
-    metric = "R²" if regression else "accuracy"
-    if "test_accuracy" in summary:
-        err.print(
-            f"done: test {metric} {summary.get('initial_test_accuracy', float('nan')):.3f} -> "
-            f"{summary['test_accuracy']:.3f}, {summary['samples']} samples in {summary['wall_s']:.1f} s; "
-            f"run folder {summary['run_dir']}",
-            markup=False,
-        )
-    flagged = {
-        "samples whose homeostasis did not reach its tolerance (journal: samples.converged)": summary.get(
-            "homeostasis_unconverged", 0
-        ),
-        "samples with a knob held at its limit (journal: samples.saturated)": summary.get("knob_saturations", 0),
-        "jumps of the twin from unstable states (twin statistics, in the summary)": summary.get(
-            "twin_unstable_jumps", 0
-        ),
-    }
-    for what, count in flagged.items():
-        if count:
-            err.print(f"[yellow]note:[/yellow] {count} {what}; aeqlab report {summary['run_dir']} shows where")
 
 
 @app.command()
@@ -72,7 +23,7 @@ def resume(
 ) -> None:
     """Continue a run from its last committed sample, on the backend it used."""
     from aeqlab.backends import open_backend
-    from aeqlab.cli.train import cli_session
+    from aeqlab.cli.sessions import cli_session, finish_session
     from aeqlab.runs import training
 
     try:
@@ -146,13 +97,28 @@ def runs(
 @app.command()
 def export(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="a run folder made by 'aeqlab run'")],
-    out: Annotated[Path | None, typer.Option("-o", "--out", help="folder for the CSV files (default: RUN_DIR)")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("-o", "--out", help="folder for the files (default: RUN_DIR, or ./RUN-export when read-only)"),
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="csv (samples, epochs, sessions) or netcdf (one xarray Dataset)")
+    ] = "csv",
 ) -> None:
-    """Write the journal's samples, epochs and sessions as CSV files."""
+    """Write the journal as CSV files, or as one NetCDF file (the run's xarray Dataset)."""
+    from aeqlab.cli.app import err
+    from aeqlab.errors import InputError
     from aeqlab.report import export_csv
+    from aeqlab.runs.run import Run, writable_folder
 
     try:
-        files = export_csv(run_dir, out)
+        if fmt not in ("csv", "netcdf"):
+            raise InputError(f"unknown format {fmt!r}", where="--format", hint="use csv or netcdf")
+        run = Run(run_dir)
+        folder, note = writable_folder(run.path, out)
+        if note:
+            err.print(note, markup=False)
+        files = export_csv(run_dir, folder) if fmt == "csv" else [run.export_netcdf(folder / "run.nc")]
     except AeqlabError as exc:
         fail(exc)
     for path in files:

@@ -44,7 +44,7 @@ def run(
 ) -> None:
     """Train: every sample is an Aeqprop cycle through the bench's instruments, journaled as it commits."""
     from aeqlab.backends import choose_kind, open_backend
-    from aeqlab.cli.runs import finish_session
+    from aeqlab.cli.sessions import cli_session, finish_session
     from aeqlab.protocol.text import attach_source
     from aeqlab.runs import training
 
@@ -70,14 +70,6 @@ def run(
     except AeqlabError as exc:
         fail(exc)
     finish_session(summary, as_json)
-
-
-def cli_session():
-    """The command line's session: the live view and its notes on stderr, Ctrl-C deferred."""
-    from aeqlab.runs.progress import LiveView
-    from aeqlab.runs.training import Session
-
-    return Session([LiveView(err)], notify=lambda msg: err.print(msg, markup=False))
 
 
 @app.command()

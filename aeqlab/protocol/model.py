@@ -835,6 +835,11 @@ class Protocol(Strict):
     _source_path: str | None = PrivateAttr(None)
     _source_digest: str | None = PrivateAttr(None)
 
+    def __eq__(self, other: object) -> bool:  # where a protocol was read from is no part of it
+        if not isinstance(other, Protocol):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
     @field_validator("instruments")
     @classmethod
     def _names(cls, v: dict[str, InstrumentConfig]) -> dict[str, InstrumentConfig]:

@@ -141,9 +141,9 @@ class Run:
 
         Dimensions ``sample`` (training samples, numbered from 1), ``param`` (the tracked
         parameters, by their index in role order), ``output`` and ``epoch``. Variables:
-        every per-sample scalar of the journal (the sample's epoch as ``sample_epoch``), ``tracked`` (θ* of the tracked parameters
-        after each sample), ``free_output`` and ``target``, and the per-epoch figures
-        (``epoch_*``). Units are in each variable's ``units`` attribute.
+        every per-sample scalar of the journal (the sample's epoch as ``sample_epoch``),
+        ``tracked`` (θ* of the tracked parameters after each sample), ``free_output`` and
+        ``target``, and the per-epoch figures (``epoch_*``). Units are in each variable's ``units`` attribute.
         """
         import xarray as xr
 
@@ -203,3 +203,39 @@ class Run:
             },
         )
         return ds
+
+    def export_netcdf(self, path: str | Path) -> Path:
+        """Write :meth:`to_xarray` as a NetCDF-4 file (``xarray.open_dataset`` reads it back)."""
+        path = Path(path)
+        ds = self.to_xarray()
+        try:
+            ds.to_netcdf(path, engine="h5netcdf")
+        except OSError as exc:
+            raise InputError(
+                f"cannot write the NetCDF file: {exc}", where=str(path), hint="choose another --out"
+            ) from None
+        return path
+
+
+def writable_folder(run_dir: Path, out: str | Path | None) -> tuple[Path, str | None]:
+    """Where to write what is derived from a run: ``out``, else the run folder, else ``./<run>-export``.
+
+    Returns the folder (created) and a note for a person when the run folder was read-only.
+    """
+    import os
+
+    note = None
+    if out is not None:
+        folder = Path(out)
+    elif os.access(run_dir, os.W_OK):
+        folder = run_dir
+    else:
+        folder = Path.cwd() / f"{run_dir.name}-export"
+        note = f"the run folder is read-only: writing to {folder}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"cannot create the folder: {exc.strerror}", where=str(folder), hint="give another --out"
+        ) from None
+    return folder, note
