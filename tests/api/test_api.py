@@ -171,3 +171,18 @@ def test_a_run_folder_written_before_the_run_engine_opens_exports_and_resumes(tm
     done = aeqlab.resume(folder)
     assert done.summary["status"] == "completed" and done.summary["samples"] == 12
     assert done.sessions().exit_status.tolist() == ["interrupted", "completed"]
+
+
+def test_the_example_in_docs_api_runs_as_written(tmp_path, monkeypatch):
+    text = (ROOT / "docs" / "api.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "protocols").symlink_to(ROOT / "protocols")
+    monkeypatch.chdir(tmp_path)
+    import matplotlib
+
+    matplotlib.use("Agg")  # the test's own choice: the snippet plots, aeqlab never sets a backend
+    scope: dict = {}
+    exec(compile(code, "docs/api.md", "exec"), scope)  # noqa: S102 - the documented example itself
+    run = scope["run"]
+    assert run.summary["status"] == "completed" and len(scope["losses"]) == run.summary["samples"] == 240
+    assert scope["ds"].sizes["sample"] == 240
