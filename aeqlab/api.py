@@ -57,7 +57,7 @@ def protocol_from_dict(data: dict[str, Any], base_dir: str | Path | None = None)
 def _examples_dir():
     """The example protocols: package data of an installed aeqlab, or a checkout's ``protocols/``."""
     try:
-        return resources.files("aeqlab.examples")
+        return resources.files("aeqlab.example_protocols")
     except ModuleNotFoundError:  # a source checkout (editable install, PYTHONPATH): the repository's folder
         return Path(__file__).resolve().parents[1] / "protocols"
 

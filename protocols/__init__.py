@@ -1,1 +1,1 @@
-"""The example protocols, installed as the package data of ``aeqlab.examples`` (see ``aeqlab.example``)."""
+"""The example protocols, installed as the package data of ``aeqlab.example_protocols`` (see ``aeqlab.example``)."""

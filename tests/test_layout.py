@@ -131,7 +131,7 @@ def test_every_package_is_installed():
         for init in (ROOT / pkg).rglob("__init__.py"):
             name = ".".join(init.parent.relative_to(ROOT).parts)
             assert name in listed, f"{name} is missing from [tool.setuptools] packages"
-    assert config["package-dir"]["aeqlab.examples"] == "protocols"
+    assert config["package-dir"]["aeqlab.example_protocols"] == "protocols"
 
 
 def test_modules_stay_small_or_say_why():
