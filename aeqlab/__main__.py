@@ -1,5 +1,5 @@
 """``python -m aeqlab``: the command line."""
 
-from aeqlab.cli import main
+from aeqlab.entry import main
 
 main()

@@ -16,7 +16,7 @@ from aeqlab.cli import (  # noqa: F401  (each module registers its commands on t
     runs,
     train,
 )
-from aeqlab.cli.app import app, err
+from aeqlab.cli.app import Exited, app, err
 from aeqlab.errors import AeqlabError
 
 
@@ -24,10 +24,13 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: one-line errors, never a traceback (set AEQLAB_DEBUG=1 to see one)."""
     from threadpoolctl import threadpool_limits
 
+    Exited.raised = False
     try:
         # the twin's linear algebra is small: BLAS threads only contend (measured 2x slower on 2 cores)
         with threadpool_limits(limits=1, user_api="blas"):
             code = typer.main.get_command(app).main(args=argv, prog_name="aeqlab", standalone_mode=False)
+        if code == 130 and not Exited.raised:  # Typer turns a Ctrl-C in a command into a silent exit 130
+            err.print("interrupted")
         sys.exit(code if isinstance(code, int) else 0)
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -53,4 +56,3 @@ def main(argv: list[str] | None = None) -> None:
             f"internal error: {exc.__class__.__name__}: {exc} (rerun with AEQLAB_DEBUG=1 for details)", markup=False
         )
         sys.exit(1)
-

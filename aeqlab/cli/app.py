@@ -22,9 +22,19 @@ app = typer.Typer(
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+class Exited(typer.Exit):
+    """An exit whose reason a command already printed (the entry point adds nothing to it)."""
+
+    raised = False  # since the entry point last looked
+
+    def __init__(self, code: int = 0) -> None:
+        Exited.raised = True
+        super().__init__(code)
+
+
 def fail(exc: AeqlabError) -> None:
     """Print an error (one line per problem) and exit with its code."""
     lines = exc.message.splitlines() if "\n" in exc.message else [exc.one_line()]
     for line in lines:
         err.print(f"[red]error:[/red] {escape(line)}", soft_wrap=True, markup=True)
-    raise typer.Exit(exc.exit_code)
+    raise Exited(exc.exit_code)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import typer
-
-from aeqlab.cli.app import err
+from aeqlab.cli.app import Exited, err
 
 
 def cli_session():
@@ -39,7 +37,7 @@ def finish_session(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(summary))
     if code:
-        raise typer.Exit(code)
+        raise Exited(code)
 
 
 def _done(summary: dict[str, Any]) -> None:

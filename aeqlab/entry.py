@@ -1,0 +1,23 @@
+"""The console entry point: Ctrl-C at any moment, from the first import on, ends with exit 130 and one line.
+
+It imports nothing heavy itself: the command line (typer, rich, numpy, the drivers)
+is imported inside the ``try``, so a Ctrl-C while it loads is caught like one during
+a command.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    try:
+        from aeqlab.cli import main as cli_main
+
+        cli_main()
+    except KeyboardInterrupt:
+        try:
+            sys.stderr.write("interrupted\n")
+            sys.stderr.flush()
+        finally:
+            sys.exit(130)
