@@ -154,19 +154,18 @@ def test_real_instruments_are_never_driven_unless_asked(protocols_dir, tmp_path)
 
 
 def test_ctrl_c_while_the_command_line_loads_or_runs_is_exit_130_and_one_line(tmp_path):
-    """SIGINT at moments drawn over start-up and the first samples: never a traceback."""
+    """SIGINT at moments from the console entry module on (start-up, loading, the first samples): no traceback."""
     import signal
     import time
 
-    exe = Path(sys.executable).with_name("aeqlab")
     protocol = Path(__file__).resolve().parents[1] / "protocols" / "xor_hopfield_sim.yaml"
-    for delay in (0.05, 0.2, 0.5, 1.0):
-        proc = subprocess.Popen(
-            [str(exe), "run", str(protocol), "--out", str(tmp_path)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+    code = (
+        "import sys, aeqlab_entry; sys.stderr.write('ready\\n'); sys.stderr.flush(); "
+        f"sys.argv = ['aeqlab', 'run', {str(protocol)!r}, '--out', {str(tmp_path)!r}]; aeqlab_entry.main()"
+    )
+    for delay in (0.0, 0.02, 0.1, 0.3, 0.8):
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stderr.readline() == "ready\n"
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
