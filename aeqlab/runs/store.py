@@ -7,6 +7,8 @@
 * ``journal.sqlite``: the run journal (``aeqlab.journal``, ``docs/journal.md``): every
   sample, every epoch, the checkpoint to resume from, parameter snapshots, exit statuses;
 * ``metrics.jsonl``: one JSON object per epoch (rewritten from the journal as epochs end);
+* ``data/<file>``: a copy of the data file the run trained on (its SHA-256 in ``run.json``
+  and the journal's header), so a run resumes, reports and reproduces anywhere;
 * ``params.npy``: the last committed parameter targets θ* (float64, role order);
 * ``params/epoch-NNNN.npy``: θ* at the end of every N-th epoch (``schedule.checkpoint_every``);
 * ``.lock``: held (with :mod:`filelock`, on every platform) while a process trains in the folder;
@@ -32,6 +34,22 @@ from aeqlab.errors import InputError
 def params_sha256(theta: np.ndarray) -> str:
     """SHA-256 of parameters as little-endian float64 in role order (W1..WL row-major, then b1..bL)."""
     return hashlib.sha256(np.ascontiguousarray(theta, dtype="<f8").tobytes()).hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def split_sha256(split) -> str:
+    """SHA-256 of a loaded split (inputs and labels as little-endian float64, in order): the data a run saw."""
+    h = hashlib.sha256()
+    for a in (split.x_train, split.y_train, split.x_test, split.y_test):
+        h.update(np.ascontiguousarray(a, dtype="<f8").tobytes())
+    return h.hexdigest()
 
 
 def versions() -> dict[str, str]:
@@ -113,6 +131,20 @@ class RunStore:
         tmp = folder / ("tmp-" + name)
         np.save(tmp, np.asarray(theta, dtype="<f8"))
         tmp.replace(folder / name)
+
+    def keep_data(self, source: str | Path) -> dict[str, str]:
+        """Copy a data file into ``data/``; returns its place in the folder, its SHA-256 and where it came from."""
+        import shutil
+
+        src = Path(source)
+        folder = self.path / "data"
+        folder.mkdir(exist_ok=True)
+        dst = folder / src.name
+        try:
+            shutil.copyfile(src, dst)
+        except OSError as exc:
+            raise InputError(f"cannot copy the data file: {exc.strerror}", where=str(src)) from None
+        return {"file": f"data/{src.name}", "sha256": file_sha256(dst), "source": str(src.resolve())}
 
     def lock(self) -> RunLock:
         return RunLock(self.path)

@@ -33,7 +33,7 @@ from aeqlab.runs.engine import RunEngine, Subscriber
 from aeqlab.runs.events import Closed, Opened
 from aeqlab.runs.journaling import JournalRecorder, load_checkpoint
 from aeqlab.runs.plans import training
-from aeqlab.runs.store import RunStore, params_sha256, versions
+from aeqlab.runs.store import RunStore, file_sha256, params_sha256, split_sha256, versions
 
 
 @dataclass
@@ -105,6 +105,8 @@ def start(
     store = RunStore(out or protocol.output.dir, protocol.name)
     with store.lock():
         protocol_hash = store.write_protocol(text)
+        kept = store.keep_data(protocol.dataset.path) if protocol.dataset.path else {"name": protocol.dataset.name}
+        kept["split_sha256"] = split_sha256(data)
         started = utc_now()
         n_params = backend.bench.roles["params"].size
         per_epoch = len(data.y_train)
@@ -123,7 +125,7 @@ def start(
             versions=versions(),
             instruments=backend.bench.identities(),
             started=started,
-            extra={"preflight_rho": rho, "task": protocol.dataset.task, **linear_baseline(data)},
+            extra={"preflight_rho": rho, "task": protocol.dataset.task, "data": kept, **linear_baseline(data)},
         )
         store.write_json(
             "run.json",
@@ -137,6 +139,7 @@ def start(
                 "instruments": header.instruments,
                 "started": started,
                 "preflight_rho": rho,
+                "data": kept,
             },
         )
         journal = Journal.create(store.journal_path, header, durable=backend.kind == "bench")
@@ -181,7 +184,6 @@ def resume(
         Not a run folder, a damaged journal, a changed protocol (without ``force``), a
         complete run, or a folder another process is training in.
     """
-    from aeqlab.protocol import load_protocol
 
     store = RunStore.existing(run_dir)
     with store.lock():
@@ -213,8 +215,9 @@ def resume(
                 source = Path(changed[-1])
             elif not source.is_file():
                 source.write_text(header.protocol_text, encoding="utf-8")
-            protocol, text = load_protocol(source)
+            protocol, text = _protocol_with_kept_data(store, header, source, changed)
             data = load(protocol.dataset)
+            _check_split(header, data, store)
             backend = open_backend(protocol, header.backend)
             try:
                 mode = "resume --force" if changed else "resume"
@@ -234,6 +237,57 @@ def resume(
                 backend.close()
         finally:
             journal.close()
+
+
+def _protocol_with_kept_data(store: RunStore, header: Header, source: Path, changed: list[str]):
+    """The run's protocol, its data path pointed at the folder's copy (checked against its SHA-256)."""
+    from aeqlab.protocol import load_protocol, parse_protocol
+
+    kept = header.extra.get("data") or {}
+    if "file" not in kept or changed:  # built-in data, a run from before data travelled, or a forced new protocol
+        return load_protocol(source)
+    copy = store.path / kept["file"]
+    if not copy.is_file():
+        raise InputError(
+            "the run folder's copy of its data is missing",
+            where=str(copy),
+            hint=f"restore it (SHA-256 {kept['sha256'][:12]}…, copied from {kept.get('source', '?')})",
+        )
+    found = file_sha256(copy)
+    if found != kept["sha256"]:
+        raise InputError(
+            f"the run folder's copy of its data was altered (SHA-256 {found[:12]}… is not the run's "
+            f"{kept['sha256'][:12]}…)",
+            where=str(copy),
+            hint="restore the file the run trained on, or start a new run",
+        )
+    text = source.read_text(encoding="utf-8")
+    return parse_protocol(_with_data_path(text, str(copy.resolve())), str(source)), text
+
+
+def _with_data_path(text: str, path: str) -> str:
+    """The protocol text with ``dataset.path`` replaced (comments and layout kept)."""
+    import io
+
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="rt")
+    doc = yaml.load(text)
+    doc["dataset"]["path"] = path
+    buf = io.StringIO()
+    yaml.dump(doc, buf)
+    return buf.getvalue()
+
+
+def _check_split(header: Header, data: Split, store: RunStore) -> None:
+    """Refuse to resume on data that is not what the run trained on (a changed file or data set)."""
+    expected = (header.extra.get("data") or {}).get("split_sha256")
+    if expected is not None and split_sha256(data) != expected:
+        raise InputError(
+            "the data differ from those the run trained on (the split's SHA-256 changed)",
+            where=str(store.path),
+            hint="resume with the same data and aeqlab version, or start a new run",
+        )
 
 
 def _session(
