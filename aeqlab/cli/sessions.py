@@ -18,7 +18,7 @@ def cli_session():
 
 def finish_session(summary: dict[str, Any], as_json: bool) -> None:
     """Report how a training session ended and exit with its code (0, 1 on a fault, 130 interrupted)."""
-    from aeqlab.runs.training import exit_code
+    from aeqlab.runs.summary import exit_code
 
     code = exit_code(summary)
     if code == 0:

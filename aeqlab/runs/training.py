@@ -24,16 +24,18 @@ import numpy as np
 
 from aeqlab.datasets import Split, load
 from aeqlab.engine.backend import Backend
-from aeqlab.engine.records import Checkpoint, r_squared
+from aeqlab.engine.records import Checkpoint
 from aeqlab.engine.trainer import Trainer
 from aeqlab.errors import InputError, ProtocolError
 from aeqlab.journal import Header, Journal, tracked_indices, utc_now
 from aeqlab.protocol import Protocol
+from aeqlab.runs.data import check_split, protocol_with_kept_data
 from aeqlab.runs.engine import RunEngine, Subscriber
-from aeqlab.runs.events import Closed, Opened
+from aeqlab.runs.events import Opened
 from aeqlab.runs.journaling import JournalRecorder, load_checkpoint
 from aeqlab.runs.plans import training
-from aeqlab.runs.store import RunStore, file_sha256, params_sha256, split_sha256, versions
+from aeqlab.runs.store import RunStore, split_sha256, versions
+from aeqlab.runs.summary import linear_baseline, summarize
 
 
 @dataclass
@@ -44,16 +46,6 @@ class Session:
     stop_event: threading.Event | None = None
     handle_signals: bool = True
     notify: Callable[[str], None] | None = None
-
-
-def exit_code(summary: dict[str, Any]) -> int:
-    """The CLI exit code of a session's summary: 0, 130 when interrupted, else the error's code."""
-    status = summary.get("status")
-    if status == "completed":
-        return 0
-    if status == "interrupted":
-        return 130
-    return int(summary.get("exit_code", 1))
 
 
 def preflight(protocol: Protocol, backend: Backend, x_train: np.ndarray, where: str) -> float | None:
@@ -215,9 +207,9 @@ def resume(
                 source = Path(changed[-1])
             elif not source.is_file():
                 source.write_text(header.protocol_text, encoding="utf-8")
-            protocol, text = _protocol_with_kept_data(store, header, source, changed)
+            protocol, text = protocol_with_kept_data(store, header, source, changed)
             data = load(protocol.dataset)
-            _check_split(header, data, store)
+            check_split(header, data, store)
             backend = open_backend(protocol, header.backend)
             try:
                 mode = "resume --force" if changed else "resume"
@@ -237,57 +229,6 @@ def resume(
                 backend.close()
         finally:
             journal.close()
-
-
-def _protocol_with_kept_data(store: RunStore, header: Header, source: Path, changed: list[str]):
-    """The run's protocol, its data path pointed at the folder's copy (checked against its SHA-256)."""
-    from aeqlab.protocol import load_protocol, parse_protocol
-
-    kept = header.extra.get("data") or {}
-    if "file" not in kept or changed:  # built-in data, a run from before data travelled, or a forced new protocol
-        return load_protocol(source)
-    copy = store.path / kept["file"]
-    if not copy.is_file():
-        raise InputError(
-            "the run folder's copy of its data is missing",
-            where=str(copy),
-            hint=f"restore it (SHA-256 {kept['sha256'][:12]}…, copied from {kept.get('source', '?')})",
-        )
-    found = file_sha256(copy)
-    if found != kept["sha256"]:
-        raise InputError(
-            f"the run folder's copy of its data was altered (SHA-256 {found[:12]}… is not the run's "
-            f"{kept['sha256'][:12]}…)",
-            where=str(copy),
-            hint="restore the file the run trained on, or start a new run",
-        )
-    text = source.read_text(encoding="utf-8")
-    return parse_protocol(_with_data_path(text, str(copy.resolve())), str(source)), text
-
-
-def _with_data_path(text: str, path: str) -> str:
-    """The protocol text with ``dataset.path`` replaced (comments and layout kept)."""
-    import io
-
-    from ruamel.yaml import YAML
-
-    yaml = YAML(typ="rt")
-    doc = yaml.load(text)
-    doc["dataset"]["path"] = path
-    buf = io.StringIO()
-    yaml.dump(doc, buf)
-    return buf.getvalue()
-
-
-def _check_split(header: Header, data: Split, store: RunStore) -> None:
-    """Refuse to resume on data that is not what the run trained on (a changed file or data set)."""
-    expected = (header.extra.get("data") or {}).get("split_sha256")
-    if expected is not None and split_sha256(data) != expected:
-        raise InputError(
-            "the data differ from those the run trained on (the split's SHA-256 changed)",
-            where=str(store.path),
-            hint="resume with the same data and aeqlab version, or start a new run",
-        )
 
 
 def _session(
@@ -340,76 +281,6 @@ def _session(
     return summary
 
 
-def summarize(
-    store: RunStore, journal: Journal, header: Header, closed: Closed, backend: Backend, here: int
-) -> dict[str, Any]:
-    """The summary of a run so far, from its journal (a resumed run reports the whole run)."""
-    rows = journal.epochs()
-    initial = next((r for r in rows if r["epoch"] == 0), None)
-    history = [r for r in rows if r["epoch"] > 0]
-    tested = [r for r in history if r["test_accuracy"] is not None]
-    wall = closed.wall_s
-    summary: dict[str, Any] = {
-        "run_dir": str(store.path),
-        "status": closed.status,
-        "wall_s": round(wall, 3),
-        "protocol": header.protocol_name,
-        "backend": header.backend,
-        "epochs": header.epochs,
-        "epochs_done": len(history),
-        "samples": journal.last_sample(),
-        "seed": header.seed,
-        "sessions": len(journal.sessions()),
-    }
-    if initial is not None:
-        summary["initial_test_accuracy"] = initial["test_accuracy"]
-        summary["initial_test_loss"] = initial["test_loss"]
-    if history:
-        last = history[-1]
-        summary["train_accuracy"] = last["train_accuracy"]
-        if tested:
-            summary["test_accuracy"] = tested[-1]["test_accuracy"]
-            summary["test_loss"] = tested[-1]["test_loss"]
-            summary["best_test_accuracy"] = max(r["test_accuracy"] for r in tested)
-        summary["homeostasis_iterations_mean"] = float(np.mean([r["homeostasis_iterations"] for r in history]))
-        summary["homeostasis_unconverged"] = int(sum(r["homeostasis_unconverged"] for r in history))
-        summary["knob_saturations"] = int(sum(r["saturated"] for r in history))
-    if closed.targets is not None:
-        summary["params_sha256"] = params_sha256(closed.targets)  # of the last committed θ*
-    elif (store.path / "params.npy").is_file():
-        summary["params_sha256"] = params_sha256(np.load(store.path / "params.npy"))
-    summary["samples_per_s"] = round(here / wall, 2) if wall > 0 and here else None
-    summary["round_trips_per_sample"] = {k: round(v / max(here, 1), 2) for k, v in backend.bench.round_trips.items()}
-    summary.update(backend.diagnostics())
-    if header.extra.get("task") == "regression" and "test_accuracy" in summary:
-        # a regression's accuracy columns hold R²; name it so, beside the loss
-        summary["test_r2"] = summary["test_accuracy"]
-        summary["train_r2"] = summary["train_accuracy"]
-        if initial is not None:
-            summary["initial_test_r2"] = summary["initial_test_accuracy"]
-        if "linear_test_r2" in header.extra:
-            summary["linear_test_r2"] = header.extra["linear_test_r2"]
-    summary["safe_state"] = closed.safe_state
-    if closed.error:
-        summary["error"] = closed.error
-    if closed.status != "completed":
-        summary["exit_code"] = closed.exit_code
-        if journal.has_checkpoint():
-            summary["resume"] = f"aeqlab resume {store.path}"
-        else:
-            summary["resume"] = f"nothing to resume yet: start again with aeqlab run {header.protocol_path}"
-    return summary
-
-
-def linear_baseline(data: Split) -> dict[str, float]:
-    """For a regression, the test R² of an ordinary least-squares fit (what a linear system could do)."""
-    if data.task != "regression":
-        return {}
-    design = np.c_[data.x_train, np.ones(len(data.x_train))]
-    coef, *_ = np.linalg.lstsq(design, data.targets(data.y_train), rcond=None)
-    pred = np.c_[data.x_test, np.ones(len(data.x_test))] @ coef
-    targets = data.targets(data.y_test)
-    return {"linear_test_r2": r_squared(0.5 * float(np.sum((pred - targets) ** 2)), targets)}
 
 
 def run_unjournaled(

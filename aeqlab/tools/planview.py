@@ -223,7 +223,7 @@ def preview(protocol: Protocol, located: Located | None, samples: int = 1) -> Pr
     except AeqlabError as exc:
         return Preview(recorder.actions, info, exc)
     finally:
-        backend.close()
+        backend.__exit__(None, None, None)  # the twin's sources safe, then closed
     return Preview(recorder.actions, info)
 
 

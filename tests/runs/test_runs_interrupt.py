@@ -9,7 +9,7 @@ import pytest
 import runhelpers
 from runhelpers import EPOCHS, aeqlab, copy_protocol, resume_inprocess, run_inprocess, table
 
-from aeqlab.runs.training import exit_code
+from aeqlab.runs.summary import exit_code
 
 
 @pytest.fixture
