@@ -16,7 +16,12 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-__version__ = "0.2.0"
+try:
+    from importlib.metadata import PackageNotFoundError, version
+
+    __version__ = version("aeqlab")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "unknown"
 
 _API = {
     "load_protocol": "aeqlab.api",

@@ -36,7 +36,7 @@ def build_twin(protocol: Protocol, *, tolerance: float | None = None, realtime: 
         raise ProtocolError(
             "a dry run needs a 'simulation:' section describing the twin",
             where="simulation",
-            hint="add one (see protocols/iris_hopfield_sim.yaml)",
+            hint="add one: 'aeqlab init twin' writes a template",
         )
     if sim.model == "spring":
         lat = sim.spring

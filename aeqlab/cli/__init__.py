@@ -16,7 +16,7 @@ from aeqlab.cli import (  # noqa: F401  (each module registers its commands on t
     runs,
     train,
 )
-from aeqlab.cli.app import Exited, app, err
+from aeqlab.cli.app import Exited, app, err, quiet_flag_types
 from aeqlab.errors import AeqlabError
 
 
@@ -28,7 +28,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         # the twin's linear algebra is small: BLAS threads only contend (measured 2x slower on 2 cores)
         with threadpool_limits(limits=1, user_api="blas"):
-            code = typer.main.get_command(app).main(args=argv, prog_name="aeqlab", standalone_mode=False)
+            command = typer.main.get_command(app)
+            quiet_flag_types(command)
+            code = command.main(args=argv, prog_name="aeqlab", standalone_mode=False)
         if code == 130 and not Exited.raised:  # Typer turns a Ctrl-C in a command into a silent exit 130
             err.print("interrupted")
         sys.exit(code if isinstance(code, int) else 0)
@@ -42,6 +44,8 @@ def main(argv: list[str] | None = None) -> None:
         # Typer's command-line errors (a click-style UsageError and friends), recognised by
         # their interface rather than by class, as Typer may vendor its own copy of click
         name = type(exc).__name__
+        if name == "NoArgsIsHelpError":  # bare 'aeqlab': the help was printed, nothing went wrong
+            sys.exit(0)
         if name == "Abort":
             err.print("interrupted")
             sys.exit(130)

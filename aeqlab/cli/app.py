@@ -18,6 +18,7 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Train physical systems on a lab bench with Agnostic Equilibrium Propagation.",
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -38,3 +39,29 @@ def fail(exc: AeqlabError) -> None:
     for line in lines:
         err.print(f"[red]error:[/red] {escape(line)}", soft_wrap=True, markup=True)
     raise Exited(exc.exit_code)
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        from aeqlab import __version__
+
+        typer.echo(f"aeqlab {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", "-V", callback=version_callback, is_eager=True, help="show the version and exit"
+    ),
+) -> None:
+    """Train physical systems on a lab bench with Agnostic Equilibrium Propagation."""
+
+
+def quiet_flag_types(command) -> None:
+    """No ``<bool>`` beside a flag in ``--help`` (a flag takes no value); applied to every command once."""
+    for param in getattr(command, "params", []):
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        quiet_flag_types(sub)

@@ -63,7 +63,7 @@ class Trainer:
             raise InputError(
                 f"method {self.method.name} needs the twin's gradient oracle, and this bench has none",
                 where="method.name",
-                hint="run it on the twin (--sim), or choose aeqprop or spsa",
+                hint="run it on the twin with --sim, or choose aeqprop or spsa",
             )
 
     def start(self) -> EngineState:

@@ -22,7 +22,7 @@ def protocol_with_kept_data(store: RunStore, header: Header, source: Path, chang
         raise InputError(
             "the run folder's copy of its data is missing",
             where=str(copy),
-            hint=f"restore it (SHA-256 {kept['sha256'][:12]}…, copied from {kept.get('source', '?')})",
+            hint=f"restore it: SHA-256 {kept['sha256'][:12]}…, copied from {kept.get('source', '?')}",
         )
     found = file_sha256(copy)
     if found != kept["sha256"]:

@@ -27,7 +27,12 @@ def exit_code(summary: dict[str, Any]) -> int:
 def summarize(
     store: RunStore, journal: Journal, header: Header, closed: Closed, backend: Backend, here: int
 ) -> dict[str, Any]:
-    """The summary of a run so far, from its journal (a resumed run reports the whole run)."""
+    """The summary of a run so far, from its journal.
+
+    Accuracies, losses, samples and counts are the whole run's (a resumed run reports
+    every session); throughput, wall time and the backend's statistics are this
+    session's, and are repeated under ``this_session`` to say so.
+    """
     rows = journal.epochs()
     initial = next((r for r in rows if r["epoch"] == 0), None)
     history = [r for r in rows if r["epoch"] > 0]
@@ -64,7 +69,17 @@ def summarize(
         summary["params_sha256"] = params_sha256(np.load(store.path / "params.npy"))
     summary["samples_per_s"] = round(here / wall, 2) if wall > 0 and here else None
     summary["round_trips_per_sample"] = {k: round(v / max(here, 1), 2) for k, v in backend.bench.round_trips.items()}
-    summary.update(backend.diagnostics())
+    diagnostics = backend.diagnostics()
+    summary.update(diagnostics)
+    # the figures above measure this session (a resumed run's earlier sessions ran in other processes)
+    summary["this_session"] = {
+        "mode": journal.sessions()[-1]["kind"] if journal.sessions() else None,
+        "samples": here,
+        "wall_s": round(wall, 3),
+        "samples_per_s": summary["samples_per_s"],
+        "round_trips_per_sample": summary["round_trips_per_sample"],
+        **diagnostics,
+    }
     if header.extra.get("task") == "regression" and "test_accuracy" in summary:
         # a regression's accuracy columns hold R²; name it so, beside the loss
         summary["test_r2"] = summary["test_accuracy"]

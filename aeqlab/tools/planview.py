@@ -195,7 +195,7 @@ def preview(protocol: Protocol, located: Located | None, samples: int = 1) -> Pr
         raise ProtocolError(
             "'aeqlab plan' runs the samples on the protocol's twin, and this protocol has no 'simulation:' section",
             where=str(located.values[()].file) if located else None,
-            hint="add one (see 'aeqlab init twin')",
+            hint="add one: 'aeqlab init twin' writes a template",
         )
     data = load(protocol.dataset)
     backend = open_backend(protocol, "sim")
