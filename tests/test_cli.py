@@ -173,3 +173,37 @@ def test_ctrl_c_while_the_command_line_loads_or_runs_is_exit_130_and_one_line(tm
             continue
         assert proc.returncode == 130, (delay, err)
         assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted"), (delay, err)
+
+
+def _cli(capsys, *args: str) -> tuple[int, str, str]:
+    from aeqlab.cli import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_help_version_and_bare_aeqlab(capsys):
+    import aeqlab
+
+    code, out, err = _cli(capsys, "-h")
+    assert code == 0 and "Usage: aeqlab" in out
+    code, out, _ = _cli(capsys, "--version")
+    assert code == 0 and out.strip() == f"aeqlab {aeqlab.__version__}"
+    code, out, err = _cli(capsys)
+    assert code == 0 and "Usage: aeqlab" in out + err and "error" not in err
+    code, out, _ = _cli(capsys, "run", "-h")
+    assert code == 0 and "--sim" in out and "<bool>" not in out and "<int range>" in out
+
+
+def test_gradcheck_prints_a_verdict_and_says_when_its_beta_is_not_the_protocols(capsys):
+    iris = str(Path(__file__).resolve().parents[1] / "protocols" / "iris_hopfield_sim.yaml")
+    code, out, err = _cli(capsys, "gradcheck", iris, "--samples", "1", "--json")
+    assert code == 0
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["verdict"] == "pass" and summary["expected_order"] == 2 and summary["cosine"] <= 1.0
+    assert "the protocol trains at beta = 0.5" in err and err.strip().splitlines()[-1].startswith("pass:")

@@ -63,5 +63,14 @@ def quiet_flag_types(command) -> None:
     for param in getattr(command, "params", []):
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""
+    help_option = command.get_help_option
+
+    def quiet_help_option(ctx):
+        option = help_option(ctx)
+        if option is not None and option.metavar is None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = quiet_help_option
     for sub in getattr(command, "commands", {}).values():
         quiet_flag_types(sub)
