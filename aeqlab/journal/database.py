@@ -211,10 +211,10 @@ class Journal:
     def record_sample(
         self,
         row: dict[str, Any],
-        checkpoint: StoredCheckpoint,
+        checkpoint: StoredCheckpoint | None,
         snapshot: tuple[np.ndarray, np.ndarray | None] | None = None,
     ) -> None:
-        """One training sample, its checkpoint and (when given) a full (θ*, knobs) snapshot: one transaction.
+        """One training sample, its checkpoint when given and a full (θ*, knobs) snapshot when given: one transaction.
 
         ``row`` holds the ``samples`` columns but ``session``; vectors as arrays (or None).
         """
@@ -226,7 +226,12 @@ class Journal:
             self.con.execute(f"INSERT INTO samples VALUES ({','.join('?' * len(values))})", values)
             if snapshot is not None:
                 self._snapshot(row["seq"], row["epoch"], *snapshot)
-            self._write_checkpoint(checkpoint)
+            if checkpoint is not None:
+                self._write_checkpoint(checkpoint)
+
+    def sample_row(self, seq: int) -> dict[str, Any] | None:
+        rows = self.rows("SELECT * FROM samples WHERE seq = ?", (seq,))
+        return rows[0] if rows else None
 
     def record_initial(
         self, accuracy: float, loss: float, checkpoint: StoredCheckpoint, snapshot: tuple[np.ndarray, np.ndarray]

@@ -67,6 +67,7 @@ class SampleDone(RunEvent):
     kind: ClassVar[str] = "sample"
     sample: SampleEvent | None = None
     snapshot: bool = False  # a full parameter snapshot goes with it
+    replayed: bool = False  # recomputed on resume from the last full checkpoint; journaled before
 
     @property
     def epoch(self) -> int:

@@ -1,5 +1,13 @@
 """The journal as a subscriber of the run engine: every committed step becomes one journal transaction.
 
+A sample's transaction holds its row; the full checkpoint (engine state and, on a twin,
+the backend's snapshot: 0.4 MB on digits) goes with every ``full_every``-th sample and
+every epoch's end. A twin is deterministic, so what lies between two full checkpoints
+is recomputed on resume: the samples after the last full checkpoint are *replayed*
+(trained again from it, each checked against its journaled row, not recorded twice),
+and the run goes on bit for bit. A bench is not: there every sample carries the full
+checkpoint (``full_every = 1``), and a resume re-homes to it.
+
 Also keeps the run folder's derived files current (``metrics.jsonl`` per epoch,
 ``params.npy`` at the end, ``params/epoch-NNNN.npy`` for ``schedule.checkpoint_every``).
 """
@@ -14,7 +22,9 @@ import numpy as np
 
 from aeqlab.engine import checkpoint as cpcodec
 from aeqlab.engine.records import Checkpoint
+from aeqlab.errors import InputError
 from aeqlab.journal import Journal, StoredCheckpoint, pack, unpack
+from aeqlab.journal.codec import vec
 from aeqlab.runs.events import Closed, EpochDone, InitialEvaluation, Opened, ParamsSaved, Rehomed, RunEvent, SampleDone
 from aeqlab.runs.store import RunStore
 
@@ -61,17 +71,37 @@ class JournalRecorder:
         store: RunStore,
         tracked: np.ndarray,
         backend_snapshot: Callable[[], dict] | None = None,
+        full_every: int = 1,
+        replay_until: int = 0,
     ) -> None:
         self.journal = journal
         self.store = store
         self.tracked = np.asarray(tracked, dtype=np.intp)
         self.backend_snapshot = backend_snapshot
+        self.full_every = max(1, int(full_every))
+        self.replay_until = replay_until  # samples already journaled, recomputed from the last full checkpoint
 
     def _stored(self, cp: Checkpoint) -> StoredCheckpoint:
         scalars, blob = pack_checkpoint(cp)
         mem = cp.state.memory
         snap = self.backend_snapshot() if self.backend_snapshot is not None else None
         return StoredCheckpoint(cp.samples_done, cp.epoch, cp.done, scalars, blob, mem.knob_low, mem.knob_high, snap)
+
+    def _check_replay(self, row: dict[str, Any]) -> None:
+        """A replayed sample must be the one the journal holds (a twin is deterministic)."""
+        stored = self.journal.sample_row(row["seq"])
+        same = (
+            stored is not None
+            and stored["loss"] == row["loss"]
+            and stored["example"] == row["example"]
+            and stored["tracked"] == vec(row["tracked"])
+        )
+        if not same:
+            raise InputError(
+                f"replaying sample {row['seq']} from the last full checkpoint did not give the journaled sample",
+                where=str(self.journal.path),
+                hint="the backend is not deterministic; resume it as a bench would (without its snapshot)",
+            )
 
     def __call__(self, event: RunEvent) -> None:
         j = self.journal
@@ -93,8 +123,13 @@ class JournalRecorder:
             for phase, seconds in ev.phase_seconds.items():
                 if phase in columns:
                     row[columns[phase]] = seconds
+            if ev.samples_done <= self.replay_until:
+                event.replayed = True
+                self._check_replay(row)
+                return
             snapshot = (cp.state.targets, cp.state.knobs) if event.snapshot else None
-            j.record_sample(row, self._stored(cp), snapshot)
+            full = ev.samples_done % self.full_every == 0
+            j.record_sample(row, self._stored(cp) if full else None, snapshot)
         elif isinstance(event, EpochDone):
             m = event.metrics
             cp = m.checkpoint

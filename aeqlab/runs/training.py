@@ -37,6 +37,8 @@ from aeqlab.runs.plans import training
 from aeqlab.runs.store import RunStore, split_sha256, versions
 from aeqlab.runs.summary import linear_baseline, summarize
 
+FULL_CHECKPOINT_EVERY = 64  # samples between a twin's full checkpoints (a resume replays at most 63)
+
 
 @dataclass
 class Session:
@@ -248,12 +250,32 @@ def _session(
     engine = RunEngine(
         trainer, stop_event=session.stop_event, handle_signals=session.handle_signals, notify=session.notify
     )
-    engine.subscribe(JournalRecorder(journal, store, np.asarray(header.tracked_params), backend.snapshot))
+    # a twin replays what lies between full checkpoints; a bench carries one with every sample
+    full_every = FULL_CHECKPOINT_EVERY if backend.snapshot is not None and backend.restore is not None else 1
+    replay_until = journal.last_sample() if resume_from is not None and backend.restore is not None else 0
+    engine.subscribe(
+        JournalRecorder(
+            journal,
+            store,
+            np.asarray(header.tracked_params),
+            backend.snapshot,
+            full_every=full_every,
+            replay_until=replay_until,
+        )
+    )
     for fn in session.subscribers:
         engine.subscribe(fn)
     checkpoint, rehome = None, True
     if resume_from is not None:
         checkpoint, snap = resume_from
+        behind = journal.last_sample() - checkpoint.samples_done
+        if behind > 0 and (snap is None or backend.restore is None):
+            raise InputError(
+                f"the journal's last full checkpoint is {behind} samples before its last sample, and only a twin "
+                "can replay them from it",
+                where=str(store.journal_path),
+                hint=f"resume on the backend the run used ({header.backend}, with its snapshot)",
+            )
         if snap is not None and backend.restore is not None:
             backend.restore(snap)
             rehome = False

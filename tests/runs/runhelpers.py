@@ -51,7 +51,9 @@ def _session(hook: str | None):
     return Session([LiveView(Console(file=io.StringIO()))], stop_event=stop), remove
 
 
-def run_inprocess(protocol: Path, out: Path, epochs: int = EPOCHS, hook: str | None = None, kind: str = "sim") -> dict:
+def run_inprocess(
+    protocol: Path, out: Path, epochs: int = EPOCHS, hook: str | None = None, kind: str = "sim", open_backend=None
+) -> dict:
     """``aeqlab run`` without a new interpreter (optionally with a test hook); returns the summary."""
     from aeqlab.protocol import load_protocol
     from aeqlab.runs import training
@@ -59,7 +61,7 @@ def run_inprocess(protocol: Path, out: Path, epochs: int = EPOCHS, hook: str | N
     prot, text = load_protocol(protocol)
     session, remove = _session(hook)
     try:
-        with _open_backend(prot, kind) as backend:
+        with (open_backend or _open_backend)(prot, kind) as backend:
             return training.start(prot, text, str(protocol), backend, epochs=epochs, out=out, session=session)
     finally:
         remove()

@@ -83,14 +83,14 @@ def test_instrument_fault_goes_safe_exits_1_and_resumes(tmp_path, monkeypatch, c
 def test_resume_on_a_bench_rehomes_to_the_checkpointed_targets(tmp_path, monkeypatch, captured):
     """Without a backend snapshot (a bench), homeostasis brings θ back to the checkpoint's θ* first."""
     protocol = copy_protocol(tmp_path)
-    first = run_inprocess(protocol, tmp_path / "runs", hook="stop@1200")
-    assert first["status"] == "interrupted"
 
     def bench_like(*args, **kwargs):
         backend = runhelpers._open_backend(*args, **kwargs)
         backend.snapshot = backend.restore = None
         return backend
 
+    first = run_inprocess(protocol, tmp_path / "runs", hook="stop@1200", open_backend=bench_like)
+    assert first["status"] == "interrupted"
     done = resume_inprocess(first["run_dir"], open_backend=bench_like)
     assert done["status"] == "completed"
     sessions = table(f"{first['run_dir']}/journal.sqlite", "sessions", "id")
@@ -98,3 +98,28 @@ def test_resume_on_a_bench_rehomes_to_the_checkpointed_targets(tmp_path, monkeyp
     assert sessions[-1]["rehome_iterations"] > 0 and sessions[-1]["rehome_residual"] <= tol
     first_resumed = table(f"{first['run_dir']}/journal.sqlite", "samples", "seq")[first["samples"]]
     assert first_resumed["free_residual"] <= tol
+
+
+def test_a_twin_replays_the_samples_after_its_last_full_checkpoint(tmp_path, reference):
+    """Full checkpoints go with every 64th sample on a twin; a resume recomputes the rest, records nothing twice."""
+    import runhelpers
+
+    protocol = copy_protocol(tmp_path)
+    first = run_inprocess(protocol, tmp_path / "runs", hook="stop@3000")
+    journal = f"{first['run_dir']}/journal.sqlite"
+    (cp,) = table(journal, "checkpoint", "id")
+    assert first["samples"] > cp["seq"]  # samples beyond the last full checkpoint, to be replayed
+    replayed = []
+    session, remove = runhelpers._session(None)
+    session.subscribers = [*session.subscribers, lambda ev: ev.kind == "sample" and replayed.append(ev.replayed)]
+    from aeqlab.runs import training
+
+    try:
+        done = training.resume(first["run_dir"], runhelpers._open_backend, session=session)
+    finally:
+        remove()
+    assert replayed[: first["samples"] - cp["seq"]] == [True] * (first["samples"] - cp["seq"])
+    assert not any(replayed[first["samples"] - cp["seq"] :])
+    seqs = [r["seq"] for r in table(journal, "samples", "seq")]
+    assert seqs == list(range(1, EPOCHS * 4 + 1))  # each sample journaled once
+    assert done["params_sha256"] == reference[1]["params_sha256"]
