@@ -70,3 +70,9 @@ class Interrupted(AeqlabError):
     """The user asked the run to stop (Ctrl-C)."""
 
     exit_code = 130
+
+
+class StorageError(AeqlabError):
+    """The run folder or its journal cannot be written (a full disk, a read-only folder)."""
+
+    exit_code = 1

@@ -33,14 +33,18 @@ def check_file(path: Path) -> None:
     page = struct.unpack(">H", head[16:18])[0]
     page = 65536 if page == 1 else page
     pages, counter, valid_for = struct.unpack(">I", head[28:32])[0], head[24:28], head[92:96]
-    if size % page or (counter == valid_for and size < pages * page):
+    wal = path.with_name(path.name + "-wal")
+    in_wal = wal.is_file() and wal.stat().st_size > 0  # committed pages not yet folded into the file (a disk full)
+    if size % page or (counter == valid_for and size < pages * page and not in_wal):
         raise bad(path, f"the journal is truncated ({size} bytes, expected {pages * page})", keep)
     with tempfile.TemporaryDirectory(prefix="aeqlab-check-") as tmp:
         copy = Path(tmp) / FILE
-        shutil.copyfile(path, copy)
-        wal = path.with_name(path.name + "-wal")
-        if wal.exists():
-            shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
+        try:
+            shutil.copyfile(path, copy)
+            if wal.exists():
+                shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
+        except OSError as exc:
+            raise bad(path, f"cannot check the journal: copying it failed ({exc.strerror})", "free some space") from None
         try:
             con = sqlite3.connect(copy)
             try:

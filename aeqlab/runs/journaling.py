@@ -15,6 +15,7 @@ Also keeps the run folder's derived files current (``metrics.jsonl`` per epoch,
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from aeqlab.engine import checkpoint as cpcodec
 from aeqlab.engine.records import Checkpoint
-from aeqlab.errors import InputError
+from aeqlab.errors import InputError, StorageError
 from aeqlab.journal import Journal, StoredCheckpoint, pack, unpack
 from aeqlab.journal.codec import vec
 from aeqlab.runs.events import Closed, EpochDone, InitialEvaluation, Opened, ParamsSaved, Rehomed, RunEvent, SampleDone
@@ -104,6 +105,17 @@ class JournalRecorder:
             )
 
     def __call__(self, event: RunEvent) -> None:
+        try:
+            self._record(event)
+        except (sqlite3.Error, OSError) as exc:
+            what = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise StorageError(
+                f"the journal cannot be written: {what}",
+                where=str(self.journal.path),
+                hint=f"free space, then 'aeqlab resume {self.store.path}': every committed sample is kept",
+            ) from None
+
+    def _record(self, event: RunEvent) -> None:
         j = self.journal
         if isinstance(event, SampleDone):
             ev = event.sample

@@ -299,7 +299,10 @@ def _session(
     )
     closed = engine(plan, opened)
     summary = summarize(store, journal, header, closed, backend, trainer.samples_done - done_before)
-    store.write_json("summary.json", summary)
+    try:
+        store.write_json("summary.json", summary)
+    except OSError as exc:  # a full disk: the journal holds everything; the summary is derived from it
+        summary["summary_file"] = f"not written: {exc.strerror}"
     return summary
 
 
