@@ -140,21 +140,57 @@ class HopfieldNetwork:
     """The physics: states and floating parameters relaxing jointly.
 
     ``states[l]`` is layer l+1 (hidden layers, then outputs); ``theta`` the floating
-    parameters in the flat order of :func:`split_params`.
+    parameters in the flat order of :func:`split_params`. :meth:`relax` binds new arrays to
+    both and never writes into the ones it replaces (``fresh_arrays``: a caller may keep them).
+
+    ``kernel``: ``"auto"`` relaxes with the compiled kernel of :mod:`sim_backends.kernels`
+    when numba is installed (the same algorithm, states equal to rounding), ``"numpy"``
+    always with numpy, ``"numba"`` insists on the kernel.
     """
+
+    fresh_arrays = True  # a class attribute, not a field
 
     spec: HopfieldSpec
     tolerance: float = 1e-9
     max_sweeps: int = 10_000
+    kernel: str = "auto"  # "auto": the compiled kernel when numba is there; "numpy": always the numpy path
     states: list[np.ndarray] = field(init=False)
     theta: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        self.states = [np.zeros(n) for n in self.spec.layers[1:]]
-        self.theta = np.zeros(self.spec.n_params)
-        self._eps = self.spec.eps_vector()
-        self._lo = [self.spec.clip_bounds(l + 1)[0] for l in range(self.spec.n_layers)]
-        self._hi = [self.spec.clip_bounds(l + 1)[1] for l in range(self.spec.n_layers)]
+        if self.kernel not in ("auto", "numba", "numpy"):
+            raise ValueError(f"kernel {self.kernel!r}: use 'auto', 'numba' or 'numpy'")
+        spec = self.spec
+        self.states = [np.zeros(n) for n in spec.layers[1:]]
+        self.theta = np.zeros(spec.n_params)
+        self._eps = spec.eps_vector()
+        self._lo = [spec.clip_bounds(l + 1)[0] for l in range(spec.n_layers)]
+        self._hi = [spec.clip_bounds(l + 1)[1] for l in range(spec.n_layers)]
+        # the flat layout the compiled kernel works on
+        w_sizes = [a * b for a, b in spec.weight_shapes]
+        w_off = np.concatenate([[0], np.cumsum(w_sizes)])
+        self._layout = (
+            np.asarray(spec.layers, np.int64),
+            w_off[:-1].astype(np.int64),
+            (w_off[-1] + np.concatenate([[0], np.cumsum(spec.layers[1:])])[:-1]).astype(np.int64),
+            np.asarray(spec.eps_weights, float),
+            np.asarray(spec.eps_biases, float),
+            np.asarray(self._lo, float),
+            np.asarray(self._hi, float),
+        )
+        self._state_off = np.concatenate([[0], np.cumsum(spec.layers[1:])])
+
+    def _compiled(self):
+        """The compiled relaxation, or None for the numpy path (the kernel lives in its module, not on
+        the instance: a deep copy of the network copies no compiled code)."""
+        if self.kernel == "numpy":
+            return None
+        from sim_backends.kernels import kernel_status, relax_kernel
+
+        fn = relax_kernel()
+        if fn is None and self.kernel == "numba":
+            raise RuntimeError(f"the compiled relaxation kernel is unavailable: {kernel_status()}")
+        return fn
 
     # ------------------------------------------------------------------ energy
     def theta_at(self, x: np.ndarray, u: np.ndarray, states: list[np.ndarray] | None = None) -> np.ndarray:
@@ -215,6 +251,29 @@ class HopfieldNetwork:
         """
         tol = self.tolerance if tolerance is None else tolerance
         cap = self.max_sweeps if max_sweeps is None else max_sweeps
+        kernel = self._compiled()
+        if kernel is not None:
+            return self._relax_compiled(kernel, x, u, currents, tol, cap)
+        return self._relax_numpy(x, u, currents, tol, cap)
+
+    def _relax_compiled(self, kernel, x, u, currents, tol: float, cap: int) -> RelaxInfo:
+        theta = np.empty(self.spec.n_params)
+        flat, sweeps, converged, change = kernel(
+            np.ascontiguousarray(x, dtype=float),
+            np.ascontiguousarray(u, dtype=float),
+            np.ascontiguousarray(currents, dtype=float),
+            np.concatenate(self.states).astype(float, copy=False),
+            *self._layout,
+            float(tol),
+            int(cap),
+            theta,
+        )
+        off = self._state_off
+        self.states = [flat[off[l] : off[l + 1]] for l in range(self.spec.n_layers)]
+        self.theta = theta
+        return RelaxInfo(int(sweeps), bool(converged), float(change), None)
+
+    def _relax_numpy(self, x, u, currents, tol: float, cap: int) -> RelaxInfo:
         spec = self.spec
         L = spec.n_layers
         uw, ub = split_params(spec, u)
