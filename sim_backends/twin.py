@@ -193,8 +193,11 @@ class Twin:
         if not self._dirty:
             return
         self._relaxed_at = self.clock.now()
-        before = [s.copy() for s in self.net.states]
-        theta_before = self.net.theta.copy()
+        if getattr(self.net, "fresh_arrays", False):  # relax binds new arrays: the old ones stay as they were
+            before, theta_before = list(self.net.states), self.net.theta
+        else:
+            before = [s.copy() for s in self.net.states]
+            theta_before = self.net.theta.copy()
         info = self.net.relax(self.ports["inputs"], self.knob_drive(), self.ports["nudges"])
         st = self.stats
         st.relaxations += 1
