@@ -290,6 +290,125 @@ def _polish(L, s, so, W, WT, ub, ew, eb, lo, hi, drive0, x_sq, currents, tol, tr
 
 
 @_jit
+def _polish2(s, n_h, W2, ub, ew, eb, lo, hi, drive0, x_sq, currents, tol, trial):
+    """:func:`_polish` for one hidden layer, without lists: h = s[:n_h] (scalar curvature a_h), o the outputs.
+
+    Eliminating the free hidden units leaves D = a_o·I − BᵀB/a_h on the free outputs, with
+    B = −W2[F_h, F_o] − 2ε₂ h[F_h] o[F_o]ᵀ; the hidden step follows as (r_h − B·δo)/a_h.
+    """
+    n_o = s.shape[0] - n_h
+    h = s[:n_h]
+    o = s[n_h:]
+    fh = np.empty(n_h, np.int64)
+    nh = 0
+    for j in range(n_h):
+        if h[j] > lo[0] and h[j] < hi[0]:
+            fh[nh] = j
+            nh += 1
+    fo = np.empty(n_o, np.int64)
+    no = 0
+    for j in range(n_o):
+        if o[j] > lo[1] and o[j] < hi[1]:
+            fo[no] = j
+            no += 1
+    if nh + no == 0:
+        return False
+    Wf = np.empty((nh, no))
+    for i in range(nh):
+        r = fh[i]
+        for k in range(no):
+            Wf[i, k] = W2[r, fo[k]]
+    for i in range(s.shape[0]):
+        trial[i] = s[i]
+    th = trial[:n_h]
+    to = trial[n_h:]
+    b1, b2 = ub[0], ub[1]
+    e1w, e2w, e1b, e2b = ew[0], ew[1], eb[0], eb[1]
+    c_o = np.empty(n_o)
+    r_h = np.empty(nh)
+    r_o = np.empty(no)
+    B = np.empty((nh, no))
+    D = np.empty((no, no))
+    z = np.empty((no, 1))
+    d_h = np.empty(nh)
+    last_step = 0.0
+    for _ in range(4):
+        h_sq = 0.0
+        for j in range(n_h):
+            h_sq += th[j] * th[j]
+        o_sq = 0.0
+        for j in range(n_o):
+            o_sq += to[j] * to[j]
+        a_h = 1.0 - e1b - e1w * x_sq - e2w * o_sq
+        a_o = 1.0 - e2b - e2w * h_sq
+        # −∇Ẽ on the free units: the hidden ones row by row, the outputs from hᵀW2
+        for i in range(nh):
+            r = fh[i]
+            acc = b1[r] + drive0[r]
+            for k in range(n_o):
+                acc += W2[r, k] * to[k]
+            r_h[i] = acc - a_h * th[r]
+        for k in range(n_o):
+            c_o[k] = b2[k] + currents[k]
+        for j in range(n_h):
+            hj = th[j]
+            if hj != 0.0:
+                for k in range(n_o):
+                    c_o[k] += hj * W2[j, k]
+        for k in range(no):
+            r_o[k] = c_o[fo[k]] - a_o * to[fo[k]]
+        if nh > 0 and a_h == 0.0:
+            return False
+        inv = 1.0 / a_h if a_h != 0.0 else 1.0
+        e2 = 2.0 * e2w
+        for i in range(nh):
+            g = e2 * th[fh[i]]
+            for k in range(no):
+                B[i, k] = -Wf[i, k] - g * to[fo[k]]
+        # D = a_o·I − BᵀB/a_h, r' = r_o − Bᵀr_h/a_h
+        for k in range(no):
+            for m in range(no):
+                D[k, m] = 0.0
+            z[k, 0] = r_o[k]
+        for i in range(nh):
+            yi = r_h[i] * inv
+            for k in range(no):
+                bik = B[i, k]
+                z[k, 0] -= bik * yi
+                bi = bik * inv
+                for m in range(no):
+                    D[k, m] -= bi * B[i, m]
+        for k in range(no):
+            D[k, k] += a_o
+        if no > 0 and not _lu_solve(D, z):
+            return False
+        step = 0.0
+        for k in range(no):
+            dv = z[k, 0]
+            to[fo[k]] += dv
+            if abs(dv) > step:
+                step = abs(dv)
+        for i in range(nh):
+            acc = r_h[i]
+            for k in range(no):
+                acc -= B[i, k] * z[k, 0]
+            d_h[i] = acc * inv
+        for i in range(nh):
+            th[fh[i]] += d_h[i]
+            if abs(d_h[i]) > step:
+                step = abs(d_h[i])
+        rate = min(1.0, step / last_step**2) if last_step > 0.0 else 1.0
+        if step <= 0.01 * tol or rate * step * step <= 0.01 * tol:
+            break
+        last_step = step
+    for j in range(n_h):
+        th[j] = min(max(th[j], lo[0]), hi[0])
+    for j in range(n_o):
+        to[j] = min(max(to[j], lo[1]), hi[1])
+    return True
+
+
+@_jit
 def relax(x, u, currents, s0, sizes, wo, bo, ew, eb, lo, hi, tol, cap, theta):
     """Joint relaxation from the states s0 (left untouched) at inputs x, knobs u and currents I.
 
@@ -371,7 +490,11 @@ def relax(x, u, currents, s0, sizes, wo, bo, ew, eb, lo, hi, tol, cap, theta):
                     active[j] = clipped
         if not same or sweep % 4 == 0:
             have_active = True
-            if _polish(L, s, so, W, WT, ub, ew, eb, lo, hi, drive0, x_sq, currents, tol, trial, c):
+            if L == 2:
+                proposed = _polish2(s, sizes[1], W[1], ub, ew, eb, lo, hi, drive0, x_sq, currents, tol, trial)
+            else:
+                proposed = _polish(L, s, so, W, WT, ub, ew, eb, lo, hi, drive0, x_sq, currents, tol, trial, c)
+            if proposed:
                 e_old = _energy(L, s, so, W, ub, ew, eb, drive0, x_sq, currents, c)
                 e_new = _energy(L, trial, so, W, ub, ew, eb, drive0, x_sq, currents, c)
                 if e_new <= e_old + 1e-15 * abs(e_old):

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sim_backends import kernels as _kernels  # (imports no compiler: the kernel loads on first use)
+
 
 @dataclass(frozen=True)
 class HopfieldSpec:
@@ -185,11 +187,9 @@ class HopfieldNetwork:
         the instance: a deep copy of the network copies no compiled code)."""
         if self.kernel == "numpy":
             return None
-        from sim_backends.kernels import kernel_status, relax_kernel
-
-        fn = relax_kernel()
+        fn = _kernels.relax_kernel()
         if fn is None and self.kernel == "numba":
-            raise RuntimeError(f"the compiled relaxation kernel is unavailable: {kernel_status()}")
+            raise RuntimeError(f"the compiled relaxation kernel is unavailable: {_kernels.kernel_status()}")
         return fn
 
     # ------------------------------------------------------------------ energy
@@ -257,7 +257,7 @@ class HopfieldNetwork:
         return self._relax_numpy(x, u, currents, tol, cap)
 
     def _relax_compiled(self, kernel, x, u, currents, tol: float, cap: int) -> RelaxInfo:
-        theta = np.empty(self.spec.n_params)
+        theta = np.empty(self._eps.shape[0])
         flat, sweeps, converged, change = kernel(
             np.ascontiguousarray(x, dtype=float),
             np.ascontiguousarray(u, dtype=float),
