@@ -409,11 +409,12 @@ def _polish2(s, n_h, W2, ub, ew, eb, lo, hi, drive0, x_sq, currents, tol, trial)
 
 
 @_jit
-def relax(x, u, currents, s0, sizes, wo, bo, ew, eb, lo, hi, tol, cap, theta):
+def relax(x, u, currents, s0, sizes, wo, bo, ew, eb, lo, hi, tol, cap, theta, moved):
     """Joint relaxation from the states s0 (left untouched) at inputs x, knobs u and currents I.
 
     Returns (states, sweeps, converged, last sweep's largest change) and writes the floating
-    parameters θ = u − ε∂θE(s) at the states reached into ``theta``.
+    parameters θ = u − ε∂θE(s) at the states reached into ``theta``, and each layer's largest
+    move from s0 into ``moved``.
     """
     L = sizes.shape[0] - 1
     so = np.zeros(L + 1, np.int64)
@@ -521,4 +522,11 @@ def relax(x, u, currents, s0, sizes, wo, bo, ew, eb, lo, hi, tol, cap, theta):
         tr = theta[bb : bb + n]
         for j in range(n):
             tr[j] = br[j] + e * sl[j]
+    for l in range(L):
+        m = 0.0
+        for j in range(so[l], so[l + 1]):
+            d = abs(s[j] - s0[j])
+            if d > m:
+                m = d
+        moved[l] = m
     return s, sweeps, converged, change

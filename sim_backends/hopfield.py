@@ -165,6 +165,7 @@ class HopfieldNetwork:
         spec = self.spec
         self.states = [np.zeros(n) for n in spec.layers[1:]]
         self.theta = np.zeros(spec.n_params)
+        self.last_moves: list[float] | None = None  # each layer's largest move in the last relaxation
         self._eps = spec.eps_vector()
         self._lo = [spec.clip_bounds(l + 1)[0] for l in range(spec.n_layers)]
         self._hi = [spec.clip_bounds(l + 1)[1] for l in range(spec.n_layers)]
@@ -258,6 +259,7 @@ class HopfieldNetwork:
 
     def _relax_compiled(self, kernel, x, u, currents, tol: float, cap: int) -> RelaxInfo:
         theta = np.empty(self._eps.shape[0])
+        moved = np.empty(self.spec.n_layers)
         flat, sweeps, converged, change = kernel(
             np.ascontiguousarray(x, dtype=float),
             np.ascontiguousarray(u, dtype=float),
@@ -267,10 +269,12 @@ class HopfieldNetwork:
             float(tol),
             int(cap),
             theta,
+            moved,
         )
         off = self._state_off
         self.states = [flat[off[l] : off[l + 1]] for l in range(self.spec.n_layers)]
         self.theta = theta
+        self.last_moves = moved.tolist()
         return RelaxInfo(int(sweeps), bool(converged), float(change), None)
 
     def _relax_numpy(self, x, u, currents, tol: float, cap: int) -> RelaxInfo:
@@ -313,6 +317,7 @@ class HopfieldNetwork:
                     e_new = self._reduced_energy(drive0, x_sq, uw, ub, currents, proposal)
                     if e_new <= e_old + 1e-15 * abs(e_old):
                         s = proposal
+        self.last_moves = [float(np.max(np.abs(a - b), initial=0.0)) for a, b in zip(s, self.states)]
         self.states = s
         self.theta = self.theta_at(x, u, s)
         return RelaxInfo(sweeps, converged, change, None)
@@ -333,6 +338,8 @@ class HopfieldNetwork:
         if not any(i.size for i in idx):
             return None
         trial = [v.copy() for v in s]
+        # the weights between free units do not change during the polish: gathered once
+        neg_sub = [-uw[l + 1][np.ix_(idx[l], idx[l + 1])] for l in range(L - 1)]
         last_step = 0.0
         for _ in range(4):
             sq = [float(v @ v) for v in trial]
@@ -350,8 +357,7 @@ class HopfieldNetwork:
                 curv[l] = a
                 rhs.append((c - a * trial[l])[idx[l]])  # −∇Ẽ on the free units
             coupling = [
-                -uw[l + 1][idx[l]][:, idx[l + 1]]
-                - 2.0 * ew[l + 1] * np.outer(trial[l][idx[l]], trial[l + 1][idx[l + 1]])
+                neg_sub[l] - 2.0 * ew[l + 1] * np.outer(trial[l][idx[l]], trial[l + 1][idx[l + 1]])
                 for l in range(L - 1)
             ]
             delta = _block_tridiagonal_solve(curv, coupling, rhs)
