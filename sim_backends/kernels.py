@@ -52,6 +52,36 @@ def kernel_status() -> str:
 
 
 def _compile() -> Callable:
+    """Import the kernel and run it once on a tiny network (numba compiles, or loads its cache, at the
+    first call: a failure shows here, where it can still fall back, not in the middle of a run)."""
+    import numpy as np
+
     from sim_backends import _relax_numba
 
-    return _relax_numba.relax
+    fn = _relax_numba.relax
+    sizes = np.array([2, 2, 1], np.int64)
+    wo, bo = np.array([0, 4], np.int64), np.array([6, 8], np.int64)
+    eps = np.array([0.01, 0.01])
+    lo, hi = np.array([0.0, -1.0]), np.array([1.0, 2.0])
+    u = np.array([0.5, -0.2, 0.3, 0.4, 0.6, -0.5, 0.1, 0.0, 0.2])
+    theta, moved = np.empty(9), np.empty(2)
+    states, sweeps, converged, _ = fn(
+        np.array([0.7, 0.2]),
+        u,
+        np.array([0.1]),
+        np.zeros(3),
+        sizes,
+        wo,
+        bo,
+        eps,
+        eps,
+        lo,
+        hi,
+        1e-12,
+        1000,
+        theta,
+        moved,
+    )
+    if not converged or states.shape != (3,) or not np.all(np.isfinite(theta)):
+        raise RuntimeError("the compiled relaxation failed its self-test")
+    return fn
