@@ -18,7 +18,9 @@ where ‖∂W_l E‖² = ‖s_{l-1}‖² ‖s_l‖² and ‖∂b_l E‖² = ‖s
 layer's reduced energy is a separable quadratic (one curvature per layer), so exact
 block-coordinate descent on Ẽ is the joint relaxation of states *and* parameters.
 Newton steps on the units inside their boxes (the clipped ones held), accepted only when
-they lower Ẽ, speed it up.
+they lower Ẽ, speed it up. Where numba is installed a compiled kernel
+(:mod:`sim_backends.kernels`) runs the same algorithm in one call, loaded on the first
+relaxation; the numpy code below is its reference and its fallback.
 
 Nothing here knows about phases, targets or learning: it relaxes to the minimum
 of the total energy for the inputs, knobs and currents it is given.
