@@ -2,11 +2,13 @@
 
 Per protocol (the protocol's own method, Aeqprop by default):
 
-1. **dry run** (simulated clock, nothing sleeps): training samples per second; the
-   share of wall time spent outside the twin's relaxation (engine, plans, feedback
-   loops, bench, simulated drivers); instrument round trips per sample. Relaxation
-   time is measured by wrapping the physics object's ``relax`` (sim_backends is not
-   edited).
+1. **dry run** (simulated clock, nothing sleeps): training samples per second and
+   process CPU time per sample (after 10 warm-up samples, which also load the twin's
+   compiled kernel); twin relaxations per sample and their mean cost, with the kernel
+   that ran them (``numba``, or ``numpy`` and why); the share of wall time spent outside
+   the twin's relaxation (engine, plans, feedback loops, bench, simulated drivers);
+   instrument round trips per sample. Relaxation time is measured by wrapping the
+   physics object's ``relax`` on the instance (the class is not edited).
 1b. **end to end** (``--full-epochs``, default 1): ``aeqlab run`` itself, with its
    journal, checkpoints and test evaluations: training samples per second over the
    whole epoch, and the wall time split into the twin's relaxations, the evaluations,
@@ -191,17 +193,22 @@ def _train(
         trips0 = Counter(backend.bench.round_trips)
         spent[0] = 0.0
         clock0 = backend.twin.clock.now()
+        relax0 = backend.twin.stats.relaxations
+        cpu0 = time.process_time()
         t0 = time.perf_counter()
         for i in order[10:]:
             execute(trainer.sample_plan(data.x_train[i], targets[i], beta), target)
         wall = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
         trips = Counter(backend.bench.round_trips)
         trips.subtract(trips0)
         return {
             "samples": samples,
             "wall_s": wall,
             "samples_per_s": samples / wall,
+            "cpu_ms_per_sample": 1e3 * cpu / samples,
             "relax_s": spent[0],
+            "relaxations_per_sample": (backend.twin.stats.relaxations - relax0) / samples,
             "outside_relax_share": 1.0 - spent[0] / wall,
             "round_trips_per_sample": {k: v / samples for k, v in sorted(trips.items())},
             "simulated_s_per_sample": (backend.twin.clock.now() - clock0) / samples,
@@ -296,7 +303,14 @@ def run(
 ) -> dict[str, Any]:
     protocol, _ = load_protocol(PROTOCOLS[dataset])
     dry = _train(protocol, samples)
-    result: dict[str, Any] = {"dataset": dataset, "protocol": str(PROTOCOLS[dataset].relative_to(ROOT)), "dry": dry}
+    from sim_backends.kernels import kernel_status
+
+    result: dict[str, Any] = {
+        "dataset": dataset,
+        "protocol": str(PROTOCOLS[dataset].relative_to(ROOT)),
+        "kernel": f"twin kernel: {kernel_status()}",
+        "dry": dry,
+    }
     if full_epochs:
         result["end_to_end"] = end_to_end(PROTOCOLS[dataset], full_epochs)
     tol = protocol.method.homeostasis.tolerance
@@ -338,8 +352,10 @@ def report(r: dict[str, Any]) -> str:
     rt = r["realtime"]
     lines = [
         f"## {r['dataset']} ({r['protocol']})",
-        f"dry run: {d['samples_per_s']:.1f} samples/s over {d['samples']} samples; "
-        f"outside the twin's relaxation: {100 * d['outside_relax_share']:.0f} % of wall time; "
+        f"dry run: {d['samples_per_s']:.1f} samples/s over {d['samples']} samples, "
+        f"{d['cpu_ms_per_sample']:.2f} ms CPU/sample; twin relaxations {d['relaxations_per_sample']:.1f}/sample at "
+        f"{1e3 * d['relax_s'] / max(d['relaxations_per_sample'] * d['samples'], 1):.3f} ms "
+        f"({r['kernel']}); outside the twin's relaxation: {100 * d['outside_relax_share']:.0f} % of wall time; "
         f"round trips per sample: {trips}",
     ]
     e = r.get("end_to_end")

@@ -18,7 +18,9 @@ where ‖∂W_l E‖² = ‖s_{l-1}‖² ‖s_l‖² and ‖∂b_l E‖² = ‖s
 layer's reduced energy is a separable quadratic (one curvature per layer), so exact
 block-coordinate descent on Ẽ is the joint relaxation of states *and* parameters.
 Newton steps on the units inside their boxes (the clipped ones held), accepted only when
-they lower Ẽ, speed it up.
+they lower Ẽ, speed it up. Where numba is installed a compiled kernel
+(:mod:`sim_backends.kernels`) runs the same algorithm in one call, loaded on the first
+relaxation; the numpy code below is its reference and its fallback.
 
 Nothing here knows about phases, targets or learning: it relaxes to the minimum
 of the total energy for the inputs, knobs and currents it is given.
@@ -29,6 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from sim_backends import kernels as _kernels  # (imports no compiler: the kernel loads on first use)
 
 
 @dataclass(frozen=True)
@@ -140,21 +144,56 @@ class HopfieldNetwork:
     """The physics: states and floating parameters relaxing jointly.
 
     ``states[l]`` is layer l+1 (hidden layers, then outputs); ``theta`` the floating
-    parameters in the flat order of :func:`split_params`.
+    parameters in the flat order of :func:`split_params`. :meth:`relax` binds new arrays to
+    both and never writes into the ones it replaces (``fresh_arrays``: a caller may keep them).
+
+    ``kernel``: ``"auto"`` relaxes with the compiled kernel of :mod:`sim_backends.kernels`
+    when numba is installed (the same algorithm, states equal to rounding), ``"numpy"``
+    always with numpy, ``"numba"`` insists on the kernel.
     """
+
+    fresh_arrays = True  # a class attribute, not a field
 
     spec: HopfieldSpec
     tolerance: float = 1e-9
     max_sweeps: int = 10_000
+    kernel: str = "auto"  # "auto": the compiled kernel when numba is there; "numpy": always the numpy path
     states: list[np.ndarray] = field(init=False)
     theta: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        self.states = [np.zeros(n) for n in self.spec.layers[1:]]
-        self.theta = np.zeros(self.spec.n_params)
-        self._eps = self.spec.eps_vector()
-        self._lo = [self.spec.clip_bounds(l + 1)[0] for l in range(self.spec.n_layers)]
-        self._hi = [self.spec.clip_bounds(l + 1)[1] for l in range(self.spec.n_layers)]
+        if self.kernel not in ("auto", "numba", "numpy"):
+            raise ValueError(f"kernel {self.kernel!r}: use 'auto', 'numba' or 'numpy'")
+        spec = self.spec
+        self.states = [np.zeros(n) for n in spec.layers[1:]]
+        self.theta = np.zeros(spec.n_params)
+        self.last_moves: list[float] | None = None  # each layer's largest move in the last relaxation
+        self._eps = spec.eps_vector()
+        self._lo = [spec.clip_bounds(l + 1)[0] for l in range(spec.n_layers)]
+        self._hi = [spec.clip_bounds(l + 1)[1] for l in range(spec.n_layers)]
+        # the flat layout the compiled kernel works on
+        w_sizes = [a * b for a, b in spec.weight_shapes]
+        w_off = np.concatenate([[0], np.cumsum(w_sizes)])
+        self._layout = (
+            np.asarray(spec.layers, np.int64),
+            w_off[:-1].astype(np.int64),
+            (w_off[-1] + np.concatenate([[0], np.cumsum(spec.layers[1:])])[:-1]).astype(np.int64),
+            np.asarray(spec.eps_weights, float),
+            np.asarray(spec.eps_biases, float),
+            np.asarray(self._lo, float),
+            np.asarray(self._hi, float),
+        )
+        self._state_off = np.concatenate([[0], np.cumsum(spec.layers[1:])])
+
+    def _compiled(self):
+        """The compiled relaxation, or None for the numpy path (the kernel lives in its module, not on
+        the instance: a deep copy of the network copies no compiled code)."""
+        if self.kernel == "numpy":
+            return None
+        fn = _kernels.relax_kernel()
+        if fn is None and self.kernel == "numba":
+            raise RuntimeError(f"the compiled relaxation kernel is unavailable: {_kernels.kernel_status()}")
+        return fn
 
     # ------------------------------------------------------------------ energy
     def theta_at(self, x: np.ndarray, u: np.ndarray, states: list[np.ndarray] | None = None) -> np.ndarray:
@@ -215,6 +254,32 @@ class HopfieldNetwork:
         """
         tol = self.tolerance if tolerance is None else tolerance
         cap = self.max_sweeps if max_sweeps is None else max_sweeps
+        kernel = self._compiled()
+        if kernel is not None:
+            return self._relax_compiled(kernel, x, u, currents, tol, cap)
+        return self._relax_numpy(x, u, currents, tol, cap)
+
+    def _relax_compiled(self, kernel, x, u, currents, tol: float, cap: int) -> RelaxInfo:
+        theta = np.empty(self._eps.shape[0])
+        moved = np.empty(self.spec.n_layers)
+        flat, sweeps, converged, change = kernel(
+            np.ascontiguousarray(x, dtype=float),
+            np.ascontiguousarray(u, dtype=float),
+            np.ascontiguousarray(currents, dtype=float),
+            np.concatenate(self.states).astype(float, copy=False),
+            *self._layout,
+            float(tol),
+            int(cap),
+            theta,
+            moved,
+        )
+        off = self._state_off
+        self.states = [flat[off[l] : off[l + 1]] for l in range(self.spec.n_layers)]
+        self.theta = theta
+        self.last_moves = moved.tolist()
+        return RelaxInfo(int(sweeps), bool(converged), float(change), None)
+
+    def _relax_numpy(self, x, u, currents, tol: float, cap: int) -> RelaxInfo:
         spec = self.spec
         L = spec.n_layers
         uw, ub = split_params(spec, u)
@@ -254,6 +319,7 @@ class HopfieldNetwork:
                     e_new = self._reduced_energy(drive0, x_sq, uw, ub, currents, proposal)
                     if e_new <= e_old + 1e-15 * abs(e_old):
                         s = proposal
+        self.last_moves = [float(np.max(np.abs(a - b), initial=0.0)) for a, b in zip(s, self.states)]
         self.states = s
         self.theta = self.theta_at(x, u, s)
         return RelaxInfo(sweeps, converged, change, None)
@@ -274,6 +340,8 @@ class HopfieldNetwork:
         if not any(i.size for i in idx):
             return None
         trial = [v.copy() for v in s]
+        # the weights between free units do not change during the polish: gathered once
+        neg_sub = [-uw[l + 1][np.ix_(idx[l], idx[l + 1])] for l in range(L - 1)]
         last_step = 0.0
         for _ in range(4):
             sq = [float(v @ v) for v in trial]
@@ -291,8 +359,7 @@ class HopfieldNetwork:
                 curv[l] = a
                 rhs.append((c - a * trial[l])[idx[l]])  # −∇Ẽ on the free units
             coupling = [
-                -uw[l + 1][idx[l]][:, idx[l + 1]]
-                - 2.0 * ew[l + 1] * np.outer(trial[l][idx[l]], trial[l + 1][idx[l + 1]])
+                neg_sub[l] - 2.0 * ew[l + 1] * np.outer(trial[l][idx[l]], trial[l + 1][idx[l + 1]])
                 for l in range(L - 1)
             ]
             delta = _block_tridiagonal_solve(curv, coupling, rhs)

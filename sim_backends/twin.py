@@ -193,8 +193,12 @@ class Twin:
         if not self._dirty:
             return
         self._relaxed_at = self.clock.now()
-        before = [s.copy() for s in self.net.states]
-        theta_before = self.net.theta.copy()
+        fresh = getattr(self.net, "fresh_arrays", False)
+        if fresh:  # relax binds new arrays: the old ones stay as they were
+            before, theta_before = list(self.net.states), self.net.theta
+        else:
+            before = [s.copy() for s in self.net.states]
+            theta_before = self.net.theta.copy()
         info = self.net.relax(self.ports["inputs"], self.knob_drive(), self.ports["nudges"])
         st = self.stats
         st.relaxations += 1
@@ -203,7 +207,9 @@ class Twin:
         self._dirty = False
         inputs_changed, self._inputs_changed = self._inputs_changed, False
         explained, self._nudge_change = 2.0 * self._nudge_change, 0.0
-        moves = [float(np.max(np.abs(a - b))) for a, b in zip(before, self.net.states)]
+        moves = getattr(self.net, "last_moves", None) if fresh else None  # (measured by the relaxation itself)
+        if moves is None:
+            moves = [float(np.max(np.abs(a - b))) for a, b in zip(before, self.net.states)]
         moved = max(moves)
         # a new input legitimately moves the states, and a nudge the outputs (the last state
         # array) by about its own size; knobs, and nudges elsewhere, are meant to move them gently
