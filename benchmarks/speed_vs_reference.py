@@ -147,7 +147,7 @@ def build(protocol_path: Path):
     """aeqlab's dry run and the port, from one protocol: the same initial θ, data and order."""
     from aeqlab.backends import open_backend
     from aeqlab.datasets import load
-    from aeqlab.engine import Trainer
+    from aeqlab.engine.trainer import Trainer
     from aeqlab.protocol import load_protocol
     from sim_backends.hopfield import HopfieldSpec, half_xavier, split_params
 
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
 
-    from aeqlab.plan import execute
+    from aeqlab.engine.plan import execute
     from sim_backends.kernels import kernel_status
 
     with threadpool_limits(limits=1, user_api="blas"):

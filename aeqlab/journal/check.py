@@ -44,7 +44,8 @@ def check_file(path: Path) -> None:
             if wal.exists():
                 shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
         except OSError as exc:
-            raise bad(path, f"cannot check the journal: copying it failed ({exc.strerror})", "free some space") from None
+            what = f"cannot check the journal: copying it failed ({exc.strerror})"
+            raise bad(path, what, "free some space") from None
         try:
             con = sqlite3.connect(copy)
             try:

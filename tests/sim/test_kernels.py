@@ -23,7 +23,7 @@ def _python(code: str, **env: str) -> str:
 
 def test_the_cli_and_the_twin_import_no_compiler():
     code = (
-        "import sys, aeqlab.cli, aeqlab.compose, sim_backends.hopfield, sim_backends.twin, sim_backends.kernels; "
+        "import sys, aeqlab.cli, aeqlab.backends.sim, sim_backends.hopfield, sim_backends.twin, sim_backends.kernels; "
         "print('numba' in sys.modules)"
     )
     assert _python(code) == "False"

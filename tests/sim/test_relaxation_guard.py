@@ -15,8 +15,8 @@ from hopfield_reference import reference_relax
 
 from aeqlab.backends import open_backend
 from aeqlab.datasets import load
-from aeqlab.engine import Trainer
-from aeqlab.plan import execute
+from aeqlab.engine.plan import execute
+from aeqlab.engine.trainer import Trainer
 from aeqlab.protocol import load_protocol
 from sim_backends.hopfield import HopfieldNetwork, HopfieldSpec, half_xavier
 
