@@ -130,7 +130,7 @@ def train_curve(
     except AeqlabError as exc:  # recorded: the curve so far stands, its final accuracy is the last one measured
         curve.error = f"{type(exc).__name__} after {done} samples: {exc.one_line()}"
     finally:
-        trainer.shutdown()
+        backend.safe_state()
         backend.close()
     curve.wall_s = time.perf_counter() - t0
     return curve

@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             hits = [port.predict(x) == y for x, y in zip(data.x_test, data.y_test)]
             result["port_test_accuracy"] = float(np.mean(hits))
             result["aeqlab_test_accuracy"] = float(trainer.evaluate(data.x_test, data.y_test).accuracy)
-        trainer.shutdown()
+        backend.safe_state()
         backend.close()
 
     print(

@@ -217,7 +217,7 @@ def _train(
             "reading_errors": target.errors if stale else None,
         }
     finally:
-        trainer.shutdown()
+        backend.safe_state()
         backend.close()
 
 

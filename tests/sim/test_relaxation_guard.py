@@ -62,7 +62,7 @@ def replay_dry_run(protocol_path, kernel: str, samples: int) -> tuple[int, float
         targets = data.targets(data.y_train)
         for i in range(samples):
             execute(trainer.sample_plan(data.x_train[i], targets[i], protocol.method.beta), backend.bench)
-        trainer.shutdown()
+        backend.safe_state()
     finally:
         backend.close()
     return worst[0], worst[1], worst[2]
