@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from aeqlab.errors import ProtocolError
-from aeqlab.protocol import Protocol
+from aeqlab.protocol.document import Protocol
 from aeqlab.protocol.yamlio import Located, Place, YamlProblem, dump, merge, parse_located, read_text
 
 SCHEMA_LINE = "# yaml-language-server: $schema=aeqlab.schema.json"
