@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import os
+import stat
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from aeqlab.protocol.fields import Finite, Seed, Strict, _f, _problems
+from aeqlab.protocol.clip import clip
+from aeqlab.protocol.fields import MAX_DATA_BYTES, MAX_ROWS, Finite, Seed, Strict, _f, _problems
 
 BUILTIN_DATASETS = {"iris": (4, 3), "digits": (64, 10), "xor": (2, 2)}  # (features, classes)
 BUILTIN_SIZES = {"iris": 150, "digits": 1797}  # examples (xor's four points are train and test)
@@ -49,8 +52,8 @@ class Dataset(Strict):
         base = (info.context or {}).get("base_dir")
         if not p.is_absolute() and base is not None:
             p = Path(base) / p
-        if base is not None and not p.is_file():
-            raise ValueError(f"no such data file {str(p)!r} (paths are relative to the protocol file)")
+        if base is not None:
+            _check_data_file(p)
         return str(p)
 
     @model_validator(mode="after")
@@ -80,3 +83,27 @@ class Dataset(Strict):
     def shape(self) -> tuple[int, int] | None:
         """(features, classes) when known without loading (built-in sets), else None."""
         return BUILTIN_DATASETS.get(self.name) if self.name else None
+
+
+def _check_data_file(path: Path) -> None:
+    """A data file is a regular file of at most MAX_DATA_BYTES; a CSV has at most MAX_ROWS rows (counted)."""
+    shown = clip(str(path))
+    try:
+        info = os.stat(path)
+    except OSError:
+        raise ValueError(f"no such data file {shown!r} (paths are relative to the protocol file)") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{shown!r} is not a regular file (a data file is a .csv or .npz file)")
+    if info.st_size > MAX_DATA_BYTES:
+        raise ValueError(f"{shown!r} has {info.st_size} bytes, more than a data file may have ({MAX_DATA_BYTES})")
+    if path.suffix.lower() != ".csv":
+        return
+    rows = 0
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                rows += chunk.count(b"\n")
+    except OSError as exc:
+        raise ValueError(f"cannot read {shown!r}: {exc.strerror or exc}") from None
+    if rows - 1 > MAX_ROWS:  # the header is not an example
+        raise ValueError(f"{shown!r} has {rows - 1} rows, more than {MAX_ROWS} examples (use a sample of the data)")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import ConfigDict, field_validator, model_validator
 
+from aeqlab.protocol import checks
 from aeqlab.protocol.dataset import Dataset
 from aeqlab.protocol.fields import Seed, Strict, _f, _problems
 from aeqlab.protocol.instruments import InstrumentConfig
@@ -64,6 +65,9 @@ class Protocol(Strict):
         problems += self._check_limits()
         problems += self._check_sizes()
         problems += self._check_resolution()
+        problems += checks.ramp_rates(self.instruments, self.roles, self.safety)
+        problems += checks.zero_in_limits(self.roles, self.safety)
+        problems += checks.hardware_ranges(self.instruments)
         _problems("Protocol", problems)
         return self
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError, field_validator, model_validator
 
-from aeqlab.protocol.fields import Amp, Strict, Volt, _f, _problems
+from aeqlab.protocol.fields import MAX_CHANNELS, Amp, Strict, Volt, _f, _problems
 from aeqlab.protocol.units import AMPERE, AMPERE_PER_SECOND, SECOND, VOLT, VOLT_PER_SECOND, quantity
 
 _SERIAL_RE = re.compile(r"^(/dev/\S+|COM\d+|ASRL\S*|loop://\S*|socket://\S+|rfc2217://\S+)$", re.IGNORECASE)
@@ -49,7 +49,7 @@ class InstrumentConfig(Strict):
     """
 
     driver: str = _f(description="driver name from the registry (see 'aeqlab schema'), or 'sim'")
-    channels: int | None = _f(None, "channel count (default: what the roles use)", "1", gt=0)
+    channels: int | None = _f(None, "channel count (default: what the roles use)", "1", gt=0, le=MAX_CHANNELS)
     resource: str | None = _f(
         None,
         "connection: a VISA resource ('TCPIP0::10.0.0.5::5025::SOCKET', 'USB0::...::INSTR'), "

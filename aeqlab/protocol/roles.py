@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
 
-from aeqlab.protocol.fields import Strict, _f, _problems
+from aeqlab.protocol.clip import clip
+from aeqlab.protocol.fields import MAX_CHANNELS, Strict, _f, _problems
 from aeqlab.protocol.units import AMPERE, VOLT, quantity
 
 ROLE_NAMES = ("inputs", "outputs", "knobs", "params", "nudges")
@@ -28,13 +29,13 @@ class ChannelRef(Strict):
         """Parse ``instrument/[prefix]first[:last]``; raises ValueError with the expected form."""
         m = _CHANNEL_RE.match(text.strip())
         if not m:
-            raise ValueError(f"{text!r} is not a channel reference like 'dac/ao0:7' or 'adc/ai3'")
+            raise ValueError(f"{clip(text)!r} is not a channel reference like 'dac/ao0:7' or 'adc/ai3'")
         a = int(m["a"])
         b = int(m["b"]) if m["b"] is not None else a
         if b < a:
             raise ValueError(f"{text!r}: the range runs backwards (write '{m['inst']}/{m['prefix']}{b}:{a}')")
-        if b - a >= 1_000_000:
-            raise ValueError(f"{text!r}: more than a million channels")
+        if b - a >= MAX_CHANNELS:
+            raise ValueError(f"{clip(text)!r}: more than {MAX_CHANNELS} channels (the most one instrument may have)")
         return cls(instrument=m["inst"], prefix=m["prefix"], first=a, last=b)
 
     @property

@@ -18,3 +18,8 @@ class Safety(Strict):
     safe_state: Literal["zero", "hold"] = _f(
         "zero", "on exit: zero (sources to 0 V / 0 A, outputs off) or hold (voltages kept, currents off)"
     )
+    on_compliance: Literal["fault", "flag"] = _f(
+        "fault",
+        "when an SMU reports its compliance tripped after a nudge: fault (stop the run through the safe state) "
+        "or flag (keep the sample, marked in the journal)",
+    )

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from aeqlab.protocol.fields import Finite, Positive, Seed, Strict, _f, _problems
+from aeqlab.protocol.fields import MAX_LAYER, MAX_PARAMS, Finite, Positive, Seed, Strict, _f, _problems
 from aeqlab.protocol.units import SECOND, quantity
 
 
@@ -79,7 +79,7 @@ class Simulation(Strict):
     """The twin: a layered Hopfield-like network, or an elastic spring network, with floating parameters."""
 
     model: Literal["hopfield", "spring"] = _f("hopfield", "the twin's physics model")
-    layers: list[Annotated[int, Field(gt=0, le=100_000)]] | None = _f(
+    layers: list[Annotated[int, Field(gt=0, le=MAX_LAYER)]] | None = _f(
         None, "hopfield: units per layer, inputs first", unit="1", min_length=2
     )
     epsilon: Epsilon | None = _f(None, "hopfield: couplings of parameters to knobs")
@@ -127,6 +127,11 @@ class Simulation(Strict):
             problems.append((("spring",), "'spring' belongs to model: spring"))
         if problems:
             _problems("Simulation", problems)
+        if self.n_params > MAX_PARAMS:
+            _problems(
+                "Simulation",
+                [(("layers",), f"{self.n_params} parameters, more than {MAX_PARAMS} (use smaller layers)")],
+            )
         n = len(self.layers) - 1
         for key in ("weights", "biases"):
             have = len(getattr(self.epsilon, key))
