@@ -15,12 +15,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from aeqlab.errors import ProtocolError
-from aeqlab.protocol import Protocol
+from aeqlab.protocol.clip import clip
+from aeqlab.protocol.document import Protocol
+from aeqlab.protocol.problems import Problem, protocol_error
 from aeqlab.protocol.yamlio import Located, Place, YamlProblem, dump, merge, parse_located, read_text
 
 SCHEMA_LINE = "# yaml-language-server: $schema=aeqlab.schema.json"
 MAX_EXTENDS = 16
+MAX_UNKNOWN = 10  # unknown keys reported per mapping; the rest are counted ("and 4990 more")
+PROTOCOL_SUFFIXES = (".yaml", ".yml")  # what an extends target may be: nothing else is opened
 
 
 def load_protocol(path: str | Path) -> tuple[Protocol, str]:
@@ -45,7 +48,7 @@ def load_protocol(path: str | Path) -> tuple[Protocol, str]:
     try:
         text = read_text(path, str(path))
     except YamlProblem as exc:
-        raise ProtocolError("\n".join(exc.lines)) from None
+        raise protocol_error([Problem.from_line(line) for line in exc.lines]) from None
     return _validate_located(text, str(path), path.parent)[:2]
 
 
@@ -55,14 +58,14 @@ def load_located(path: str | Path) -> tuple[Protocol, str, Located]:
     try:
         text = read_text(path, str(path))
     except YamlProblem as exc:
-        raise ProtocolError("\n".join(exc.lines)) from None
+        raise protocol_error([Problem.from_line(line) for line in exc.lines]) from None
     return _validate_located(text, str(path), path.parent)
 
 
 def parse_protocol(text: str, source: str = "<protocol>") -> Protocol:
     """Validate protocol text; ``source`` names it in messages and anchors ``extends`` paths."""
     if "\x00" in text:
-        raise ProtocolError(f"{source}: this is a binary file, not a YAML protocol")
+        raise protocol_error([Problem(source, 0, 0, "", "this is a binary file, not a YAML protocol")])
     return _validate_located(text, source, Path(source).parent)[0]
 
 
@@ -71,7 +74,7 @@ def _validate_located(text: str, source: str, folder: Path) -> tuple[Protocol, s
         located = parse_located(text, source)
         located, extended = _resolve_extends(located, folder, [Path(source).resolve()])
     except YamlProblem as exc:
-        raise ProtocolError("\n".join(exc.lines)) from None
+        raise protocol_error([Problem.from_line(line) for line in exc.lines]) from None
     data = dict(located.data)
     data.pop("extends", None)
     if extended:
@@ -79,7 +82,7 @@ def _validate_located(text: str, source: str, folder: Path) -> tuple[Protocol, s
     try:
         model = Protocol.model_validate(data, context={"base_dir": str(folder)})
     except ValidationError as exc:
-        raise ProtocolError("\n".join(format_errors(exc, located, source))) from None
+        raise protocol_error(collect_problems(exc, located)) from None
     if not extended:
         return model, text, located
     header = f"{SCHEMA_LINE}\n# resolved protocol: its base protocols merged in; this is what the run used\n"
@@ -105,6 +108,10 @@ def _resolve_extends(located: Located, folder: Path, chain: list[Path]) -> tuple
     where = located.values.get(("extends",), Place(str(chain[-1]), 1, 1))
     if not isinstance(ref, str) or not ref.strip():
         raise YamlProblem([f"{where}: extends: must be the path of a base protocol, e.g. 'extends: base.yaml'"])
+    if not ref.strip().lower().endswith(PROTOCOL_SUFFIXES):
+        raise YamlProblem(
+            [f"{where}: extends: {clip(ref)!r} is not a protocol file (a base protocol is a .yaml or .yml file)"]
+        )
     base_path = (folder / ref).resolve()
     if base_path in chain:
         cycle = " -> ".join(p.name for p in [*chain, base_path])
@@ -113,7 +120,7 @@ def _resolve_extends(located: Located, folder: Path, chain: list[Path]) -> tuple
         raise YamlProblem([f"{where}: extends: more than {MAX_EXTENDS} levels"])
     shown = os.path.normpath(folder / ref)
     try:
-        base_text = read_text(base_path, ref)
+        base_text = read_text(base_path, clip(ref))
     except YamlProblem as exc:
         raise YamlProblem([f"{where}: extends: {line}" for line in exc.lines]) from None
     base = parse_located(base_text, shown)
@@ -158,7 +165,7 @@ def _walk(located: Located, loc: tuple) -> tuple[tuple, Place, bool]:
 def _key_path(path: tuple) -> str:
     out = ""
     for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+        out += f"[{p}]" if isinstance(p, int) else (f".{clip(str(p))}" if out else clip(str(p)))
     return out or "(top level)"
 
 
@@ -169,6 +176,7 @@ def _schema() -> dict:
     return protocol_schema()
 
 
+@lru_cache(maxsize=256)
 def allowed_keys(path: tuple) -> list[str]:
     """Keys the schema allows in the mapping at ``path`` (for did-you-mean)."""
     schema = _schema()
@@ -210,18 +218,18 @@ def _message(err: dict, path: tuple) -> str:
     if kind == "extra_forbidden":
         key = path[-1] if path else "?"
         allowed = allowed_keys(path[:-1])
-        close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+        close = _close(str(key), allowed)
         hint = f"did you mean {close[0]!r}?" if close else f"allowed here: {', '.join(allowed) or 'nothing'}"
-        return f"unknown key {key!r} ({hint})"
+        return f"unknown key {clip(str(key))!r} ({hint})"
     if kind == "missing":
         return f"missing required key {str(path[-1])!r} (add it)"
     if kind == "literal_error":
         options = [str(v).strip("'") for v in err.get("ctx", {}).get("expected", "").split(", ")]
         options = [o.strip("'") for part in options for o in part.split(" or ")]
-        close = difflib.get_close_matches(str(got), options, n=1) if isinstance(got, str) else []
-        return f"{msg}, got {got!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+        close = _close(got, options) if isinstance(got, str) else []
+        return f"{msg}, got {_shown(got)}" + (f" (did you mean {close[0]!r}?)" if close else "")
     if kind == "finite_number":
-        return f"must be a finite number, got {got!r} (.nan, .inf and numbers beyond 1.8e308 are not allowed)"
+        return f"must be a finite number, got {_shown(got)} (.nan, .inf and numbers beyond 1.8e308 are not allowed)"
     if kind == "union_tag_not_found":
         return "a settle policy is a wait such as '1 ms', or a mapping with mode: fixed, until_stable or adaptive"
     if kind == "union_tag_invalid":
@@ -243,19 +251,52 @@ def _shown(v: Any) -> str:
         return "a mapping"
     if isinstance(v, list):
         return "a list"
-    text = repr(v)
-    return text if len(text) < 60 else text[:57] + "..."
+    return clip(repr(v))
+
+
+def _close(word: str, allowed: list[str]) -> list[str]:
+    """The allowed name closest to ``word``; compares it with the allowed names only, never with other keys."""
+    return difflib.get_close_matches(clip(word, 100), allowed, n=1, cutoff=0.6)
+
+
+def collect_problems(exc: ValidationError, located: Located) -> list[Problem]:
+    """One problem per validation error, sorted by place; unknown keys at most :data:`MAX_UNKNOWN` per mapping.
+
+    The work is linear in the number of errors: each unknown key beyond the cap is only
+    counted, and a did-you-mean compares a key with the few names allowed in its mapping.
+    """
+    found: dict[str, tuple[tuple[str, int, int], Problem]] = {}
+    unknown: dict[tuple, int] = {}  # parent path → unknown keys seen in it
+    for err in exc.errors(include_url=False, include_context=True, include_input=True):
+        loc = tuple(err["loc"])
+        if err["type"] == "extra_forbidden":
+            parent = loc[:-1]
+            unknown[parent] = unknown.get(parent, 0) + 1
+            if unknown[parent] > MAX_UNKNOWN:
+                continue
+        path, place, complete = _walk(located, loc)
+        if err["type"] == "extra_forbidden":
+            place = located.keys.get(path, place)
+        problem = Problem.make(place.file, place.line, place.col, _key_path(path), _message(err, path))
+        found.setdefault(str(problem), ((place.file, place.line, place.col), problem))
+    out = [p for _, p in sorted(found.values(), key=lambda x: x[0])]
+    for parent, n in unknown.items():
+        if n > MAX_UNKNOWN:
+            _, place, _ = _walk(located, parent)
+            where = _key_path(parent)
+            out.append(
+                Problem(
+                    place.file,
+                    place.line,
+                    place.col,
+                    where,
+                    f"and {n - MAX_UNKNOWN} more unknown keys",
+                    "see 'aeqlab schema' for the keys allowed here",
+                )
+            )
+    return out
 
 
 def format_errors(exc: ValidationError, located: Located, source: str) -> list[str]:
     """One line per validation error: ``file:line:col: key.path: message (hint)``."""
-    lines: list[tuple[tuple[str, int, int], str]] = []
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        path, place, complete = _walk(located, loc)
-        if err["type"] == "extra_forbidden":
-            place = located.keys.get(path, place)
-        line = f"{place}: {_key_path(path)}: {_message(err, path)}"
-        if line not in [x[1] for x in lines]:
-            lines.append(((place.file, place.line, place.col), line))
-    return [line for _, line in sorted(lines, key=lambda x: x[0])]
+    return [str(p) for p in collect_problems(exc, located)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aeqlab.protocol import Protocol
+from aeqlab.protocol.document import Protocol
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

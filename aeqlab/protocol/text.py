@@ -14,7 +14,7 @@ import json
 
 from ruamel.yaml import YAML
 
-from aeqlab.protocol.model import Protocol
+from aeqlab.protocol.document import Protocol
 
 
 def _digest(protocol: Protocol) -> str:

@@ -9,7 +9,9 @@ and ``<<`` merge keys work as YAML defines them.
 from __future__ import annotations
 
 import datetime
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,11 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from aeqlab.protocol.nodes import check_nodes
+
 Path_ = tuple[str | int, ...]
-MAX_NODES = 2_000_000  # alias expansion beyond this is refused (a "billion laughs" file)
+MAX_NODES = 2_000_000  # a last guard; aliases are bounded before expansion (aeqlab.protocol.nodes)
+MAX_BYTES = 1 << 20  # 1 MiB: a protocol file (or an extends target) may be at most this long
 
 
 @dataclass(frozen=True)
@@ -55,15 +60,34 @@ _TAB_INDENT = re.compile(r"^( *)\t")
 
 
 def read_text(path: Path, shown: str) -> str:
-    """The text of a protocol file, or a :class:`YamlProblem` saying why it cannot be read."""
+    """The text of a protocol file, or a :class:`YamlProblem` saying why it cannot be read.
+
+    Only a regular file of at most :data:`MAX_BYTES` is read: a FIFO, a device or a folder
+    is refused from its metadata alone, before it is opened.
+    """
     try:
-        raw = path.read_bytes()
+        info = os.stat(path)
     except FileNotFoundError:
         raise YamlProblem([f"{shown}: no such file (check the path)"]) from None
-    except IsADirectoryError:
-        raise YamlProblem([f"{shown}: is a folder, not a protocol file"]) from None
     except OSError as exc:
         raise YamlProblem([f"{shown}: cannot read the file: {exc.strerror or exc}"]) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise YamlProblem([f"{shown}: is a folder, not a protocol file"])
+    if not stat.S_ISREG(info.st_mode):
+        raise YamlProblem([f"{shown}: is not a regular file (a device, FIFO or socket); a protocol is a YAML file"])
+    if info.st_size > MAX_BYTES:
+        raise YamlProblem([f"{shown}: {info.st_size} bytes, more than a protocol may have ({MAX_BYTES} bytes)"])
+    try:
+        # O_NONBLOCK: should the path be swapped for a FIFO after the check, opening it does not hang
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise YamlProblem([f"{shown}: is not a regular file; a protocol is a YAML file"])
+            raw = fh.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise YamlProblem([f"{shown}: cannot read the file: {exc.strerror or exc}"]) from None
+    if len(raw) > MAX_BYTES:
+        raise YamlProblem([f"{shown}: more than a protocol may have ({MAX_BYTES} bytes)"])
     if b"\x00" in raw:
         raise YamlProblem([f"{shown}: this is a binary file, not a YAML protocol"])
     try:
@@ -90,18 +114,29 @@ def parse_located(text: str, shown: str) -> Located:
         raise YamlProblem(tabs)
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
+    constructor, parser = yaml.get_constructor_parser(text)
     try:
-        data = yaml.load(text)
+        node = constructor.composer.get_single_node()  # the node graph: aliases are shared, not expanded
+        problems = check_nodes(node, shown, constructor) if node is not None else []
+        if problems:
+            raise YamlProblem(problems)
+        data = constructor.construct_document(node) if node is not None else None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        place = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else shown
+        place = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else f"{shown}:1:1"
         what = " ".join(str(exc.problem or exc.context or "not valid YAML").split())
         if "duplicate key" in str(exc):
             what = "duplicate key " + what.split('"')[1] if '"' in what else what
             what += " (each key once per mapping)"
         raise YamlProblem([f"{place}: YAML syntax: {what}"]) from None
-    except (YAMLError, RecursionError, ValueError, TypeError, OverflowError) as exc:
-        raise YamlProblem([f"{shown}: not valid YAML: {' '.join(str(exc).split()) or type(exc).__name__}"]) from None
+    except RecursionError:
+        raise YamlProblem([f"{shown}:1:1: nested too deeply"]) from None
+    except (YAMLError, ValueError, TypeError, OverflowError, KeyError) as exc:
+        raise YamlProblem(
+            [f"{shown}:1:1: not valid YAML: {' '.join(str(exc).split()) or type(exc).__name__}"]
+        ) from None
+    finally:
+        parser.dispose()
     if data is None:
         raise YamlProblem([f"{shown}: the file is empty (start from 'aeqlab init')"])
     out = Located(None)
@@ -109,7 +144,7 @@ def parse_located(text: str, shown: str) -> Located:
     try:
         out.data = _plain(data, (), shown, out, counter, set())
     except RecursionError:
-        raise YamlProblem([f"{shown}: nested too deeply"]) from None
+        raise YamlProblem([f"{shown}:1:1: nested too deeply"]) from None
     if not isinstance(out.data, dict):
         raise YamlProblem([f"{shown}:1:1: a protocol is a mapping of sections (name, instruments, roles, ...)"])
     if not out.values:

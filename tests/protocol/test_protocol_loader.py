@@ -173,7 +173,7 @@ def test_values_that_would_fail_at_run_time_fail_at_validation(change, fragment)
 def test_driver_options_are_validated_by_the_model_the_driver_declares(monkeypatch):
     from pydantic import BaseModel, ConfigDict, Field
 
-    import aeqlab.protocol.model as model
+    import aeqlab.protocol.instruments as model
     from drivers import registry
 
     class Options(BaseModel):

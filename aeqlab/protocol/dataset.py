@@ -1,0 +1,109 @@
+"""What to learn: a built-in data set or a CSV/NPZ file, its split and scaling."""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from aeqlab.protocol.clip import clip
+from aeqlab.protocol.fields import MAX_DATA_BYTES, MAX_ROWS, Finite, Seed, Strict, _f, _problems
+
+BUILTIN_DATASETS = {"iris": (4, 3), "digits": (64, 10), "xor": (2, 2)}  # (features, classes)
+BUILTIN_SIZES = {"iris": 150, "digits": 1797}  # examples (xor's four points are train and test)
+
+
+class Dataset(Strict):
+    """A built-in data set, or a CSV/NPZ file; split, and scaled into the inputs' model range."""
+
+    name: Literal["iris", "digits", "xor"] | None = _f(None, "built-in data set (or give 'path')")
+    path: str | None = _f(
+        None, "a .csv (header row, one example per row) or .npz (arrays x, y) file, relative to the protocol"
+    )
+    columns: list[str] | None = _f(None, "CSV: the input columns, in input order (default: all but the label)")
+    label: str = _f("label", "CSV: the column of integer class labels; NPZ: the labels array")
+    features: str = _f("x", "NPZ: the array of inputs (examples × features)")
+    feature_range: tuple[Finite, Finite] | None = _f(
+        None, "raw feature values mapped to input_range (default: each feature's min and max)", "data units"
+    )
+    test_size: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = _f(
+        None, "held-out examples: a count, or a fraction when below 1", "1"
+    )
+    seed: Seed = _f(0, "seed of the split", "1")
+    stratify: bool = _f(True, "keep class proportions in the split (classification)")
+    task: Literal["classification", "regression"] = _f(
+        "classification", "classification: integer labels, one-hot targets; regression: the targets themselves"
+    )
+    input_range: tuple[Finite, Finite] = _f((0.0, 1.0), "inputs are scaled into this range", "model units")
+    target_range: tuple[Finite, Finite] = _f((0.0, 1.0), "one-hot off/on values", "model units")
+
+    @field_validator("path")
+    @classmethod
+    def _resolve(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return v
+        p = Path(v)
+        if p.suffix.lower() not in (".csv", ".npz"):
+            raise ValueError(f"{v!r}: a data file is .csv or .npz")
+        base = (info.context or {}).get("base_dir")
+        if not p.is_absolute() and base is not None:
+            p = Path(base) / p
+        if base is not None:
+            _check_data_file(p)
+        return str(p)
+
+    @model_validator(mode="after")
+    def _source(self) -> Dataset:
+        problems: list[tuple[tuple, str]] = []
+        if (self.name is None) == (self.path is None):
+            problems.append((("name",), "give either a built-in 'name' (iris, digits, xor) or a 'path', not both"))
+        for key in ("input_range", "target_range", "feature_range"):
+            box = getattr(self, key)
+            if box is not None and not box[0] < box[1]:
+                problems.append(((key,), f"must be [low, high] with low < high, got [{box[0]:g}, {box[1]:g}]"))
+        n = BUILTIN_SIZES.get(self.name or "")
+        if n is not None and self.test_size is not None:
+            classes = BUILTIN_DATASETS[self.name][1]
+            count = int(self.test_size) if self.test_size >= 1 else math.ceil(self.test_size * n)
+            if not classes <= count <= n - classes:
+                problems.append(
+                    (
+                        ("test_size",),
+                        f"{self.name} has {n} examples in {classes} classes: hold out between {classes} and "
+                        f"{n - classes} (a count), or a fraction that gives that many",
+                    )
+                )
+        _problems("Dataset", problems)
+        return self
+
+    def shape(self) -> tuple[int, int] | None:
+        """(features, classes) when known without loading (built-in sets), else None."""
+        return BUILTIN_DATASETS.get(self.name) if self.name else None
+
+
+def _check_data_file(path: Path) -> None:
+    """A data file is a regular file of at most MAX_DATA_BYTES; a CSV has at most MAX_ROWS rows (counted)."""
+    shown = clip(str(path))
+    try:
+        info = os.stat(path)
+    except OSError:
+        raise ValueError(f"no such data file {shown!r} (paths are relative to the protocol file)") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{shown!r} is not a regular file (a data file is a .csv or .npz file)")
+    if info.st_size > MAX_DATA_BYTES:
+        raise ValueError(f"{shown!r} has {info.st_size} bytes, more than a data file may have ({MAX_DATA_BYTES})")
+    if path.suffix.lower() != ".csv":
+        return
+    rows = 0
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                rows += chunk.count(b"\n")
+    except OSError as exc:
+        raise ValueError(f"cannot read {shown!r}: {exc.strerror or exc}") from None
+    if rows - 1 > MAX_ROWS:  # the header is not an example
+        raise ValueError(f"{shown!r} has {rows - 1} rows, more than {MAX_ROWS} examples (use a sample of the data)")
