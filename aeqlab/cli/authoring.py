@@ -33,23 +33,33 @@ def template_text(name: str) -> str:
 @app.command()
 def validate(
     protocols: Annotated[list[Path], typer.Argument(metavar="PROTOCOL...", help="protocol YAML files")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="write one JSON object per file (ok, problems, warnings) to stdout")
+    ] = False,
 ) -> None:
-    """Check protocol files: every problem, one line each with file:line:col. Exit 0 when all are valid."""
-    from aeqlab.protocol import load_protocol
+    """Check protocol files: every problem, one line each with file:line:col. Exit 0 when all are valid.
 
-    bad = 0
-    for path in protocols:
-        try:
-            protocol, _ = load_protocol(path)
-        except AeqlabError as exc:
-            bad += 1
-            lines = exc.message.splitlines() if "\n" in exc.message else [exc.one_line()]
-            for line in lines:
-                err.print(f"[red]error:[/red] {escape(line)}", soft_wrap=True, markup=True, highlight=False)
-            continue
-        kind = "simulated instruments" if protocol.is_simulated_only() else "real instruments"
-        typer.echo(f"{path}: valid ({protocol.name}, {kind})")
-    if bad:
+    Warnings (a time without a unit, read as seconds) are printed too; they do not change the exit code.
+    """
+    import json
+
+    from aeqlab.protocol.loader import check_file
+
+    results = [check_file(path) for path in protocols]
+    if as_json:
+        typer.echo(json.dumps([r.as_dict() for r in results], indent=2, ensure_ascii=False))
+    else:
+        for r in results:
+            for problem in r.problems:
+                err.print(f"[red]error:[/red] {escape(str(problem))}", soft_wrap=True, markup=True, highlight=False)
+            for warning in r.warnings:
+                err.print(
+                    f"[yellow]warning:[/yellow] {escape(str(warning))}", soft_wrap=True, markup=True, highlight=False
+                )
+            if r.ok:
+                kind = "simulated instruments" if r.protocol.is_simulated_only() else "real instruments"
+                typer.echo(f"{r.file}: valid ({r.protocol.name}, {kind})")
+    if any(not r.ok for r in results):
         raise typer.Exit(2)
 
 

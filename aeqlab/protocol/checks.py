@@ -68,9 +68,8 @@ def zero_in_limits(roles: Roles, safety: Safety) -> Problems:
             out.append(
                 (
                     ("roles", name, "limits"),
-                    f"[{lim.low:g}, {lim.high:g}] {unit} excludes 0 {unit}, where the safe state (zero) and the first "
-                    f"move from an instrument at rest would pass (include 0 in the limits, or set safety.safe_state: "
-                    "hold to keep the levels and turn the outputs off)",
+                    f"[{lim.low:g}, {lim.high:g}] {unit} excludes 0 {unit}, the level the safe state 'zero' goes to "
+                    "(include 0 in the limits, or set safety.safe_state: hold, which keeps the levels)",
                 )
             )
     return out

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import difflib
 import os
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from aeqlab.errors import ProtocolError
 from aeqlab.protocol.clip import clip
 from aeqlab.protocol.document import Protocol
+from aeqlab.protocol.lint import schema_nodes, unitless_times
 from aeqlab.protocol.problems import Problem, protocol_error
 from aeqlab.protocol.yamlio import Located, Place, YamlProblem, dump, merge, parse_located, read_text
 
@@ -60,6 +63,42 @@ def load_located(path: str | Path) -> tuple[Protocol, str, Located]:
     except YamlProblem as exc:
         raise protocol_error([Problem.from_line(line) for line in exc.lines]) from None
     return _validate_located(text, str(path), path.parent)
+
+
+@dataclass
+class FileCheck:
+    """What ``aeqlab validate`` says of one file: the model (None when invalid), problems, warnings."""
+
+    file: str
+    protocol: Protocol | None
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict:
+        """The JSON form ``aeqlab validate --json`` writes."""
+        return {
+            "file": self.file,
+            "ok": self.ok,
+            "problems": [p.as_dict() for p in self.problems],
+            "warnings": [w.as_dict() for w in self.warnings],
+        }
+
+
+def check_file(path: str | Path) -> FileCheck:
+    """Validate one file without raising: its problems, or its model and warnings (unitless times).
+
+    Raises nothing for a bad protocol; every problem is a :class:`Problem` with its place.
+    """
+    try:
+        model, _, located = load_located(path)
+    except ProtocolError as exc:
+        problems = getattr(exc, "problems", None) or [Problem.from_line(exc.one_line())]
+        return FileCheck(str(path), None, list(problems))
+    return FileCheck(str(path), model, [], unitless_times(located))
 
 
 def parse_protocol(text: str, source: str = "<protocol>") -> Protocol:
@@ -169,44 +208,11 @@ def _key_path(path: tuple) -> str:
     return out or "(top level)"
 
 
-@lru_cache(maxsize=1)
-def _schema() -> dict:
-    from aeqlab.protocol.schema import protocol_schema
-
-    return protocol_schema()
-
-
 @lru_cache(maxsize=256)
 def allowed_keys(path: tuple) -> list[str]:
     """Keys the schema allows in the mapping at ``path`` (for did-you-mean)."""
-    schema = _schema()
-    defs = schema.get("$defs", {})
-
-    def deref(s: dict) -> list[dict]:
-        if "$ref" in s:
-            return deref(defs[s["$ref"].split("/")[-1]])
-        out = [s]
-        for k in ("anyOf", "oneOf", "allOf"):
-            for sub in s.get(k, []):
-                out += deref(sub)
-        return out
-
-    nodes = deref(schema)
-    for part in path:
-        nxt: list[dict] = []
-        for s in nodes:
-            if isinstance(part, int):
-                if "items" in s:
-                    nxt += deref(s["items"])
-                for sub in s.get("prefixItems", []):
-                    nxt += deref(sub)
-            elif part in s.get("properties", {}):
-                nxt += deref(s["properties"][part])
-            elif isinstance(s.get("additionalProperties"), dict):
-                nxt += deref(s["additionalProperties"])
-        nodes = nxt
     keys: list[str] = []
-    for s in nodes:
+    for s in schema_nodes(path):
         keys += [k for k in s.get("properties", {}) if k not in keys]
     return keys
 
