@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from aeqlab.errors import InputError
+from drivers.errors import InputError
 
 
 class DriverOptions(BaseModel):

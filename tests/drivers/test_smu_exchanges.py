@@ -13,9 +13,11 @@ from drivers.keithley2450 import Keithley2450
 from drivers.keysight_b2900 import KeysightB2900
 from drivers.scpi import ScpiLink
 
+LANG = ("q", "*LANG?", "SCPI")
+
 
 def make(cls, steps, n=1, **settings):
-    fake = Expected(steps)
+    fake = Expected([LANG, *steps] if cls is Keithley2450 else steps)
     link = ScpiLink("smu", fake, expect=cls.expect, address="FAKE")
     link.identity = "KEITHLEY INSTRUMENTS,MODEL 2450,1,1"
     return cls("smu", link, n, DriverSettings(**settings)), fake
@@ -51,8 +53,15 @@ def test_2450_safe_state_ramps_to_zero_then_turns_off():
     smu, fake = make(
         Keithley2450, [("q", ":OUTP?", "1"), ("q", ":SOUR:CURR:LEV?", "4e-06")], ramp=Ramp(step=2e-6, rate=1e6)
     )
-    fake.steps += [("clear",), ok(":SOUR:CURR:LEV 2e-06"), ok(":SOUR:CURR:LEV 0"), ok(":OUTP OFF")]
-    smu.safe_state()
+    fake.steps += [
+        ("clear",),
+        ok(":SOUR:CURR:LEV 2e-06"),
+        ok(":SOUR:CURR:LEV 0"),
+        ("q", ":SOUR:CURR:LEV?", "0"),  # the level confirmed
+        ok(":OUTP OFF"),
+        ("q", ":OUTP?", "0"),  # the output confirmed
+    ]
+    assert smu.safe_state() == []
     fake.assert_done()
     assert smu.state() == {"output_on": [False], "level_A": [0.0]}
 
@@ -115,7 +124,7 @@ def test_2400_compliance_under_sense_and_single_element_readings():
 
 
 def test_b2900_channels_on_each_subsystem_and_lists_for_measure():
-    steps = [("q", ":OUTP1?", "0"), ("q", ":SOUR1:CURR?", "0"), ("q", ":OUTP2?", "0"), ("q", ":SOUR2:CURR?", "0")]
+    steps = [("q", ":OUTP1?", "0"), ("q", ":OUTP2?", "0"), ("q", ":SOUR1:CURR?", "0"), ("q", ":SOUR2:CURR?", "0")]
     smu, fake = make(KeysightB2900, steps, n=2)
     smu.current_limits.restrict([0, 1], -1e-5, 1e-5)
     for c in (1, 2):
@@ -133,7 +142,11 @@ def test_b2900_channels_on_each_subsystem_and_lists_for_measure():
         ("q", ":MEAS:VOLT? (@1,2)", "+1.0E-01,-2.0E-01"),
         ("clear",),
         ok(":SOUR1:CURR 0;:SOUR2:CURR 0"),
+        ("q", ":SOUR1:CURR?", "0"),
+        ("q", ":SOUR2:CURR?", "0"),
         ok(":OUTP1 0;:OUTP2 0"),
+        ("q", ":OUTP1?", "0"),
+        ("q", ":OUTP2?", "0"),
     ]
     smu.set_currents([0, 1], [1e-6, -2e-6])
     smu.enable([0, 1], True)
