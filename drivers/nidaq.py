@@ -60,8 +60,7 @@ def check_device_ranges(name: str, physical: str, kind: str, low: float, high: f
 
     attr = f"{kind}_voltage_rngs"
     for dev in devices(physical):
-        device = Device(dev)
-        flat = daq_call(name, f"reading {dev}'s {kind.upper()} ranges", lambda d=device: list(getattr(d, attr)))
+        flat = daq_call(name, f"reading {dev}'s {kind.upper()} ranges", lambda d=dev: list(getattr(Device(d), attr)))
         pairs = [(float(a), float(b)) for a, b in zip(flat[::2], flat[1::2])]
         if not pairs:
             continue

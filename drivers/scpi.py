@@ -282,7 +282,7 @@ class ScpiLink:
                 self._recover(what)
 
     def _recover(self, what: str) -> None:
-        """After a timeout: clear the session, re-identify, skipping a late reply still on its way."""
+        """After a timeout or a garbled reply: clear the session, re-identify, skipping a late reply."""
         self.clear()
         self._guard(lambda: self.resource.write("*IDN?"), "*IDN?", recover=False)
         for _ in range(3):
@@ -290,7 +290,7 @@ class ScpiLink:
             if idn == self.identity or not self.identity:
                 return
         raise InstrumentError(
-            f"{self.name}: after a timeout on {what!r} the instrument answers {idn[:60]!r}, "
+            f"{self.name}: after a failed exchange on {what!r} the instrument answers {idn[:60]!r}, "
             f"not its identity {self.identity[:60]!r}",
             hint="the link is out of step; check the connection",
         )
