@@ -241,7 +241,11 @@ def test_2450_in_tsp_mode_is_refused_with_the_fix():
 
 @pytest.mark.parametrize(
     ("cls", "query"),
-    [(Keithley2450, ":SOUR:CURR:VLIM:TRIP?"), (Keithley2400, ":SENS:VOLT:PROT:TRIP?"), (KeysightB2900, ":SENS1:VOLT:PROT:TRIP?")],
+    [
+        (Keithley2450, ":SOUR:CURR:VLIM:TRIP?"),
+        (Keithley2400, ":SENS:VOLT:PROT:TRIP?"),
+        (KeysightB2900, ":SENS1:VOLT:PROT:TRIP?"),
+    ],
 )
 def test_compliance_tripped_is_read_after_each_nudge(cls, query):
     state = {"*LANG": "SCPI", ":OUTP": "1", ":OUTP1": "1", ":SOUR:CURR:LEV": "0", ":SOUR1:CURR": "0"}
