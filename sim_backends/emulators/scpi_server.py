@@ -167,6 +167,9 @@ class ScpiEmulator(ReplyFaults):
                         if reply is None:
                             continue
                         fault = emulator._next_fault()
+                        if fault is not None and fault[0] == "hangup":
+                            emulator.hang_up()
+                            break
                         if fault is not None and fault[0] == "drop":
                             continue
                         if fault is not None and fault[0] == "delay":
