@@ -1,8 +1,8 @@
 """Stress: Ctrl-C and instrument faults at seeded moments of ``--emulate`` runs, judged from the emulators' logs.
 
 Not a test (it takes minutes). Each run is ``aeqlab run <protocol> --emulate --epochs 1``
-on a copy of ``protocols/iris_bench_emulated.yaml`` with a small training set and
-declared safety slews, in its own process, with two interrupts drawn from one seed:
+on a copy of ``protocols/iris_bench_emulated.yaml`` with a small slice of iris
+(``--train``/``--test`` samples) and declared safety slews, in its own process, with two interrupts drawn from one seed:
 
 * a signal: one Ctrl-C (SIGINT) or a double one (a second 0–0.5 s later), at a moment
   drawn uniformly over the whole run (launch, start-up, training, safe state, exit);
@@ -51,9 +51,24 @@ SOURCES = ("qdac", "board", "smu", "k2450")
 TOL = 1e-3  # relative slack on rates (emulator receive times vs the driver's monotonic clock)
 
 
-def write_protocol(folder: Path) -> Path:
+def write_protocol(folder: Path, train: int, test: int) -> Path:
+    """The emulated iris protocol on a small stratified slice of iris (short runs), with declared slews."""
+    from sklearn.datasets import load_iris
+
+    x, y = load_iris(return_X_y=True)
+    rng = np.random.default_rng(0)
+    n = train + test
+    pick = np.concatenate([rng.permutation(np.flatnonzero(y == k))[: n // 3 + (k < n % 3)] for k in range(3)])
+    rows = ["a,b,c,d,label"] + [",".join(f"{v:g}" for v in x[i]) + f",{y[i]}" for i in rng.permutation(pick)]
+    (folder / "iris_small.csv").write_text("\n".join(rows) + "\n")
     p = yaml.safe_load(BASE.read_text())
-    p["dataset"]["test_size"] = 0.8  # 30 training samples: short runs
+    p["dataset"] = {
+        "path": str(folder.resolve() / "iris_small.csv"),
+        "test_size": test,
+        "seed": 0,
+        "input_range": [-1.0, 1.0],
+        "feature_range": [0.0, 8.0],
+    }
     p["safety"] = dict(SAFETY)
     path = folder / "stress.yaml"
     path.write_text(yaml.safe_dump(p))
@@ -179,7 +194,15 @@ def run_once(protocol: Path, out: Path, logs: Path, faults: dict | None, signals
     cmd = [sys.executable, "-m", "aeqlab", "run", str(protocol), "--emulate", "--epochs", "1", "--out", str(out)]
     cmd.append("--json")
     t_launch = time.time()
-    proc = subprocess.Popen(cmd, env=env_for(logs, faults), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd,
+        env=env_for(logs, faults),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a background shell starts us with SIGINT ignored, which children inherit: Ctrl-C must reach the run
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     sent: list[float] = []
     for at in signals:
         while proc.poll() is None and time.time() - t_launch < at:
@@ -249,10 +272,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=100, help="runs (each carries a signal and an instrument fault)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--train", type=int, default=12, help="training samples per run")
+    ap.add_argument("--test", type=int, default=6, help="test samples per run")
     ap.add_argument("--out", type=Path, default=Path("stress-interrupts"))
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    protocol = write_protocol(args.out)
+    protocol = write_protocol(args.out, args.train, args.test)
     rules, found = channel_rules(protocol)
 
     # one clean run: how long a run lasts and how many replies each instrument sends
