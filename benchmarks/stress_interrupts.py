@@ -262,6 +262,14 @@ def landed(t: float, logs: Path) -> str:
     return "safe state/exit"
 
 
+def reply_count(name: str, log: Path) -> int:
+    """Replies an instrument sent in a run, from its log (a board line always gets one)."""
+    if not log.exists():
+        return 0
+    lines = log.read_text().splitlines()
+    return len(lines) if name == "board" else sum(1 for line in lines if line.endswith("?"))
+
+
 def resumable(run_dir: Path) -> bool:
     cmd = [sys.executable, "-m", "aeqlab", "resume", str(run_dir), "--json"]
     proc = subprocess.run(cmd, env=env_for(None, None), capture_output=True, text=True, timeout=600)
@@ -287,13 +295,12 @@ def main() -> None:
     duration = base["t_end"] - base["t_launch"]
     replies = {}
     for name in SOURCES + ("dmm",):
-        lines = (args.out / "base-logs" / f"{name}.log").read_text().splitlines()
-        # a board line always gets a reply; a SCPI line's reply comes from its queries
-        replies[name] = max(1, len(lines) if name == "board" else sum(1 for line in lines if line.endswith("?")))
+        replies[name] = max(1, reply_count(name, args.out / "base-logs" / f"{name}.log"))
     print(f"clean run: {duration:.1f} s, replies per instrument {replies}, status {base['summary']['status']}")
 
     rng = np.random.default_rng(args.seed)
     totals, where, faults_at = Counter(), Counter(), Counter()
+    fired = 0
     unreported: list[str] = []
     not_resumable: list[str] = []
     nothing_committed = 0
@@ -312,6 +319,7 @@ def main() -> None:
         where[f"{label}: {spot}"] += 1
         third = ("first", "middle", "last")[min(2, int(3 * (at - 1) / replies[inst]))]
         faults_at[f"{kind} ({inst}) in the {third} third of its replies"] += 1
+        fired += reply_count(inst, logs / f"{inst}.log") >= at  # the run got that far: the fault happened
         judged = judge_logs(logs, rules, found)
         totals.update(judged["counts"])
         summary = res["summary"] or {}
@@ -341,7 +349,7 @@ def main() -> None:
         print(f"  {k}: {n}")
     print(
         f"\nruns {args.runs}; interrupts {2 * args.runs} ({args.runs} signals, {signals_landed} of them before exit; "
-        f"{args.runs} instrument faults)"
+        f"{args.runs} instrument faults, {fired} of them reached before the run ended)"
     )
     print(f"values sent outside a limit:                 {totals['outside_limit']}")
     print(
