@@ -340,6 +340,13 @@ def main() -> None:
             flush=True,
         )
 
+        if (i + 1) % 10 == 0:
+            print(
+                f"  after {i + 1} runs: outside {totals['outside_limit']}, slews {totals['slew_above_rate']}, "
+                f"unreported unsafe {len(unreported)}, not resumable {len(not_resumable)}, faults reached {fired}",
+                flush=True,
+            )
+
     signals_landed = sum(n for k, n in where.items() if not k.endswith("after exit"))
     print("\nwhere the signals landed:")
     for k, n in sorted(where.items()):

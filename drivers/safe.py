@@ -4,7 +4,8 @@
 it learns the channels whose value is unknown (read back where the instrument can),
 moves all channels not at their safe value together through the guard (ramped and
 slew-timed), falls back to one channel at a time when that fails (a bad channel must
-not keep the others live), and confirms the end state by reading it back. It returns
+not keep the others live; not when the link itself gives no replies, where that would
+only multiply timeouts), and confirms the end state by reading it back. It returns
 one failure string per channel it could not confirm; [] means every channel is known
 to be at its safe value.
 """
@@ -42,6 +43,12 @@ def _to_safe(guard: SourceGuard, ch: np.ndarray, send: Send, readback: Readback 
         guard.move(ch[away], target[away], send)
 
 
+def _silent(exc: BaseException) -> bool:
+    """A failure of the link itself (no reply, dropped connection): trying channel by channel cannot help."""
+    text = str(exc)
+    return "no reply" in text or "connection" in text or "cannot talk" in text
+
+
 def levels_to_safe(
     guard: SourceGuard, channels: np.ndarray, send: Send, readback: Readback | None, label: Callable[[int], str]
 ) -> list[str]:
@@ -50,8 +57,10 @@ def levels_to_safe(
     failures: dict[int, str] = {}
     try:
         _to_safe(guard, ch, send, readback)
-    except Exception:  # noqa: BLE001 - then channel by channel, each on its own
-        for c in ch:
+    except Exception as exc:  # noqa: BLE001 - then channel by channel, each on its own
+        # (not when the link gives no replies: the batch was sent and may have arrived; one channel at a time
+        # would only multiply the timeouts, and the confirmation below says what is known)
+        for c in [] if _silent(exc) else ch:
             try:
                 _to_safe(guard, np.array([c]), send, readback)
             except Exception as exc:  # noqa: BLE001
@@ -59,8 +68,10 @@ def levels_to_safe(
     if readback is not None:
         try:
             _confirm(guard, ch, readback(ch), label, failures)
-        except Exception:  # noqa: BLE001
-            for c in ch:
+        except Exception as exc:  # noqa: BLE001
+            for c in ch if _silent(exc) else []:
+                failures.setdefault(int(c), f"{label(int(c))}: safe value not confirmed ({exc})")
+            for c in [] if _silent(exc) else ch:
                 one = np.array([c])
                 try:
                     _confirm(guard, one, readback(one), label, failures)

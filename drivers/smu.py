@@ -268,19 +268,24 @@ class ScpiSmu:
         failed: dict[int, str] = {}
         try:
             self.link.write(";".join(self.output_command(int(c) + 1, False) for c in ch))
-        except Exception:  # noqa: BLE001 - then one channel at a time
-            for c in ch:
+        except Exception as exc:  # noqa: BLE001 - then one channel at a time (unless the link is silent)
+            for c in [] if "no reply" in str(exc) else ch:
                 try:
                     self.link.write(self.output_command(int(c) + 1, False))
                 except Exception as exc:  # noqa: BLE001
                     failed[int(c)] = f"{self._label(int(c))}: output-off not confirmed ({exc})"
+        silent = False
         for c in ch:
+            if silent:
+                failed.setdefault(int(c), f"{self._label(int(c))}: output state not confirmed (no reply)")
+                continue
             try:
                 self._on[c] = self._read_output(int(c))
                 if self._on[c]:
                     failed.setdefault(int(c), f"{self._label(int(c))}: output still on after output-off")
             except Exception as exc:  # noqa: BLE001
                 failed.setdefault(int(c), f"{self._label(int(c))}: output state not confirmed ({exc})")
+                silent = "no reply" in str(exc)
         return [failed[c] for c in sorted(failed)]
 
     def state(self) -> dict[str, Any]:
