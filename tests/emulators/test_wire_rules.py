@@ -95,3 +95,15 @@ def test_a_hang_up_then_safe_state_reconnects_once_and_confirms(emulator):
     assert smu.safe_state() == []  # the link came back: level and output read back safe
     assert emu.ch[0].on is False and emu.ch[0].level["CURR"] == 0.0
     smu.close()
+
+
+def test_a_mute_board_still_gets_its_safe_values_and_every_dac_is_reported_unconfirmed(emulator):
+    emu = emulator("serial_board")
+    b = SerialBoard.open("board", DriverSettings(resource=emu.resource, timeout=0.2))
+    b.write([0, 1], [1.0, -1.0])
+    emu.scheduled = ("mute", emu._replies + 1, 1)  # from now on commands execute, replies never come
+    failures = b.safe_state()
+    np.testing.assert_allclose(emu.dac, 0.0)  # the safe values arrived
+    assert [f.split(":")[0] for f in failures] == ["board/ao0", "board/ao1", "board/ao2", "board/ao3"]
+    assert all("not confirmed" in f for f in failures)
+    b.close()
