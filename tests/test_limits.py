@@ -190,3 +190,23 @@ def test_compliance_trips_are_collected_per_nudge(backend, monkeypatch):
     monkeypatch.setattr(smu, "compliance_tripped", lambda: [False, True, False], raising=False)
     bench.write("nudges", np.array([1.0, 1.0, 1.0]))
     assert bench.compliance_trips == 1 and bench.compliance_tripped.tolist() == [False, True, False]
+
+
+def test_a_ctrl_c_inside_the_safe_state_does_not_cut_it_short(backend, monkeypatch):
+    bench = backend.bench
+    smu = bench.instruments["smu"]
+    bench.write("nudges", np.array([3.0, 0.0, 0.0]))
+    bench.switch("nudges", True)
+    real, calls = smu.safe_state, []
+
+    def cut_once(mode="zero"):
+        calls.append(mode)
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # the second Ctrl-C lands while this instrument goes safe
+        return real(mode)
+
+    monkeypatch.setattr(smu, "safe_state", cut_once)
+    assert bench.safe_state() == []
+    assert len(calls) == 2
+    state = smu.output_state()
+    assert not state["on"].any() and not state["level"].any()

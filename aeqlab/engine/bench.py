@@ -24,6 +24,7 @@ from aeqlab.protocol import Protocol, Role
 from drivers.capabilities import AnalogInput, AnalogOutput, Clock, CurrentSource, Instrument
 
 WRITE_ROLES = ("inputs", "knobs")
+SAFE_ATTEMPTS = 3  # a safe state cut by Ctrl-C starts over, this many times at most
 READ_ROLES = ("outputs", "params")
 
 
@@ -246,13 +247,21 @@ class Bench:
         failures: list[str] = []
         mode = self.safe_mode
         for name, obj in self.instruments.items():
-            try:
-                takes_mode = len(inspect.signature(obj.safe_state).parameters) > 0
-                result = obj.safe_state(mode) if takes_mode else obj.safe_state()
-                if result:
-                    failures.extend(str(f) for f in result)
-            except Exception as exc:  # noqa: BLE001 - every instrument must get its chance
-                failures.append(f"{name}: {exc}")
+            takes_mode = len(inspect.signature(obj.safe_state).parameters) > 0
+            for _ in range(SAFE_ATTEMPTS):
+                try:
+                    result = obj.safe_state(mode) if takes_mode else obj.safe_state()
+                    failures.extend(str(f) for f in result or ())
+                    break
+                except KeyboardInterrupt:
+                    # a Ctrl-C on the way out (the second one asks to stop at once, and this is the way out):
+                    # the instrument's safe state starts over from what it knows, its channels unknown where cut
+                    continue
+                except Exception as exc:  # noqa: BLE001 - every instrument must get its chance
+                    failures.append(f"{name}: {exc}")
+                    break
+            else:
+                failures.append(f"{name}: safe state interrupted {SAFE_ATTEMPTS} times; not confirmed")
         self.nudges_on = False
         return failures
 
