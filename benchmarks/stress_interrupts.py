@@ -19,7 +19,9 @@ it counts, over every run:
    receive times, the first move measured from the instrument's as-found value and
    the first command of the log;
 3. sources not at their safe state at the end and not reported as unconfirmed (the
-   session's ``safe_state`` must name the instrument);
+   session's ``safe_state`` must name the instrument); channels the process never set
+   and that are still as found (a run stopped before it drove anything) are counted
+   apart;
 4. interrupted runs that ``aeqlab resume`` cannot finish (runs with nothing committed
    yet count as not resumable by design and are listed apart).
 
@@ -140,6 +142,7 @@ def judge_logs(folder: Path, rules: dict, found: dict) -> dict:
     """Counts of out-of-limit values, slew/step excesses and unsafe final sources from one run's logs."""
     out = Counter()
     unsafe: list[str] = []
+    untouched: list[str] = []
     for name in SOURCES:
         log = folder / f"{name}.log"
         state = folder / f"{name}.state.json"
@@ -172,8 +175,14 @@ def judge_logs(folder: Path, rules: dict, found: dict) -> dict:
         else:
             safe = np.array([np.clip(0.0, *rules[(name, c)][:2]) for c in range(level.size)])
             bad = np.flatnonzero(level != safe)
-        unsafe += [f"{name}/ch{int(c)}" for c in bad]
-    return {"counts": out, "unsafe": unsafe}
+        switched = any(" ON" in cmd.upper() or cmd.upper().endswith(" 1") for _, cmd in rows if "OUTP" in cmd.upper())
+        for c in bad:
+            # a channel this process never set (no level, no output switched on) and still as found was not driven
+            if c not in last and not switched and level[c] == found.get((name, int(c)), 0.0):
+                untouched.append(f"{name}/ch{int(c)}")
+            else:
+                unsafe.append(f"{name}/ch{int(c)}")
+    return {"counts": out, "unsafe": unsafe, "untouched": untouched}
 
 
 # ------------------------------------------------------------------ running
@@ -302,6 +311,7 @@ def main() -> None:
     totals, where, faults_at = Counter(), Counter(), Counter()
     fired = 0
     unreported: list[str] = []
+    untouched: list[str] = []
     not_resumable: list[str] = []
     nothing_committed = 0
     for i in range(args.runs):
@@ -322,6 +332,7 @@ def main() -> None:
         fired += reply_count(inst, logs / f"{inst}.log") >= at  # the run got that far: the fault happened
         judged = judge_logs(logs, rules, found)
         totals.update(judged["counts"])
+        untouched += [f"run{i:03d} {ch}" for ch in judged["untouched"]]
         summary = res["summary"] or {}
         safe = str(summary.get("safe_state", "unknown"))
         for ch in judged["unsafe"]:
