@@ -9,15 +9,12 @@ in the class attribute ``Options`` (see :mod:`drivers.registry`).
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from aeqlab.errors import InputError
+from drivers.errors import InputError
 
 
 class DriverOptions(BaseModel):
@@ -31,6 +28,7 @@ class Ramp:
     """How a source moves: at most ``step`` per write, at most ``rate`` per second.
 
     ``step`` is in the unit of the source (V or A). ``math.inf`` disables ramping.
+    :class:`drivers.guard.SourceGuard` enforces it (with the protocol's safety rate).
     """
 
     step: float = math.inf
@@ -95,31 +93,6 @@ def parse_options(model: type[DriverOptions], options: dict[str, Any] | BaseMode
         raise InputError(f"{key}: {first['msg']}", where=f"{where}.options") from None
 
 
-def ramp_path(start: np.ndarray, stop: np.ndarray, step: float) -> list[np.ndarray]:
-    """Intermediate values from ``start`` to ``stop`` (inclusive), no move larger than ``step``.
-
-    All channels move together on a straight line; the last element is ``stop``.
-    """
-    start = np.asarray(start, float)
-    stop = np.asarray(stop, float)
-    span = float(np.max(np.abs(stop - start))) if stop.size else 0.0
-    if not math.isfinite(step) or span <= step:
-        return [stop]
-    n = math.ceil(span / step)
-    return [start + (stop - start) * (k / n) for k in range(1, n + 1)]
-
-
-def ramped(
-    start: np.ndarray, stop: np.ndarray, ramp: Ramp, send: Callable[[np.ndarray], None], sleep=time.sleep
-) -> None:
-    """Send ``stop`` through :func:`ramp_path`, waiting ``ramp.dwell`` between steps."""
-    path = ramp_path(start, stop, ramp.step)
-    for k, values in enumerate(path):
-        if k and ramp.dwell:
-            sleep(ramp.dwell)
-        send(values)
-
-
 def fmt(value: float) -> str:
-    """A number as sent on the wire: 12 significant digits, no trailing noise."""
+    """A setting as sent on the wire: 12 significant digits (source levels go through :mod:`drivers.guard`)."""
     return f"{float(value):.12g}"

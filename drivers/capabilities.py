@@ -5,8 +5,8 @@ An instrument class implements whichever capabilities it can (an SMU is a
 index within the instrument; values are arrays in SI units (volts, amperes). Every
 call takes many channels at once, so a driver can batch them into one transaction.
 
-Every value sent must be checked against the channel's limits *before* anything
-leaves the process (see :class:`drivers.limits.LimitTable`).
+Every value sent must pass the source's :class:`drivers.guard.SourceGuard` (limits
+after rounding, slew) *before* anything leaves the process.
 """
 
 from __future__ import annotations
@@ -30,8 +30,12 @@ class Instrument(Protocol):
         """The instrument's identity (``*IDN?`` or its equivalent)."""
         ...
 
-    def safe_state(self) -> None:
-        """Ramp sources to zero and switch outputs off. Must never raise on a healthy link."""
+    def safe_state(self, mode: str = "zero") -> list[str]:
+        """Sources to their safe values and outputs off (``hold``: voltages kept, currents off).
+
+        Returns one failure string per channel not confirmed safe ([] when all are).
+        Must never raise on a healthy link.
+        """
         ...
 
     def close(self) -> None:

@@ -13,8 +13,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 from pydantic import Field
 
-from aeqlab.errors import InstrumentError
 from drivers.base import DriverOptions, DriverSettings, fmt, parse_options
+from drivers.errors import InstrumentError
+from drivers.hardware import HardwareRange
 from drivers.limits import LimitTable
 from drivers.scpi import ScpiLink, open_scpi
 
@@ -34,6 +35,9 @@ class Keysight344xx:
 
     expect = ("34465A", "34461A")
     Options = DmmOptions
+    hardware = HardwareRange(
+        voltage=(-1000.0, 1000.0), source="Keysight Truevolt 34461A/34465A data sheet: DC voltage inputs up to 1000 V"
+    )
 
     def __init__(self, name: str, link: ScpiLink, settings: DriverSettings) -> None:
         self.name = name
@@ -81,9 +85,10 @@ class Keysight344xx:
             value = self.link.query_floats("FETC?", 1, limits=limits)[0]
         return np.full(ch.size, value)
 
-    def safe_state(self) -> None:
-        """A DMM has no source: only drop what the session holds."""
-        self.link.clear()
+    def safe_state(self, mode: str = "zero") -> list[str]:
+        """A DMM has no source: only drop what the session holds (nothing can be unsafe)."""
+        self.link.clear_or_reconnect()
+        return []
 
     def state(self) -> dict[str, Any]:
         """The present measurement configuration, as the instrument reports it (changes nothing)."""

@@ -7,6 +7,7 @@ channel list (``:MEAS:VOLT? (@1,2)``). Commands: Keysight B2900 SCPI command ref
 from __future__ import annotations
 
 from drivers.base import fmt
+from drivers.hardware import HardwareRange
 from drivers.smu import ScpiSmu
 
 _OFF = {"himp": "HIZ", "normal": "NORM", "zero": "ZERO"}
@@ -17,6 +18,11 @@ class KeysightB2900(ScpiSmu):
 
     expect = ("B290",)
     max_channels = 2
+    hardware = HardwareRange(
+        voltage=(-210.0, 210.0),
+        current=(-3.03, 3.03),
+        source="Keysight B2900 user's guide, source output ranges: ±210 V; ±3.03 A DC at |V| ≤ 6 V",
+    )
 
     def configure_commands(self, c: int, source_range: float) -> list[str]:
         f, m = self.sources, self.measures
@@ -28,8 +34,11 @@ class KeysightB2900(ScpiSmu):
             f":OUTP{c}:OFF:MODE {_OFF[self.options.off_mode]}",
         ]
 
-    def level_command(self, c: int, value: float) -> str:
-        return f":SOUR{c}:{self.sources} {fmt(value)}"
+    def level_command(self, c: int, value: float | str) -> str:
+        return f":SOUR{c}:{self.sources} {value if isinstance(value, str) else fmt(value)}"
+
+    def trip_query(self, c: int) -> str:
+        return f":SENS{c}:{self.measures}:PROT:TRIP?"
 
     def output_command(self, c: int, on: bool) -> str:
         return f":OUTP{c} {1 if on else 0}"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from aeqlab.errors import LimitError
 from drivers.channels import ChannelCache, compact
+from drivers.errors import LimitError
 
 
 class LimitTable:

@@ -2,9 +2,14 @@
 
 One task holds every channel of the instrument (``Dev1/ao0:7``); a write sends one
 sample to every channel of the task, a read returns one sample per channel. Ranges
-come from ``voltage_range``; the driver picks the hardware range that covers them.
+come from ``voltage_range``; the driver picks the hardware range that covers them, and
+at connect checks them against what each device reports (``ao_voltage_rngs`` /
+``ai_voltage_rngs``): a range beyond the device's is refused before a task exists.
+Outputs go through a :class:`~drivers.guard.SourceGuard` (binary float64 on the wire:
+no text rounding); a write is confirmed when NI-DAQmx returns without error (an analog
+output cannot be read back).
 ``DaqNotFoundError`` (no NI-DAQmx on this machine; it is not a ``DaqError``) and
-``DaqError`` become one-line :class:`~aeqlab.errors.InstrumentError`.
+``DaqError`` become one-line :class:`~drivers.errors.InstrumentError`.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 from pydantic import Field
 
-from aeqlab.errors import InputError, InstrumentError
-from drivers.base import DriverOptions, DriverSettings, Ramp, parse_options, ramped
+from drivers.base import DriverOptions, DriverSettings, Ramp, parse_options
+from drivers.errors import InputError, InstrumentError
+from drivers.guard import SourceGuard
 from drivers.limits import LimitTable
+from drivers.safe import levels_to_safe
 
 T = TypeVar("T")
 
@@ -40,6 +47,31 @@ def count_channels(physical: str, kind: str) -> int:
         b = int(m["b"]) if m["b"] is not None else a
         n += abs(b - a) + 1
     return n
+
+
+def devices(physical: str) -> list[str]:
+    """Device names of a physical channel string (``Dev1/ao0:7,Dev2/ao0`` → Dev1, Dev2)."""
+    return list(dict.fromkeys(part.strip().split("/", 1)[0] for part in physical.split(",")))
+
+
+def check_device_ranges(name: str, physical: str, kind: str, low: float, high: float) -> None:
+    """Refuse [low, high] when a device reports voltage ranges and none covers it (nothing known: no check)."""
+    from nidaqmx.system import Device
+
+    attr = f"{kind}_voltage_rngs"
+    for dev in devices(physical):
+        flat = daq_call(name, f"reading {dev}'s {kind.upper()} ranges", lambda d=dev: list(getattr(Device(d), attr)))
+        pairs = [(float(a), float(b)) for a, b in zip(flat[::2], flat[1::2])]
+        if not pairs:
+            continue
+        lo, hi = min(a for a, _ in pairs), max(b for _, b in pairs)
+        if low < lo or high > hi:
+            raise InstrumentError(
+                f"{name}: voltage_range [{low:g}, {high:g}] V exceeds what {dev} offers on its {kind.upper()} "
+                f"channels, [{lo:g}, {hi:g}] V",
+                where=f"instruments.{name}.voltage_range",
+                hint=f"use a range inside [{lo:g}, {hi:g}] V",
+            )
 
 
 def daq_call(name: str, what: str, fn: Callable[[], T]) -> T:
@@ -87,7 +119,8 @@ class NidaqAnalogOutput:
         self.n_channels = n_channels
         self.ramp: Ramp = settings.ramp
         self.output_limits = LimitTable(name, "voltage", "V", n_channels, *settings.voltage_range, prefix="ao")
-        self._setpoint = np.zeros(n_channels)
+        self.output_guard = SourceGuard(self.output_limits, self.ramp.step, self.ramp.rate, text=False)
+        self.output_guard.know(np.arange(n_channels), 0.0)  # cannot be read back: taken as 0 V (docs/drivers.md)
 
     @classmethod
     def open(cls, name: str, settings: DriverSettings) -> NidaqAnalogOutput:
@@ -98,6 +131,7 @@ class NidaqAnalogOutput:
         parse_options(NidaqAoOptions, settings.options, f"instruments.{name}")
         n = count_channels(settings.resource, "ao")
         lo, hi = settings.voltage_range
+        check_device_ranges(name, settings.resource, "ao", lo, hi)
         task = daq_call(name, "creating a task", nidaqmx.Task)
         try:
             daq_call(
@@ -113,24 +147,30 @@ class NidaqAnalogOutput:
     def identify(self) -> str:
         return f"National Instruments,NI-DAQmx AO,{self.name},{self.n_channels}ch"
 
-    def _send(self, values: np.ndarray) -> None:
-        daq_call(self.name, "writing", lambda: self.task.write([float(v) for v in values], auto_start=True))
-        self._setpoint[:] = values
+    @property
+    def _setpoint(self) -> np.ndarray:
+        return self.output_guard.present
+
+    def _send(self, ch: np.ndarray, values: np.ndarray, texts: list[str] | None) -> None:
+        # a task writes every channel: the others get what they hold (or were last commanded)
+        g = self.output_guard
+        full = np.where(np.isnan(g.present), g.pending, g.present)
+        full[ch] = values
+        daq_call(self.name, "writing", lambda: self.task.write([float(v) for v in full], auto_start=True))
 
     def write(self, channels: ArrayLike, volts: ArrayLike) -> None:
-        """Set channels (V); every channel of the task is written at once, ramping."""
-        ch, v = self.output_limits.check(channels, volts)
-        target = self._setpoint.copy()
-        target[ch] = v
-        ramped(self._setpoint.copy(), target, self.ramp, self._send)
+        """Set channels (V) through the guard; every channel of the task is written at once."""
+        self.output_guard.move(channels, volts, self._send)
 
     def setpoints(self, channels: ArrayLike) -> np.ndarray:
         return self._setpoint[np.asarray(channels, np.intp)].copy()
 
-    def safe_state(self) -> None:
-        """Ramp every channel to 0 V."""
-        if np.any(self._setpoint != 0):
-            ramped(self._setpoint.copy(), np.zeros(self.n_channels), self.ramp, self._send)
+    def safe_state(self, mode: str = "zero") -> list[str]:
+        """Every channel to its safe value (``hold``: levels stay); confirmed when NI-DAQmx accepts the write."""
+        if mode == "hold":
+            return []
+        every = np.arange(self.n_channels)
+        return levels_to_safe(self.output_guard, every, self._send, None, lambda c: f"{self.name}/ao{c}")
 
     def state(self) -> dict[str, Any]:
         return {"setpoint_V": self._setpoint.tolist()}
@@ -164,6 +204,7 @@ class NidaqAnalogInput:
         terminal = getattr(TerminalConfiguration, opts.terminal.upper())
         n = count_channels(settings.resource, "ai")
         lo, hi = settings.voltage_range
+        check_device_ranges(name, settings.resource, "ai", lo, hi)
         task = daq_call(name, "creating a task", nidaqmx.Task)
         try:
             daq_call(
@@ -190,8 +231,9 @@ class NidaqAnalogInput:
             raise InstrumentError(f"{self.name}: NI-DAQmx returned {values.size} values for {self.n_channels} channels")
         return values[ch]
 
-    def safe_state(self) -> None:
+    def safe_state(self, mode: str = "zero") -> list[str]:
         """Inputs have nothing to make safe."""
+        return []
 
     def state(self) -> dict[str, Any]:
         return {"channels": self.n_channels}

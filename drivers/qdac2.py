@@ -3,7 +3,10 @@
 Each channel is put in fixed mode (``sour<ch>:volt:mode fix``) on its first write;
 connecting only reads the present levels (``sour<ch>:volt?``). Many channels are
 set in one line, chained with ``;``. The QDAC-II has no output relay: the safe
-state is every channel ramped to 0 V.
+state is every channel ramped to its safe value (0 V, or the window's point nearest
+0); with ``hold`` the levels stay. Every value goes through the channel's
+:class:`~drivers.guard.SourceGuard`; a set is confirmed by ``*OPC?``, the safe state
+by reading every level back.
 """
 
 from __future__ import annotations
@@ -13,9 +16,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from aeqlab.errors import InstrumentError
-from drivers.base import DriverOptions, DriverSettings, Ramp, fmt, parse_options, ramped
+from drivers.base import DriverOptions, DriverSettings, Ramp, parse_options
+from drivers.errors import InstrumentError
+from drivers.guard import SourceGuard
+from drivers.hardware import HardwareRange
 from drivers.limits import LimitTable
+from drivers.safe import levels_to_safe
 from drivers.scpi import ScpiLink, open_scpi
 
 
@@ -29,6 +35,7 @@ class QDac2:
     expect = ("QDAC-II", "QDAC2")
     Options = QDac2Options
     max_channels = 24
+    hardware = HardwareRange(voltage=(-10.0, 10.0), source="QDAC-II user manual: output range ±10 V")
 
     def __init__(self, name: str, link: ScpiLink, n_channels: int, settings: DriverSettings) -> None:
         self.name = name
@@ -38,8 +45,8 @@ class QDac2:
         self.ramp: Ramp = settings.ramp
         self.output_limits = LimitTable(name, "voltage", "V", n_channels, *settings.voltage_range, prefix="ch")
         self._fixed = np.zeros(n_channels, bool)
-        wire = ";".join(f":sour{c + 1}:volt?" for c in range(n_channels))
-        self._setpoint = link.query_floats(wire, n_channels) if n_channels else np.zeros(0)
+        self.output_guard = SourceGuard(self.output_limits, self.ramp.step, self.ramp.rate)
+        self.output_guard.know(np.arange(n_channels), self._read_levels(np.arange(n_channels)))
 
     @classmethod
     def open(cls, name: str, settings: DriverSettings) -> QDac2:
@@ -51,28 +58,49 @@ class QDac2:
     def identify(self) -> str:
         return self.link.identify()
 
-    def _send(self, ch: np.ndarray, volts: np.ndarray) -> None:
-        self.link.write(";".join(f":sour{int(c) + 1}:volt {fmt(v)}" for c, v in zip(ch, volts)))
-        self._setpoint[ch] = volts
+    def _read_levels(self, ch: np.ndarray) -> np.ndarray:
+        return self.link.query_floats(";".join(f":sour{int(c) + 1}:volt?" for c in ch), ch.size)
+
+    def _send(self, ch: np.ndarray, volts: np.ndarray, texts: list[str] | None) -> None:
+        self.link.write(";".join(f":sour{int(c) + 1}:volt {t}" for c, t in zip(ch, texts or [])))
+
+    @property
+    def _setpoint(self) -> np.ndarray:
+        return self.output_guard.present
 
     def write(self, channels: ArrayLike, volts: ArrayLike) -> None:
-        """Set many channels (V), ramping; limits are checked before anything is sent."""
-        ch, v = self.output_limits.check(channels, volts)
+        """Set many channels (V) through the guard (limits, rounding, slew) before anything is sent."""
+        ch, _, _ = self.output_guard.admit(channels, volts)
+        self._learn(ch)
         fresh = ch[~self._fixed[ch]]
         if fresh.size:
             self.link.write(";".join(f":sour{int(c) + 1}:volt:mode fix" for c in fresh))
             self._fixed[fresh] = True
-        ramped(self._setpoint[ch], v, self.ramp, lambda step: self._send(ch, step))
+        self.output_guard.move(ch, volts, self._send)
+
+    def _learn(self, ch: np.ndarray) -> None:
+        """Read back the levels of channels whose value is unknown (a lost confirmation)."""
+        lost = self.output_guard.unknown(ch)
+        if lost.size:
+            self.output_guard.know(lost, self._read_levels(lost))
 
     def setpoints(self, channels: ArrayLike) -> np.ndarray:
-        return self._setpoint[np.asarray(channels, np.intp)].copy()
+        ch = np.asarray(channels, np.intp)
+        self._learn(ch.reshape(-1))
+        return self._setpoint[ch].copy()
 
-    def safe_state(self) -> None:
-        """Ramp every channel to 0 V."""
-        self.link.clear()
-        ch = np.flatnonzero(self._setpoint != 0)
-        if ch.size:
-            ramped(self._setpoint[ch], np.zeros(ch.size), self.ramp, lambda step: self._send(ch, step))
+    def safe_state(self, mode: str = "zero") -> list[str]:
+        """Every channel to its safe value, confirmed by reading it back (``hold``: levels stay).
+
+        Returns one failure per channel not confirmed safe ([] when all are).
+        """
+        if not self.link.clear_or_reconnect():
+            return [f"{self.name}: link lost and not re-established; every channel's level is unknown"]
+        if mode == "hold":
+            return []
+        return levels_to_safe(
+            self.output_guard, np.arange(self.n_channels), self._send, self._read_levels, lambda c: f"{self.name}/ch{c}"
+        )
 
     def state(self) -> dict[str, Any]:
         return {"setpoint_V": self._setpoint.tolist()}

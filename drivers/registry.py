@@ -4,7 +4,8 @@ Our own drivers are listed here; third-party drivers join through the entry-poin
 group ``aeqlab.drivers`` (``name = "package.module:Class"``). A driver class may
 declare its driver-specific protocol options as a pydantic model in the class
 attribute ``Options``; the protocol schema validates ``instruments.<name>.options``
-with it (:func:`options_model`).
+with it (:func:`options_model`), and its hardware's own ranges as a
+:class:`~drivers.hardware.HardwareRange` in ``hardware`` (:func:`hardware_range`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from importlib.metadata import entry_points
 
 from pydantic import BaseModel
 
-from aeqlab.errors import InputError
+from drivers.errors import InputError
+from drivers.hardware import HardwareRange
 
 GROUP = "aeqlab.drivers"
 
@@ -79,3 +81,16 @@ def options_model(name: str) -> type[BaseModel] | None:
     if isinstance(model, type) and issubclass(model, BaseModel):
         return model
     return None
+
+
+def hardware_range(name: str) -> HardwareRange | None:
+    """What the hardware of driver ``name`` can source or measure (from its manual), or None.
+
+    None for ``sim`` and for drivers whose range depends on the exact device (NI-DAQ:
+    checked at connect against what the device reports). The protocol's validation
+    compares ``voltage_range``/``current_range`` with it.
+    """
+    if name == "sim":
+        return None
+    found = getattr(get(name), "hardware", None)
+    return found if isinstance(found, HardwareRange) else None

@@ -3,8 +3,10 @@
 Every exchange goes through :class:`ScpiLink`. After a VISA timeout the link clears
 the session (which drains a late reply), re-identifies the instrument and retries the
 operation (``retries`` times, once by default); a second timeout in a row is a fault
-(:class:`~aeqlab.errors.InstrumentError`). Replies are parsed strictly: garbage and
-non-finite or overload readings are errors naming the instrument and the command.
+(:class:`~drivers.errors.InstrumentError`). A garbled reply (not the ``1`` of ``*OPC?``,
+not numbers, the wrong count, not text) is retried the same way, once, before it is a
+fault. Non-finite or overload readings are errors naming the instrument and the
+command. :meth:`ScpiLink.reconnect` reopens a dropped link (the safe state uses it once).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 from pyvisa import constants
 from pyvisa.errors import VisaIOError
 
-from aeqlab.errors import InputError, InstrumentError
+from drivers.errors import InputError, InstrumentError
 
 T = TypeVar("T")
 
@@ -54,6 +56,7 @@ class ScpiLink:
         self.retries = retries
         self.identity = ""
         self.round_trips = 0
+        self.reopen: Callable[[], Any] | None = None  # opens the resource again (set by open)
 
     # -------------------------------------------------------------- opening
     @classmethod
@@ -90,6 +93,15 @@ class ScpiLink:
         res.read_termination = read_termination
         res.write_termination = write_termination
         link = cls(name, res, expect=expect, address=address, retries=retries)
+
+        def reopen() -> Any:
+            fresh = rm.open_resource(address)
+            fresh.timeout = timeout * 1000.0
+            fresh.read_termination = read_termination
+            fresh.write_termination = write_termination
+            return fresh
+
+        link.reopen = reopen
         try:
             link.identify()
         except BaseException:
@@ -115,30 +127,46 @@ class ScpiLink:
 
     # ----------------------------------------------------------- exchanges
     def write(self, command: str) -> None:
-        """Send a command and wait for it to complete (``*OPC?`` answered ``1``)."""
-        reply = self.query(f"{command};*OPC?")
-        if reply.strip().split(";")[-1] != "1":
-            raise InstrumentError(
-                f"{self.name}: {command!r} was not confirmed (reply {reply[:40]!r})",
-                hint="check the instrument's error queue (SYST:ERR?)",
-            )
+        """Send a command and wait for it to complete (``*OPC?`` answered ``1``); a garbled answer is retried once."""
+
+        def confirmed(reply: str) -> None:
+            if reply.strip().split(";")[-1] != "1":
+                raise _Garbled(f"{command!r} was not confirmed (reply {reply[:40]!r})")
+
+        self._checked(f"{command};*OPC?", confirmed, hint="check the instrument's error queue (SYST:ERR?)")
 
     def query(self, command: str) -> str:
         """Send a query and return the reply (stripped)."""
         return self._guard(lambda: self.resource.query(command), command).strip()
 
+    def _checked(self, command: str, parse: Callable[[str], T], hint: str | None = None) -> T:
+        """``parse(query(command))``; a reply ``parse`` finds garbled is retried after recovery, then a fault."""
+        attempts = 0
+        while True:
+            try:
+                return parse(self.query(command))
+            except _Garbled as exc:
+                attempts += 1
+                if attempts > self.retries:
+                    raise InstrumentError(
+                        f"{self.name}: {exc}" + (" (twice in a row)" if attempts > 1 else ""),
+                        hint=hint or "check the instrument's mode and the read termination",
+                    ) from None
+                self._recover(command)
+
     def query_floats(self, command: str, n: int | None = None, limits: tuple[float, float] | None = None) -> np.ndarray:
         """A query whose reply is comma-separated numbers; checks count, finiteness and limits."""
-        reply = self.query(command)
-        try:
-            values = np.array([float(p) for p in re.split(r"[;,]", reply)], dtype=float)
-        except ValueError:
-            raise InstrumentError(
-                f"{self.name}: reply to {command!r} is not numbers: {reply[:60]!r}",
-                hint="check the instrument's mode and the read termination",
-            ) from None
-        if n is not None and values.size != n:
-            raise InstrumentError(f"{self.name}: reply to {command!r} has {values.size} values, expected {n}")
+
+        def numbers(reply: str) -> np.ndarray:
+            try:
+                values = np.array([float(p) for p in re.split(r"[;,]", reply)], dtype=float)
+            except ValueError:
+                raise _Garbled(f"reply to {command!r} is not numbers: {reply[:60]!r}") from None
+            if n is not None and values.size != n:
+                raise _Garbled(f"reply to {command!r} has {values.size} values, expected {n}")
+            return values
+
+        values = self._checked(command, numbers)
         if not np.all(np.isfinite(values)) or np.any(np.abs(values) >= OVERLOAD):
             detail = self._first_error()
             if detail:
@@ -146,12 +174,13 @@ class ScpiLink:
                     f"{self.name}: {command!r} gave no valid reading; the instrument reports {detail}"
                 )
             raise InstrumentError(
-                f"{self.name}: {command!r} gave an overload or non-finite reading ({reply[:60]})",
+                f"{self.name}: {command!r} gave an overload or non-finite reading ({values[:4]})",
                 hint="widen the measurement range",
             )
         if limits is not None and np.any((values < limits[0]) | (values > limits[1])):
             raise InstrumentError(
-                f"{self.name}: {command!r} gave {reply[:60]}, outside the range [{limits[0]:g}, {limits[1]:g}]",
+                f"{self.name}: {command!r} gave {float_list(values[:4])}, outside the range "
+                f"[{limits[0]:g}, {limits[1]:g}]",
                 hint="check the wiring and the measurement range",
             )
         return values
@@ -196,6 +225,26 @@ class ScpiLink:
         except (VisaIOError, OSError):
             pass
 
+    def reconnect(self) -> bool:
+        """Close and reopen the link and check the identity; False when that is impossible or fails."""
+        if self.reopen is None:
+            return False
+        self.close()
+        try:
+            self.resource = self.reopen()
+            self._check_identity(self._guard(lambda: self.resource.query("*IDN?"), "*IDN?", recover=False).strip())
+            return True
+        except Exception:  # noqa: BLE001 - the caller reports the channels it cannot confirm
+            return False
+
+    def clear_or_reconnect(self) -> bool:
+        """Drop what the session holds; reopen once if the link has dropped. False if it stays down."""
+        try:
+            self.clear()
+            return True
+        except InstrumentError:
+            return self.reconnect()
+
     def close(self) -> None:
         try:
             self.resource.close()
@@ -227,10 +276,13 @@ class ScpiLink:
                     hint="check that the instrument is on, reachable, and the address is right",
                 ) from None
             except UnicodeDecodeError:
-                raise InstrumentError(f"{self.name}: reply to {what!r} is not text") from None
+                attempts += 1
+                if not recover or attempts > self.retries:
+                    raise InstrumentError(f"{self.name}: reply to {what!r} is not text") from None
+                self._recover(what)
 
     def _recover(self, what: str) -> None:
-        """After a timeout: clear the session, re-identify, skipping a late reply still on its way."""
+        """After a timeout or a garbled reply: clear the session, re-identify, skipping a late reply."""
         self.clear()
         self._guard(lambda: self.resource.write("*IDN?"), "*IDN?", recover=False)
         for _ in range(3):
@@ -238,10 +290,14 @@ class ScpiLink:
             if idn == self.identity or not self.identity:
                 return
         raise InstrumentError(
-            f"{self.name}: after a timeout on {what!r} the instrument answers {idn[:60]!r}, "
+            f"{self.name}: after a failed exchange on {what!r} the instrument answers {idn[:60]!r}, "
             f"not its identity {self.identity[:60]!r}",
             hint="the link is out of step; check the connection",
         )
+
+
+class _Garbled(Exception):
+    """A reply that arrived but makes no sense (retried like a timeout)."""
 
 
 def _socket_of(resource: Any) -> socket.socket | None:
@@ -255,7 +311,7 @@ def _socket_of(resource: Any) -> socket.socket | None:
 
 
 def float_list(values: np.ndarray) -> str:
-    """Numbers joined by commas, 12 significant digits."""
+    """Numbers joined by commas, 12 significant digits (for messages; values sent go through the guard)."""
     return ",".join(f"{float(v):.12g}" for v in values)
 
 

@@ -4,6 +4,11 @@ The board's DACs and ADCs are numbered separately on the wire (``DAC 0..``,
 ``ADC 0..``). In aeqlab one instrument has one channel space, so channels
 ``0 .. n_dac-1`` are the DACs and ``n_dac .. n_dac+n_adc-1`` the ADCs: with 160 of
 each, ``board/ao4`` is DAC 4 and ``board/ai164`` is ADC 4.
+
+Every DAC value goes through the board's :class:`~drivers.guard.SourceGuard`; a set is
+confirmed by its ``OK n`` reply (the firmware applies a line before it answers), the
+safe state by reading every DAC back (``GETM_DAC``). The board's span comes from
+``RANGE?`` at connect: a ``voltage_range`` beyond it is refused there.
 """
 
 from __future__ import annotations
@@ -15,9 +20,12 @@ import numpy as np
 from numpy.typing import ArrayLike
 from pydantic import Field
 
-from aeqlab.errors import InputError, InstrumentError
-from drivers.base import DriverOptions, DriverSettings, Ramp, fmt, parse_options, ramped
+from drivers.base import DriverOptions, DriverSettings, Ramp, parse_options
+from drivers.errors import InputError, InstrumentError
+from drivers.guard import SourceGuard
+from drivers.hardware import HardwareRange
 from drivers.limits import LimitTable
+from drivers.safe import levels_to_safe
 
 
 class BoardOptions(DriverOptions):
@@ -65,6 +73,7 @@ class LineLink:
         self.identity = ""
         self.round_trips = 0
         self._buffer = b""
+        self.reopen: Any = None  # opens the port again (set by SerialBoard.open)
 
     def _exchange(self, command: str) -> str:
         self.round_trips += 1
@@ -112,6 +121,43 @@ class LineLink:
             raise InstrumentError(f"{self.name}: the board refused {command[:40]!r}: {reply[:80]}")
         return reply
 
+    def checked(self, command: str, parse: Any) -> Any:
+        """``parse(query(command))``; a reply ``parse`` refuses (ValueError) is retried once after a resync."""
+        attempts = 0
+        while True:
+            reply = self.query(command)
+            try:
+                return parse(reply)
+            except ValueError as exc:
+                attempts += 1
+                if attempts > self.retries:
+                    raise InstrumentError(
+                        f"{self.name}: {exc}" + (" (twice in a row)" if attempts > 1 else "")
+                    ) from None
+                self._resync(command)
+
+    def reconnect(self) -> bool:
+        """Reopen the port and check the identity; False when impossible or when it fails."""
+        if self.reopen is None:
+            return False
+        self.close()
+        try:
+            self.port = self.reopen()
+            self._buffer = b""
+            idn = self.query("*IDN?", recover=False)
+            return not self.identity or idn == self.identity
+        except Exception:  # noqa: BLE001 - the caller reports what it cannot confirm
+            return False
+
+    def clear_or_reconnect(self) -> bool:
+        """Drain the port; reopen it once when it failed. False when it stays down."""
+        try:
+            self.port.reset_input_buffer()
+            self._buffer = b""
+            return True
+        except Exception:  # noqa: BLE001
+            return self.reconnect()
+
     def _resync(self, command: str) -> None:
         """After a timeout: drain, re-identify, skipping a late reply still on its way."""
         self.clear()
@@ -141,6 +187,17 @@ class LineLink:
             self.port.close()
         except Exception:  # noqa: BLE001
             pass
+
+
+def _numbers(name: str, command: str, reply: str, n: int) -> np.ndarray:
+    """Numbers of a reply; ValueError (retried as garbled) when they are not n finite numbers."""
+    try:
+        values = np.array([float(p) for p in reply.split(",")], dtype=float)
+    except ValueError:
+        raise ValueError(f"reply to {command[:40]!r} is not numbers: {reply[:60]!r}") from None
+    if values.size != n or not np.all(np.isfinite(values)):
+        raise ValueError(f"reply to {command[:40]!r} is not {n} finite numbers: {reply[:60]!r}")
+    return values
 
 
 def parse_floats(name: str, command: str, reply: str, n: int, limits: tuple[float, float] | None = None) -> np.ndarray:
@@ -176,6 +233,10 @@ class SerialBoard:
 
     expect = "DACADC"
     Options = BoardOptions
+    hardware = HardwareRange(
+        voltage=(-10.0, 10.0),
+        source="docs/serial_board.md: DAC and ADC span as RANGE? reports it (±10 V on the reference build)",
+    )
 
     def __init__(self, name: str, link: LineLink, settings: DriverSettings) -> None:
         self.name = name
@@ -197,15 +258,23 @@ class SerialBoard:
                 f"{name}: the board has {self.n_dac} DAC + {self.n_adc} ADC channels, not {settings.channels}",
                 where=f"instruments.{name}.channels",
             )
+        span = parse_floats(name, "RANGE?", link.query("RANGE?"), 2)
+        lo, hi = settings.voltage_range
+        if lo < span[0] or hi > span[1]:
+            raise InstrumentError(
+                f"{name}: voltage_range [{lo:g}, {hi:g}] V exceeds the board's span [{span[0]:g}, {span[1]:g}] V",
+                where=f"instruments.{name}.voltage_range",
+                hint="narrow voltage_range to what RANGE? reports",
+            )
         self.output_limits = LimitTable(name, "voltage", "V", self.n_channels, *settings.voltage_range, prefix="ao")
         self.input_limits = LimitTable(name, "voltage", "V", self.n_channels, *settings.voltage_range, prefix="ai")
         if self.n_adc:  # no channel of the ADC side may be driven
             adc = np.arange(self.n_dac, self.n_channels)
             self.output_limits.low[adc] = 0.0
             self.output_limits.high[adc] = 0.0
-        cmd = f"GETM_DAC 0:{self.n_dac - 1}"
-        self._setpoint = np.zeros(self.n_channels)
-        self._setpoint[: self.n_dac] = parse_floats(name, cmd, link.query(cmd), self.n_dac)
+        self.output_guard = SourceGuard(self.output_limits, self.ramp.step, self.ramp.rate)
+        self.output_guard.know(np.arange(self.n_dac, self.n_channels), 0.0)  # ADC side: never driven
+        self.output_guard.know(np.arange(self.n_dac), self._read_levels(np.arange(self.n_dac)))
 
     @classmethod
     def open(cls, name: str, settings: DriverSettings) -> SerialBoard:
@@ -230,6 +299,13 @@ class SerialBoard:
                 hint="check the port name and that no other program holds it",
             ) from None
         link = LineLink(name, port, address=settings.resource, retries=settings.retries)
+        link.reopen = lambda: serial.serial_for_url(
+            settings.resource,
+            baudrate=settings.baud,
+            timeout=settings.timeout,
+            write_timeout=settings.timeout,
+            exclusive=opts.exclusive,
+        )
         try:
             link.clear()
             idn = link.query("*IDN?", recover=False)
@@ -257,21 +333,39 @@ class SerialBoard:
             raise InstrumentError(f"{self.name}: channel {int(ch.max())} is an ADC input, not a DAC output")
         return ch
 
-    def _send(self, ch: np.ndarray, volts: np.ndarray) -> None:
-        command = f"SETM {channel_list(ch)} {','.join(fmt(v) for v in volts)}"
-        reply = self.link.query(command)
-        if reply != f"OK {ch.size}":
-            raise InstrumentError(f"{self.name}: SETM of {ch.size} channels answered {reply[:40]!r}")
-        self._setpoint[ch] = volts
+    @property
+    def _setpoint(self) -> np.ndarray:
+        return self.output_guard.present
+
+    def _read_levels(self, ch: np.ndarray) -> np.ndarray:
+        cmd = f"GETM_DAC {channel_list(ch)}"
+        return self.link.checked(cmd, lambda reply: _numbers(self.name, cmd, reply, ch.size))
+
+    def _send(self, ch: np.ndarray, volts: np.ndarray, texts: list[str] | None) -> None:
+        command = f"SETM {channel_list(ch)} {','.join(texts or [])}"
+
+        def confirmed(reply: str) -> None:
+            if reply != f"OK {ch.size}":
+                raise ValueError(f"SETM of {ch.size} channels answered {reply[:40]!r}")
+
+        self.link.checked(command, confirmed)
+
+    def _learn(self, ch: np.ndarray) -> None:
+        lost = self.output_guard.unknown(ch)
+        if lost.size:
+            self.output_guard.know(lost, self._read_levels(lost))
 
     def write(self, channels: ArrayLike, volts: ArrayLike) -> None:
-        """Set many DACs in one line (V), ramping; limits are checked before anything is sent."""
-        ch, v = self.output_limits.check(channels, volts)
+        """Set many DACs in one line (V) through the guard (limits, rounding, slew)."""
+        ch, _, _ = self.output_guard.admit(channels, volts)
         self._dac(ch)
-        ramped(self._setpoint[ch], v, self.ramp, lambda step: self._send(ch, step))
+        self._learn(ch)
+        self.output_guard.move(ch, volts, self._send)
 
     def setpoints(self, channels: ArrayLike) -> np.ndarray:
-        return self._setpoint[self._dac(channels)].copy()
+        ch = self._dac(channels)
+        self._learn(ch)
+        return self._setpoint[ch].copy()
 
     # -------------------------------------------------------------- inputs
     def read(self, channels: ArrayLike) -> np.ndarray:
@@ -283,14 +377,26 @@ class SerialBoard:
             )
         command = f"GETM_ADC {channel_list(ch - self.n_dac)}"
         lim = (float(self.input_limits.low[ch].min()), float(self.input_limits.high[ch].max()))
-        return parse_floats(self.name, command, self.link.query(command), ch.size, lim)
+        values = self.link.checked(command, lambda reply: _numbers(self.name, command, reply, ch.size))
+        if np.any((values < lim[0]) | (values > lim[1])):
+            raise InstrumentError(
+                f"{self.name}: reply to {command[:40]!r} is outside [{lim[0]:g}, {lim[1]:g}]",
+                hint="check the wiring and the board's range",
+            )
+        return values
 
-    def safe_state(self) -> None:
-        """Ramp every DAC to 0 V (the board has no output relays)."""
-        self.link.clear()
-        ch = np.flatnonzero(self._setpoint[: self.n_dac] != 0)
-        if ch.size:
-            ramped(self._setpoint[ch], np.zeros(ch.size), self.ramp, lambda step: self._send(ch, step))
+    def safe_state(self, mode: str = "zero") -> list[str]:
+        """Every DAC to its safe value, confirmed by reading back (the board has no output relays).
+
+        ``hold`` leaves the levels. Returns one failure per DAC not confirmed safe.
+        """
+        if not self.link.clear_or_reconnect():
+            return [f"{self.name}: port lost and not re-opened; every DAC level is unknown"]
+        if mode == "hold":
+            return []
+        return levels_to_safe(
+            self.output_guard, np.arange(self.n_dac), self._send, self._read_levels, lambda c: f"{self.name}/ao{c}"
+        )
 
     def state(self) -> dict[str, Any]:
         return {"dac": self.n_dac, "adc": self.n_adc, "setpoint_V": self._setpoint[: self.n_dac].tolist()}

@@ -3,8 +3,11 @@
 A model subclass only says how its commands are spelled. This class owns the safety
 rules: limits are checked before any byte is sent; the first source operation
 configures compliance, then range, then level, and only :meth:`enable` turns an
-output on; levels ramp by ``ramp.step`` and ``ramp.rate``; :meth:`safe_state` ramps
-to zero and turns the outputs off (high-impedance off-mode where configured).
+output on; every level goes through the source's :class:`~drivers.guard.SourceGuard`
+(limits after rounding, ``ramp.step``/``ramp.rate`` and the safety slew);
+:meth:`safe_state` brings every level to its safe value and turns every output off,
+each channel and each step attempted on its own, and confirms both by reading them
+back. After each nudge the compliance-tripped state is read (:meth:`compliance_tripped`).
 Connecting reads the present state and changes nothing.
 """
 
@@ -16,9 +19,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 from pydantic import Field
 
-from aeqlab.errors import InstrumentError
-from drivers.base import DriverOptions, DriverSettings, Ramp, fmt, parse_options, ramped
+from drivers.base import DriverOptions, DriverSettings, Ramp, fmt, parse_options
+from drivers.errors import InstrumentError
+from drivers.guard import SourceGuard
 from drivers.limits import LimitTable
+from drivers.safe import levels_to_safe
 from drivers.scpi import ScpiLink, open_scpi
 
 
@@ -65,8 +70,25 @@ class ScpiSmu:
         self.measure_range = tuple(settings.voltage_range if self.measures == "VOLT" else settings.current_range)
         self._configured = False
         self._on = np.zeros(n_channels, bool)
-        self._level = np.zeros(n_channels)
+        self._tripped = np.zeros(n_channels, bool)
+        self.source_guard = SourceGuard(self._source_table(), self.ramp.step, self.ramp.rate)
+        self.check_mode()
         self._read_state()
+
+    @property
+    def current_guard(self) -> SourceGuard | None:
+        return self.source_guard if self.options.source == "current" else None
+
+    @property
+    def output_guard(self) -> SourceGuard | None:
+        return self.source_guard if self.options.source == "voltage" else None
+
+    @property
+    def _level(self) -> np.ndarray:
+        return self.source_guard.present
+
+    def check_mode(self) -> None:
+        """Refuse an instrument in a command language this driver does not speak (none by default)."""
 
     @classmethod
     def open(cls, name: str, settings: DriverSettings) -> ScpiSmu:
@@ -92,7 +114,8 @@ class ScpiSmu:
         """Commands that set function, compliance, range, integration and off-mode of wire channel c."""
         raise NotImplementedError
 
-    def level_command(self, c: int, value: float) -> str:
+    def level_command(self, c: int, value: float | str) -> str:
+        """The command setting wire channel c's level (``value`` already formatted when a str)."""
         raise NotImplementedError
 
     def output_command(self, c: int, on: bool) -> str:
@@ -105,15 +128,25 @@ class ScpiSmu:
     def measure_query(self, wire: list[int]) -> str:
         raise NotImplementedError
 
+    def trip_query(self, c: int) -> str:
+        """Query of wire channel c's compliance-tripped state (``1`` when the source is limited)."""
+        raise NotImplementedError
+
     # --------------------------------------------------------------- state
     def _read_state(self) -> None:
         for ch in range(self.n_channels):
-            q_on, q_level = self.state_queries(ch + 1)
-            on = self.link.query(q_on)
-            if on not in ("0", "1", "ON", "OFF"):
-                raise InstrumentError(f"{self.name}: {q_on} answered {on[:40]!r}")
-            self._on[ch] = on in ("1", "ON")
-            self._level[ch] = self.link.query_floats(q_level, 1)[0]
+            self._on[ch] = self._read_output(ch)
+        self.source_guard.know(np.arange(self.n_channels), self._read_levels(np.arange(self.n_channels)))
+
+    def _read_output(self, ch: int) -> bool:
+        q_on = self.state_queries(ch + 1)[0]
+        on = self.link.query(q_on)
+        if on not in ("0", "1", "ON", "OFF"):
+            raise InstrumentError(f"{self.name}: {q_on} answered {on[:40]!r}")
+        return on in ("1", "ON")
+
+    def _read_levels(self, ch: np.ndarray) -> np.ndarray:
+        return np.array([self.link.query_floats(self.state_queries(int(c) + 1)[1], 1)[0] for c in ch])
 
     @property
     def compliance(self) -> float:
@@ -136,15 +169,33 @@ class ScpiSmu:
         self.link.check_errors("configuring the source")
         self._configured = True
 
+    def _send(self, ch: np.ndarray, values: np.ndarray, texts: list[str] | None) -> None:
+        self.link.write(";".join(self.level_command(int(c) + 1, t) for c, t in zip(ch, texts or [])))
+
+    def _learn(self, ch: np.ndarray) -> None:
+        lost = self.source_guard.unknown(ch)
+        if lost.size:
+            self.source_guard.know(lost, self._read_levels(lost))
+
     def _set_levels(self, channels: ArrayLike, values: ArrayLike) -> None:
-        ch, v = self._source_table().check(channels, values)
+        ch, _, _ = self.source_guard.admit(channels, values)
         self._configure()
+        self._learn(ch)
+        self.source_guard.move(ch, values, self._send)
+        on = ch[self._on[ch]]
+        if on.size and self.options.source == "current":
+            self._tripped[on] = [self._read_trip(int(c)) for c in on]
 
-        def send(step: np.ndarray) -> None:
-            self.link.write(";".join(self.level_command(int(c) + 1, x) for c, x in zip(ch, step)))
-            self._level[ch] = step
+    def _read_trip(self, c: int) -> bool:
+        q = self.trip_query(c + 1)
+        reply = self.link.query(q)
+        if reply not in ("0", "1"):
+            raise InstrumentError(f"{self.name}: {q} answered {reply[:40]!r}", hint="check the instrument's mode")
+        return reply == "1"
 
-        ramped(self._level[ch], v, self.ramp, send)
+    def compliance_tripped(self) -> list[bool]:
+        """Per channel: did the last nudge hit the compliance limit (read after each nudge)."""
+        return self._tripped.tolist()
 
     # -------------------------------------------------------- capabilities
     def identify(self) -> str:
@@ -166,12 +217,26 @@ class ScpiSmu:
         return self._level[np.asarray(channels, np.intp)].copy()
 
     def enable(self, channels: ArrayLike, on: bool) -> None:
-        """Switch outputs on (after compliance, range and level) or off."""
+        """Switch outputs on (after compliance, range and level) or off.
+
+        An output switches at its safe level when a slew is declared: the level ramps
+        there first and (switching on) back afterwards, so the switch is no jump.
+        """
         ch = np.asarray(channels, np.intp).reshape(-1)
         self._source_table().indices(ch)
         self._configure()
+        self._learn(ch)
+        guard = self.source_guard
+        level = guard.present[ch].copy()
+        safe = guard.safe_values(ch)
+        ramped = np.isfinite(guard.rate[ch]) & (level != safe) & (self._on[ch] != on)
+        if ramped.any():
+            guard.move(ch[ramped], safe[ramped], self._send)
         self.link.write(";".join(self.output_command(int(c) + 1, on) for c in ch))
         self._on[ch] = on
+        self._tripped[ch] = False
+        if on and ramped.any():
+            guard.move(ch[ramped], level[ramped], self._send)
 
     def read(self, channels: ArrayLike) -> np.ndarray:
         """Measure (V when sourcing current, A when sourcing voltage)."""
@@ -180,19 +245,48 @@ class ScpiSmu:
         self._configure()
         return self.link.query_floats(self.measure_query([int(c) + 1 for c in ch]), ch.size, limits=self.measure_range)
 
-    def safe_state(self) -> None:
-        """Ramp every level to zero, then switch every output off."""
-        self.link.clear()
+    def safe_state(self, mode: str = "zero") -> list[str]:
+        """Levels to their safe values, then outputs off; every channel and step on its own, all confirmed.
+
+        ``hold`` keeps a voltage source's level and output (voltages are held) and
+        brings a current source to 0 A and off. Returns one failure per channel that
+        could not be confirmed safe ([] when all were).
+        """
+        if not self.link.clear_or_reconnect():
+            return [f"{self.name}: link lost and not re-established; output and level unknown"]
+        if mode == "hold" and self.options.source == "voltage":
+            return []
         ch = np.arange(self.n_channels)
-        if np.any(self._level != 0):
+        failures = levels_to_safe(self.source_guard, ch, self._send, self._read_levels, self._label)
+        failures += self._outputs_off(ch)
+        return failures
 
-            def send(step: np.ndarray) -> None:
-                self.link.write(";".join(self.level_command(int(c) + 1, x) for c, x in zip(ch, step)))
-                self._level[ch] = step
+    def _label(self, c: int) -> str:
+        return f"{self.name}/ch{c}"
 
-            ramped(self._level.copy(), np.zeros(self.n_channels), self.ramp, send)
-        self.link.write(";".join(self.output_command(int(c) + 1, False) for c in ch))
-        self._on[:] = False
+    def _outputs_off(self, ch: np.ndarray) -> list[str]:
+        failed: dict[int, str] = {}
+        try:
+            self.link.write(";".join(self.output_command(int(c) + 1, False) for c in ch))
+        except Exception as exc:  # noqa: BLE001 - then one channel at a time (unless the link is silent)
+            for c in [] if "no reply" in str(exc) else ch:
+                try:
+                    self.link.write(self.output_command(int(c) + 1, False))
+                except Exception as exc:  # noqa: BLE001
+                    failed[int(c)] = f"{self._label(int(c))}: output-off not confirmed ({exc})"
+        silent = False
+        for c in ch:
+            if silent:
+                failed.setdefault(int(c), f"{self._label(int(c))}: output state not confirmed (no reply)")
+                continue
+            try:
+                self._on[c] = self._read_output(int(c))
+                if self._on[c]:
+                    failed.setdefault(int(c), f"{self._label(int(c))}: output still on after output-off")
+            except Exception as exc:  # noqa: BLE001
+                failed.setdefault(int(c), f"{self._label(int(c))}: output state not confirmed ({exc})")
+                silent = "no reply" in str(exc)
+        return [failed[c] for c in sorted(failed)]
 
     def state(self) -> dict[str, Any]:
         """Present state as last read or set (for ``aeqlab instruments``)."""
@@ -209,14 +303,17 @@ KEITHLEY_OFF_MODES = {"himp": "HIMP", "normal": "NORM", "zero": "ZERO"}
 class KeithleySingleChannel(ScpiSmu):
     """What the single-channel Keithley source-measure units (2400 series, 2450) say alike."""
 
-    def level_command(self, c: int, value: float) -> str:
-        return f":SOUR:{self.sources}:LEV {fmt(value)}"
-
     def output_command(self, c: int, on: bool) -> str:
         return f":OUTP {'ON' if on else 'OFF'}"
 
     def state_queries(self, c: int) -> tuple[str, str]:
         return ":OUTP?", f":SOUR:{self.sources}:LEV?"
 
+    def trip_query(self, c: int) -> str:
+        return f":SENS:{self.measures}:PROT:TRIP?"
+
     def measure_query(self, wire: list[int]) -> str:
         return ":READ?"
+
+    def level_command(self, c: int, value: float | str) -> str:
+        return f":SOUR:{self.sources}:LEV {value if isinstance(value, str) else fmt(value)}"

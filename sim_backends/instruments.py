@@ -4,6 +4,9 @@ Each channel is wired to one twin port element, through a *true* linear transfer
 (SI = offset + scale·model) that may differ from the calibration the protocol gives
 the engine: that is how a twin models gain and offset errors the engine is not told.
 Every call is logged, so tests can see that a procedure went through the instruments.
+Sources go through :class:`drivers.guard.SourceGuard` like a real driver's, on the
+float64 values the simulated DAC produces (vectorised; no text on this wire), timed on
+the twin's clock.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
-from aeqlab.errors import InstrumentError
 from drivers.channels import ChannelCache, compact
+from drivers.errors import InstrumentError
+from drivers.guard import SourceGuard
 from drivers.limits import LimitTable
 from sim_backends.twin import READABLE, HopfieldTwin
 
@@ -121,8 +125,6 @@ class SimInstrument:
         self._index = np.zeros(n_channels, dtype=np.intp)
         self._scale = np.ones(n_channels)
         self._offset = np.zeros(n_channels)
-        self._setpoint = np.zeros(n_channels)
-        self._level = np.zeros(n_channels)
         self._on = np.zeros(n_channels, bool)
         self.log: deque[CallRecord] = deque(maxlen=log_size)
         self.calls = 0
@@ -131,6 +133,11 @@ class SimInstrument:
         self._stuck: dict[int, float] = {}
         lo, hi = voltage_range
         self._dac_step = (hi - lo) / 2**self.faults.dac_bits if self.faults.dac_bits else 0.0
+        self.output_guard = SourceGuard(self.output_limits, clock=twin.clock, text=False, quantum=self._dac_step)
+        self.current_guard = SourceGuard(self.current_limits, clock=twin.clock, text=False)
+        self.output_guard.know(np.arange(n_channels), 0.0)
+        self.current_guard.know(np.arange(n_channels), 0.0)
+        self.compliance_trips = 0
         self._groups: dict[int, list[_Group]] = {}
         self._by_id = ChannelCache()
 
@@ -145,7 +152,8 @@ class SimInstrument:
         self._scale[ch] = scale
         self._offset[ch] = offset
         if port in ("inputs", "knobs"):
-            self._setpoint[ch] = self._offset[ch] + self._scale[ch] * self.twin.ports[port][self._index[ch]]
+            present = self._offset[ch] + self._scale[ch] * self.twin.ports[port][self._index[ch]]
+            self.output_guard.know(ch, present)
         self._groups.clear()
         self._by_id.clear()
 
@@ -204,15 +212,26 @@ class SimInstrument:
     def identify(self) -> str:
         return f"aeqlab,SimInstrument,{self.name},0.1"
 
+    @property
+    def _setpoint(self) -> np.ndarray:
+        return self.output_guard.present
+
+    @property
+    def _level(self) -> np.ndarray:
+        return self.current_guard.present
+
     def write(self, channels: ArrayLike, volts: ArrayLike) -> None:
-        ch, v = self.output_limits.check(channels, volts)
+        ch, v, _ = self.output_guard.admit(channels, volts)
         groups = self._split(ch, "voltage-out")
         self._record("write", ch.size, v)
-        if self._dac_step:
-            v = np.round(v / self._dac_step) * self._dac_step
-        self._setpoint[ch] = v
+        self.output_guard.move(ch, v, lambda c, x, _t: self._drive(groups, x) if c is ch else self._drive_any(c, x))
+
+    def _drive(self, groups: list[_Group], v: np.ndarray) -> None:
         for g in groups:
             self.twin.write(g.port, g.index, (v[g.sel] - g.offset) / g.scale)
+
+    def _drive_any(self, ch: np.ndarray, v: np.ndarray) -> None:
+        self._drive(self._split(ch, "voltage-out"), v)
 
     def setpoints(self, channels: ArrayLike) -> np.ndarray:
         return self._setpoint[np.asarray(channels, np.intp)].copy()
@@ -234,11 +253,17 @@ class SimInstrument:
         return out
 
     def set_currents(self, channels: ArrayLike, amps: ArrayLike) -> None:
-        ch, a = self.current_limits.check(channels, amps)
+        ch, a, _ = self.current_guard.admit(channels, amps)
         groups = self._split(ch, "current-out")
         self._record("set_currents", ch.size, a)
-        self._level[ch] = a
-        self._apply_currents(groups)
+        self.current_guard.move(ch, a, lambda c, x, _t: self._apply_currents(groups if c is ch else self._currents(c)))
+
+    def _currents(self, ch: np.ndarray) -> list[_Group]:
+        return self._split(ch, "current-out")
+
+    def compliance_tripped(self) -> list[bool]:
+        """A simulated source has no compliance: never tripped."""
+        return [False] * self.n_channels
 
     def enable(self, channels: ArrayLike, on: bool) -> None:
         ch = np.asarray(channels, np.intp)
@@ -248,27 +273,32 @@ class SimInstrument:
         self._apply_currents(groups)
 
     def _apply_currents(self, groups) -> None:
+        g_ = self.current_guard
+        level = np.where(np.isnan(g_.present), g_.pending, g_.present)  # the value being confirmed
         for g in groups:
-            amps = np.where(self._on[g.ch], self._level[g.ch], 0.0)
+            amps = np.where(self._on[g.ch], level[g.ch], 0.0)
             self.twin.write(g.port, g.index, amps / g.scale)
 
     def output_state(self) -> dict[str, np.ndarray]:
         """Present source levels and output switches (what a front panel would show)."""
         return {"setpoint": self._setpoint.copy(), "level": self._level.copy(), "on": self._on.copy()}
 
-    def safe_state(self) -> None:
-        """All voltage outputs to 0 V, all current levels to 0 A, current outputs off."""
+    def safe_state(self, mode: str = "zero") -> list[str]:
+        """Voltage outputs to their safe values (``hold``: kept), current levels to 0 A, current outputs off."""
         self._record("safe_state", self.n_channels)
-        for port in ("inputs", "knobs"):
-            ch = np.flatnonzero(self._port == port)
-            if ch.size:
-                self._setpoint[ch] = 0.0
-                self.twin.write(port, self._index[ch], (0.0 - self._offset[ch]) / self._scale[ch])
+        if mode != "hold":
+            for port in ("inputs", "knobs"):
+                ch = np.flatnonzero(self._port == port)
+                if ch.size:
+                    safe = self.output_guard.safe_values(ch)
+                    self.output_guard.move(ch, safe, lambda c, x, _t: self._drive_any(c, x))
         ch = np.flatnonzero(self._port == "nudges")
-        self._level[ch] = 0.0
-        self._on[ch] = False
         if ch.size:
-            self.twin.write("nudges", self._index[ch], np.zeros(ch.size))
+            safe = self.current_guard.safe_values(ch)
+            self.current_guard.move(ch, safe, lambda c, x, _t: self._apply_currents(self._currents(c)))
+            self._on[ch] = False
+            self._apply_currents(self._split(ch, "current-out"))
+        return []
 
     def close(self) -> None:
         pass

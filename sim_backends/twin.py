@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aeqlab.errors import StabilityError
+from drivers.errors import StabilityError
 from sim_backends.clock import SimulatedClock
 
 WRITABLE = ("inputs", "knobs", "nudges")

@@ -1,13 +1,17 @@
 """A bench: the five roles, each a list of instrument channels, behind one interface.
 
 The bench converts between model units and SI with each role's calibration, checks
-role limits (and, through the drivers, instrument limits) before anything is sent,
-batches every role operation into one call per instrument, and counts round trips.
-It knows only the drivers' capability Protocols.
+role limits before anything is sent, narrows each instrument's limits to the roles'
+and its slews to the protocol's safety rates (the drivers' guards then hold every value
+that reaches an instrument to them, :mod:`drivers.guard`), batches every role
+operation into one call per instrument, counts round trips and compliance trips, and
+puts the instruments in the protocol's safe state (``zero`` or ``hold``). It knows
+only the drivers' capability Protocols.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +24,7 @@ from aeqlab.protocol import Protocol, Role
 from drivers.capabilities import AnalogInput, AnalogOutput, Clock, CurrentSource, Instrument
 
 WRITE_ROLES = ("inputs", "knobs")
+SAFE_ATTEMPTS = 3  # a safe state cut by Ctrl-C starts over, this many times at most
 READ_ROLES = ("outputs", "params")
 
 
@@ -77,7 +82,10 @@ class Bench:
             self.roles[name] = self._wire(name, getattr(protocol.roles, name))
         self._check_capabilities()
         self._apply_limits()
+        self._apply_slews()
         self.nudges_on = False
+        self.compliance_trips = 0  # nudge writes after which some source reported its compliance tripped
+        self.compliance_tripped = np.zeros(self.roles["nudges"].size, bool)  # per nudge, after the last write
 
     def _wire(self, name: str, role: Role) -> RoleWiring:
         by_inst: dict[str, tuple[list[int], list[int]]] = {}
@@ -121,6 +129,22 @@ class Bench:
                 hi = np.minimum(w.high_si, table.high[ch])
                 table.restrict(ch, lo, hi, where=f"roles.{role}.limits")
 
+    def _apply_slews(self) -> None:
+        """Every source's guard on the bench clock, its slew no faster than ``safety.*_ramp_rate``."""
+        safety = getattr(self.protocol, "safety", None)
+        rates = {
+            "output_guard": getattr(safety, "voltage_ramp_rate", None),
+            "current_guard": getattr(safety, "current_ramp_rate", None),
+        }
+        for obj in self.instruments.values():
+            for attr, rate in rates.items():
+                guard = getattr(obj, attr, None)
+                if guard is None:
+                    continue
+                guard.clock = self.clock
+                if rate is not None:
+                    guard.limit_rate(np.arange(guard.table.n_channels), float(rate))
+
     # ------------------------------------------------------------ operations
     def write(self, role: str, model: np.ndarray) -> None:
         """Set a role's sources (model units). Checks the role's limits before sending anything."""
@@ -129,6 +153,11 @@ class Bench:
         if model.shape != (w.size,):
             raise LimitError(f"roles.{role}: {model.size} values for {w.size} channels")
         si = w.to_si(model)
+        # a saturated value's SI -> model -> SI round trip may overshoot by an ulp or two: the drivers'
+        # guards pull such values onto the limit; anything further out is refused here
+        slack = 16 * np.spacing(max(abs(w.low_si), abs(w.high_si))) if np.isfinite(w.low_si + w.high_si) else 0.0
+        si = np.where((si < w.low_si) & (si >= w.low_si - slack), w.low_si, si)
+        si = np.where((si > w.high_si) & (si <= w.high_si + slack), w.high_si, si)
         ok = (si >= w.low_si) & (si <= w.high_si)
         if not ok.all():
             i = int(np.flatnonzero(~ok)[0])
@@ -141,8 +170,11 @@ class Bench:
         # (one instrument checks its own before it sends anything)
         for inst, pos, ch in w.groups if len(w.groups) > 1 else ():
             obj = self.instruments[inst]
-            table = obj.current_limits if role == "nudges" else obj.output_limits
-            table.check(ch, si[pos])
+            guard = getattr(obj, "current_guard" if role == "nudges" else "output_guard", None)
+            if guard is not None:
+                guard.admit(ch, si[pos])
+            else:
+                (obj.current_limits if role == "nudges" else obj.output_limits).check(ch, si[pos])
         for inst, pos, ch in w.groups:
             obj = self.instruments[inst]
             self.round_trips[inst] += 1
@@ -150,6 +182,19 @@ class Bench:
                 obj.set_currents(ch, si[pos])
             else:
                 obj.write(ch, si[pos])
+        if role == "nudges":
+            self._collect_compliance()
+
+    def _collect_compliance(self) -> None:
+        """Per nudge: did its source report the compliance limit hit after this write."""
+        tripped = np.zeros(self.roles["nudges"].size, bool)
+        for inst, pos, ch in self.roles["nudges"].groups:
+            flags = getattr(self.instruments[inst], "compliance_tripped", None)
+            if callable(flags):
+                tripped[pos] = np.asarray(flags(), bool)[ch]
+        self.compliance_tripped = tripped
+        if tripped.any():
+            self.compliance_trips += 1
 
     def read(self, role: str) -> np.ndarray:
         """Read a role (model units)."""
@@ -190,14 +235,35 @@ class Bench:
             return self.setpoints(msg.role)
         raise TypeError(f"unknown plan message {msg!r}")
 
+    @property
+    def safe_mode(self) -> str:
+        """``zero`` (sources to their safe values, outputs off) or ``hold`` (voltages kept, currents off)."""
+        return str(getattr(getattr(self.protocol, "safety", None), "safe_state", "zero") or "zero")
+
     def safe_state(self) -> list[str]:
-        """Every instrument to its safe state; returns the failures (never raises)."""
-        failures = []
+        """Every instrument to the protocol's safe state; returns what could not be confirmed (never raises).
+
+        Each entry names an instrument channel (or a whole instrument) not confirmed safe;
+        [] means every source was confirmed at its safe state.
+        """
+        failures: list[str] = []
+        mode = self.safe_mode
         for name, obj in self.instruments.items():
-            try:
-                obj.safe_state()
-            except Exception as exc:  # noqa: BLE001 - every instrument must get its chance
-                failures.append(f"{name}: {exc}")
+            takes_mode = len(inspect.signature(obj.safe_state).parameters) > 0
+            for _ in range(SAFE_ATTEMPTS):
+                try:
+                    result = obj.safe_state(mode) if takes_mode else obj.safe_state()
+                    failures.extend(str(f) for f in result or ())
+                    break
+                except KeyboardInterrupt:
+                    # a Ctrl-C on the way out (the second one asks to stop at once, and this is the way out):
+                    # the instrument's safe state starts over from what it knows, its channels unknown where cut
+                    continue
+                except Exception as exc:  # noqa: BLE001 - every instrument must get its chance
+                    failures.append(f"{name}: {exc}")
+                    break
+            else:
+                failures.append(f"{name}: safe state interrupted {SAFE_ATTEMPTS} times; not confirmed")
         self.nudges_on = False
         return failures
 

@@ -1,8 +1,36 @@
-"""Reply faults an emulator can be told to inject: late, missing or garbled replies."""
+"""Reply faults an emulator can be told to inject: late, missing or garbled replies, a mute spell, a hang-up.
+
+Besides the calls below, a fault can be scheduled from outside the process (the
+interrupt stress benchmark does): ``AEQLAB_EMULATOR_FAULTS`` holds JSON
+``{"<instrument>": ["timeout"|"garbled"|"mute"|"hangup", at_reply, count]}``. From
+reply number ``at_reply`` on, ``count`` replies are dropped (timeout) or garbled;
+``mute`` drops every reply from then on while commands still execute; ``hangup``
+closes the client connections once (a serial board, which cannot hang up, loses that
+reply instead).
+"""
 
 from __future__ import annotations
 
+import json
+import os
 from collections import deque
+
+FAULTS_ENV = "AEQLAB_EMULATOR_FAULTS"
+
+
+def scheduled_fault(name: str) -> tuple[str, int, int] | None:
+    """The fault ``AEQLAB_EMULATOR_FAULTS`` schedules for instrument ``name``, or None."""
+    text = os.environ.get(FAULTS_ENV)
+    if not text:
+        return None
+    try:
+        entry = json.loads(text).get(name)
+        if entry is None:
+            return None
+        kind, at, count = str(entry[0]), int(entry[1]), int(entry[2]) if len(entry) > 2 else 1
+    except (ValueError, TypeError, AttributeError, IndexError):
+        return None
+    return (kind, at, count) if kind in ("timeout", "garbled", "mute", "hangup") else None
 
 
 class ReplyFaults:
@@ -16,12 +44,22 @@ class ReplyFaults:
         self.latency = 0.0  # seconds each command line takes
         self.drop_every = 0  # every N-th reply is never sent (a timeout); 0: never
         self._replies = 0
+        self.scheduled = scheduled_fault(getattr(self, "name", ""))
 
     def _next_fault(self) -> tuple[str, object] | None:
         """The fault for the reply about to be sent: ``("drop"|"delay"|"garbage", arg)`` or None."""
         self._replies += 1
         if self._faults:
             return self._faults.popleft()
+        if self.scheduled is not None and self._replies >= self.scheduled[1]:
+            kind, at, count = self.scheduled
+            if kind == "mute":
+                return ("drop", None)
+            if kind == "hangup":
+                self.scheduled = None
+                return ("hangup", None)
+            if self._replies < at + count:
+                return ("drop", None) if kind == "timeout" else ("garbage", "#GARBLED")
         if self.drop_every and self._replies % self.drop_every == 0:
             return ("drop", None)
         return None

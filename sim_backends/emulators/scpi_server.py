@@ -108,6 +108,9 @@ class ScpiEmulator(ReplyFaults):
                 continue
             self.log.append(CommandRecord(time.time(), self.name, command))
             command = command.lstrip(":")
+            if getattr(self, "lang", "SCPI") != "SCPI" and not re.fullmatch(r"\*(IDN|LANG)\??.*", command, re.I):
+                self.errors.append('-113,"Undefined header"')  # another command language: SCPI means nothing
+                continue
             for pattern, handler in self._handlers:
                 m = pattern.fullmatch(command)
                 if m:
@@ -164,6 +167,9 @@ class ScpiEmulator(ReplyFaults):
                         if reply is None:
                             continue
                         fault = emulator._next_fault()
+                        if fault is not None and fault[0] == "hangup":
+                            emulator.hang_up()
+                            break
                         if fault is not None and fault[0] == "drop":
                             continue
                         if fault is not None and fault[0] == "delay":

@@ -183,7 +183,7 @@ class SerialBoardEmulator(ReplyFaults):
         if self.latency:
             time.sleep(self.latency)
         fault = self._next_fault()
-        if fault is not None and fault[0] == "drop":
+        if fault is not None and fault[0] in ("drop", "hangup"):  # a pty cannot hang up: the reply is lost
             return
         if fault is not None and fault[0] == "delay":
             time.sleep(float(fault[1]))

@@ -2,7 +2,11 @@
 
 Sourcing is applied to the twin only while the output is on; an output that is off
 drives nothing (0 A / 0 V). Levels beyond the source range or the instrument's
-capability go to the error queue (-222) and are not applied.
+capability go to the error queue (-222) and are not applied. Each channel reports its
+compliance state (``...:TRIP?``): tripped when the measured value driven by a current
+source reaches the compliance limit. The 2450 answers ``*LANG?`` (``lang`` attribute,
+``SCPI`` by default; set ``TSP`` to emulate an instrument in TSP mode, which then
+answers nothing else but ``*LANG?`` and ``*IDN?``).
 """
 
 from __future__ import annotations
@@ -67,6 +71,13 @@ class SmuEmulator(ScpiEmulator):
     def measure(self, k: int) -> float:
         return float(self.channels.measure(np.array([k]))[0])
 
+    def tripped(self, c: SmuChannel) -> str:
+        """``1`` when channel c's output is on and its measured side has reached the compliance limit."""
+        if not c.on or c.limit <= 0:
+            return "0"
+        k = next(i for i, x in enumerate(self.ch) if x is c)
+        return "1" if abs(self.measure(k)) >= c.limit else "0"
+
     def reset(self) -> None:
         for c in self.ch:
             c.on = False
@@ -108,8 +119,12 @@ class Keithley2450Emulator(_KeithleySingleChannel):
 
     def __init__(self, name: str, channels: TwinChannels, serial: str = "04455001") -> None:
         super().__init__(name, channels, f"KEITHLEY INSTRUMENTS,MODEL 2450,{serial},1.7.12b")
+        self.lang = "SCPI"
         c = self.ch[0]
         fn = _FN
+        self.on(r"\*LANG\?", lambda m: self.lang)
+        self.on(r"\*LANG (SCPI|TSP|SCPI2400)", lambda m: setattr(self, "lang", m[1].upper()))
+        self.on(rf"SOUR:{fn}:(?:VLIM|ILIM):TRIP(?:ped)?\?", lambda m: self.tripped(c))
         self._keithley_source_commands(c)
         self.on(rf"SOUR:{fn}:(VLIM|ILIM) (\S+)", lambda m: setattr(c, "limit", number(m[3])))
         self.on(rf"SOUR:{fn}:RANG:AUTO (\S+)", lambda m: None)
@@ -132,6 +147,7 @@ class Keithley2400Emulator(_KeithleySingleChannel):
         self.on(r"SENS(?:e)?:FUNC(?:tion)? '(VOLT|CURR)(?::DC)?'", lambda m: None)
         self.on(r"FORM:ELEM (VOLT|CURR)", lambda m: None)
         self.on(r"OUTP:SMOD (HIMP|NORM|ZERO|GUAR)", lambda m: setattr(c, "off_mode", m[1].upper()))
+        self.on(rf"SENS:{fn}:PROT(?:ection)?:TRIP(?:ped)?\?", lambda m: self.tripped(c))
         self.on(r"READ\?", lambda m: f"{self.measure(0):.12g}")
 
 
@@ -145,6 +161,7 @@ class B2900Emulator(SmuEmulator):
         self.on(r"SOUR(\d?):FUNC:MODE " + fn, lambda m: setattr(self._c(m[1]), "func", _f(m[2])))
         self.on(r"SOUR(\d?):FUNC:MODE\?", lambda m: self._c(m[1]).func)
         self.on(rf"SENS(\d?):{fn}:PROT (\S+)", lambda m: setattr(self._c(m[1]), "limit", number(m[3])))
+        self.on(rf"SENS(\d?):{fn}:PROT:TRIP\?", lambda m: self.tripped(self._c(m[1])))
         self.on(rf"SOUR(\d?):{fn}:RANG (\S+)", lambda m: self._c(m[1]).range.__setitem__(_f(m[2]), number(m[3])))
         self.on(rf"SENS(\d?):{fn}:NPLC (\S+)", lambda m: setattr(self._c(m[1]), "nplc", number(m[3])))
         self.on(r"OUTP(\d?):OFF:MODE (HIZ|NORM|ZERO)", lambda m: setattr(self._c(m[1]), "off_mode", m[2].upper()))

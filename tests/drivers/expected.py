@@ -1,7 +1,9 @@
 """A scripted transport: asserts the exact sequence of exchanges and fails on leftovers.
 
 ``Expected`` stands in for a pyvisa resource (write/query/read/clear/close);
-``ExpectedSerial`` for a pyserial port (write/read/in_waiting/reset_input_buffer/close).
+``ExpectedSerial`` for a pyserial port (write/read/in_waiting/reset_input_buffer/close);
+``Instrument`` is a command/response fake that executes what it receives (a few SMU
+and QDAC commands), records it, and can lose, garble or interrupt its replies.
 """
 
 from __future__ import annotations
@@ -96,3 +98,67 @@ class ExpectedSerial:
 
     def assert_done(self) -> None:
         assert not self.steps, f"leftover exchanges: {self.steps}"
+
+
+class Instrument:
+    """A pyvisa-resource fake that *executes* SCPI sets it receives and answers queries from its state.
+
+    ``reply_fault`` is None (answer), ``"lose"`` (commands execute, replies never come),
+    ``"garble"`` (commands execute, replies are nonsense) or an exception instance raised
+    after the command executed (a Ctrl-C while the reply is on its way).
+    """
+
+    def __init__(self, idn: str, state: dict[str, str]) -> None:
+        self.idn = idn
+        self.state = dict(state)  # query header (without '?') -> value
+        self.received: list[str] = []
+        self.reply_fault: object = None
+        self.resource_name = "FAKE::INSTR"
+        self.timeout = 1000.0
+        self._late: list[str] = []
+
+    def _execute(self, line: str) -> str:
+        replies = []
+        for part in line.split(";"):
+            command = part.strip()
+            self.received.append(command)
+            if command == "*IDN?":
+                replies.append(self.idn)
+            elif command == "*OPC?":
+                replies.append("1")
+            elif command.endswith("?"):
+                replies.append(self.state.get(command[:-1], "0"))
+            else:
+                header, _, value = command.partition(" ")
+                self.state[header] = value
+        return ";".join(replies)
+
+    def _answer(self, reply: str) -> str:
+        fault = self.reply_fault
+        if fault == "lose":
+            raise VisaIOError(constants.StatusCode.error_timeout)
+        if fault == "garble":
+            return "#GARBLED"
+        if isinstance(fault, BaseException):
+            self.reply_fault = None  # one interrupt
+            raise fault
+        return reply
+
+    def query(self, command: str) -> str:
+        return self._answer(self._execute(command))
+
+    def write(self, command: str) -> None:
+        self._late.append(self._execute(command))
+
+    def read(self) -> str:
+        return self._answer(self._late.pop(0) if self._late else "")
+
+    def clear(self) -> None:
+        self._late.clear()
+
+    def close(self) -> None:
+        pass
+
+    def sent(self, prefix: str) -> list[str]:
+        """Commands received that start with ``prefix``."""
+        return [c for c in self.received if c.startswith(prefix)]

@@ -85,3 +85,27 @@ def test_daq_error_names_its_code(interp):
     with pytest.raises(InstrumentError, match="dac: NI-DAQmx error -200220 while adding Dev9/ao0"):
         NidaqAnalogOutput.open("dac", DriverSettings(resource="Dev9/ao0"))
     interp.clear_task.assert_called()
+
+
+def test_ao_range_beyond_what_the_device_reports_is_refused_at_connect(interp):
+    interp.get_device_attribute_double_array.return_value = [-5.0, 5.0, -10.0, 10.0]  # the device's AO ranges
+    with pytest.raises(InstrumentError, match=r"voltage_range \[-500, 500\] V exceeds what Dev1 offers .*\[-10, 10\]"):
+        NidaqAnalogOutput.open("dac", DriverSettings(resource="Dev1/ao0:1", voltage_range=(-500.0, 500.0)))
+    interp.create_task.assert_not_called()  # refused before any task exists
+    with pytest.raises(InstrumentError, match="exceeds what Dev1 offers on its AI"):
+        NidaqAnalogInput.open("adc", DriverSettings(resource="Dev1/ai0", voltage_range=(-20.0, 20.0)))
+
+
+def test_ao_slew_and_safe_state_through_the_guard(interp):
+    interp.get_device_attribute_double_array.return_value = [-10.0, 10.0]
+    interp.get_task_attribute_string.return_value = "Dev1/ao0:1"
+    interp.get_chan_attribute_int32.return_value = ChannelType.ANALOG_OUTPUT.value
+    interp.write_analog_f64.return_value = 1
+    from drivers.base import Ramp
+
+    ao = NidaqAnalogOutput.open("dac", DriverSettings(resource="Dev1/ao0:1", ramp=Ramp(step=0.25, rate=1e6)))
+    ao.write([1], [1.0])
+    sent = [list(c.args[5]) for c in interp.write_analog_f64.call_args_list]
+    assert sent == [[0, 0.25], [0, 0.5], [0, 0.75], [0, 1.0]]
+    assert ao.safe_state() == []  # confirmed: NI-DAQmx accepted every write
+    assert list(interp.write_analog_f64.call_args.args[5]) == [0, 0]

@@ -55,6 +55,9 @@ def test_dmm_overload_garbage_and_out_of_range_replies_are_errors(reply, message
     d, fake = dmm([ok("CONF:VOLT:DC AUTO"), ok("VOLT:DC:NPLC 1"), NO_ERROR, ("q", "READ?", reply)])
     if message.startswith("overload"):
         fake.steps.append(NO_ERROR)  # a bad reading: the driver looks for the instrument's reason
+    if message.startswith(("not numbers", "has 2")):  # garbled: retried once like a timeout, then a fault
+        fake.steps += [("clear",), ("w", "*IDN?"), ("r", IDN), ("q", "READ?", reply)]
+        message += ".*twice in a row"
     with pytest.raises(InstrumentError, match=f"dmm: .*{message}"):
         d.read([0])
     fake.assert_done()
@@ -147,7 +150,9 @@ def test_scpi_refused_connection_and_wrong_identity_are_clear_errors():
 
 
 def board(steps, n_dac=4, n_adc=3, **settings):
-    port = ExpectedSerial([("NCH?", f"{n_dac},{n_adc}"), (f"GETM_DAC 0:{n_dac - 1}", "0,0.5,0,0"), *steps])
+    port = ExpectedSerial(
+        [("NCH?", f"{n_dac},{n_adc}"), ("RANGE?", "-10,10"), (f"GETM_DAC 0:{n_dac - 1}", "0,0.5,0,0"), *steps]
+    )
     link = LineLink("board", port, address="FAKE")
     link.identity = "aeqlab,DACADC-4x3,1,1.0"
     return SerialBoard("board", link, DriverSettings(**settings)), port
@@ -165,17 +170,28 @@ def test_board_sets_and_reads_many_channels_in_one_line():
     port.assert_done()
 
 
-def test_board_safe_state_ramps_dacs_to_zero():
-    b, port = board([("SETM 1 0.25", "OK 1"), ("SETM 1 0", "OK 1")], ramp=Ramp(step=0.25, rate=1e6))
-    b.safe_state()
+def test_board_safe_state_ramps_dacs_to_zero_and_confirms_by_reading_back():
+    b, port = board(
+        [("SETM 1 0.25", "OK 1"), ("SETM 1 0", "OK 1"), ("GETM_DAC 0:3", "0,0,0,0")], ramp=Ramp(step=0.25, rate=1e6)
+    )
+    assert b.safe_state() == []
+    port.assert_done()
+
+
+def test_board_safe_state_reports_a_dac_that_reads_back_wrong():
+    b, port = board([("SETM 1 0", "OK 1"), ("GETM_DAC 0:3", "0,0.5,0,0")])
+    failures = b.safe_state()
+    assert len(failures) == 1 and failures[0].startswith("board/ao1: reads 0.5")
     port.assert_done()
 
 
 def test_board_error_reply_garbage_and_limits():
+    idn = "aeqlab,DACADC-4x3,1,1.0"
     b, port = board([("SETM 0 0.5", "ERR 4 value out of range"), ("GETM_ADC 0", "abc")])
+    port.steps += [("*IDN?", idn), ("GETM_ADC 0", "abc")]  # garbled: retried once after a resync
     with pytest.raises(InstrumentError, match="refused 'SETM 0 0.5': ERR 4 value out of range"):
         b.write([0], [0.5])
-    with pytest.raises(InstrumentError, match="not numbers"):
+    with pytest.raises(InstrumentError, match="not numbers.*twice in a row"):
         b.read([4])
     with pytest.raises(LimitError):
         b.write([0], [20.0])

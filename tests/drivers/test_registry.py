@@ -41,3 +41,27 @@ def test_third_party_driver_through_the_entry_point_group(monkeypatch):
     assert registry.options_model("acme_dac") is None
     with pytest.raises(InputError, match="cannot be loaded"):
         registry.get("acme_broken")
+
+
+@pytest.mark.parametrize(
+    ("name", "voltage", "current"),
+    [
+        ("keithley2450", (-210.0, 210.0), (-1.05, 1.05)),
+        ("keithley2400", (-210.0, 210.0), (-1.05, 1.05)),
+        ("keysight_b2900", (-210.0, 210.0), (-3.03, 3.03)),
+        ("keysight_344xx", (-1000.0, 1000.0), None),
+        ("qdac2", (-10.0, 10.0), None),
+        ("serial_board", (-10.0, 10.0), None),
+    ],
+)
+def test_hardware_ranges_per_model_family_cite_their_source(name, voltage, current):
+    rng = registry.hardware_range(name)
+    assert rng is not None and rng.voltage == voltage and rng.current == current
+    assert rng.source
+    assert rng.excess("voltage", *voltage) is None
+    assert "exceeds the hardware" in (rng.excess("voltage", voltage[0], voltage[1] * 2) or "")
+
+
+def test_hardware_range_is_none_where_the_device_decides():
+    assert registry.hardware_range("nidaq_ao") is None  # checked at connect against the device
+    assert registry.hardware_range("sim") is None

@@ -43,5 +43,7 @@ def test_timeouts_every_n_replies_are_recovered_by_the_driver():
             b.read([4, 5])
         b.close()
     log = [r.command for r in emu.log]
-    assert log.count("*IDN?") == 3  # connect, then a re-identification after each of two timeouts
-    assert log.count("GETM_ADC 0:1") == 6  # replies 4 and 8 were dropped: two reads retried once
+    # replies 4 (GETM_DAC at connect, after *IDN?, NCH?, RANGE?), 8 and 12 were dropped
+    assert log.count("*IDN?") == 4  # connect, then a re-identification after each of three timeouts
+    assert log.count("GETM_DAC 0:3") == 2  # the connect read retried once
+    assert log.count("GETM_ADC 0:1") == 6  # four reads, two of them retried once

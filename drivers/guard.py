@@ -1,0 +1,228 @@
+"""The one place that decides what reaches a source: limits after rounding, slew, entry, safe values.
+
+Every driver's writes, ramps and safe state go through a :class:`SourceGuard` (one per
+source function of an instrument). For each value it
+
+1. pulls a value beyond the window by a few ulps (a calibration's SI → model → SI
+   round trip) onto the limit, and refuses anything further out (:class:`LimitError`);
+2. rounds it to what goes on the wire, toward the inside of the window: on a text
+   transport the formatted number is parsed back and checked (12 significant digits
+   would make 0.09999999999999 V read 0.1); on a simulated DAC the float64 grid value;
+3. moves the channel there in steps no larger than ``step`` and no faster than
+   ``rate`` (the tighter of the instrument's ramp and the protocol's safety rate),
+   timed on the clock from the last *confirmed* change, so a step may not follow a
+   step sooner than ``|Δ| / rate``;
+4. marks the channel unknown from the moment a command is sent until the driver's
+   send returns (confirmed), so nothing trusts a value the instrument never confirmed.
+
+A channel whose present value is outside its window (as found before the run, say 0 V
+under limits [0.5, 5] V) is never ramped through the excluded region: its first move
+goes straight to the nearest limit, and only when that jump is within ``step`` and its
+slew wait has passed; otherwise the move is refused with the fix named. The safe value
+of a channel is the point of its window nearest 0 (0 when the window holds 0).
+"""
+
+from __future__ import annotations
+
+import decimal
+import math
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from drivers.capabilities import Clock, WallClock
+from drivers.errors import LimitError
+from drivers.limits import LimitTable
+
+DIGITS = 12  # significant digits on text transports
+ULPS = 16  # how far (in ulps of the limit) a value may overshoot and be pulled onto it
+TICK = 0.01  # seconds per ramp step when only a rate is declared
+
+Send = Callable[[np.ndarray, np.ndarray, list[str] | None], None]
+
+
+def text_inside(value: float, low: float, high: float, digits: int = DIGITS) -> str:
+    """``value`` formatted with ``digits`` significant digits, rounded toward the inside of [low, high]."""
+    text = f"{value:.{digits}g}"
+    parsed = float(text)
+    if low <= parsed <= high:
+        return text
+    mode = decimal.ROUND_FLOOR if parsed > high else decimal.ROUND_CEILING
+    ctx = decimal.Context(prec=digits, rounding=mode)
+    return format(ctx.create_decimal(repr(float(value))).normalize(ctx), "g")
+
+
+class SourceGuard:
+    """What one source function of an instrument may send, and what it is known to hold.
+
+    Parameters
+    ----------
+    table
+        The channel limits (instrument range narrowed by the role limits).
+    step, rate
+        Largest move per write and largest slew (unit and unit/s); ``math.inf`` for none.
+    clock
+        The clock slews are timed on (the bench sets its own).
+    text
+        True for text transports (SCPI, serial): values are checked as formatted.
+    quantum
+        Output resolution of a simulated DAC (values snap to multiples of it), 0 for none.
+    """
+
+    def __init__(
+        self,
+        table: LimitTable,
+        step: float = math.inf,
+        rate: float = math.inf,
+        *,
+        clock: Clock | None = None,
+        text: bool = True,
+        quantum: float = 0.0,
+    ) -> None:
+        n = table.n_channels
+        self.table = table
+        self.step = np.full(n, float(step))
+        self.rate = np.full(n, float(rate))
+        self.clock: Clock = clock or WallClock()
+        self.text = text
+        self.quantum = float(quantum)
+        self.present = np.full(n, np.nan)  # confirmed values; NaN: unknown
+        self.pending = np.zeros(n)  # the last value commanded (the best guess when unknown and unreadable)
+        self.changed = np.full(n, -np.inf)  # clock time of the last confirmed change (or of learning the value)
+        self.sent = 0
+
+    # ------------------------------------------------------------ knowledge
+    def know(self, channels: ArrayLike, values: ArrayLike) -> None:
+        """Record values read back from the instrument (connect, confirmation); times them now."""
+        ch = self.table.indices(channels)
+        v = np.broadcast_to(np.asarray(values, float), ch.shape)
+        self.present[ch] = v
+        self.pending[ch] = v
+        self.changed[ch] = np.maximum(self.changed[ch], self.clock.now())
+
+    def forget(self, channels: ArrayLike) -> None:
+        """The instrument's value on these channels is no longer known (a failed exchange)."""
+        self.present[self.table.indices(channels)] = np.nan
+
+    def unknown(self, channels: ArrayLike) -> np.ndarray:
+        """Channels (of ``channels``) whose value is not confirmed."""
+        ch = self.table.indices(channels)
+        return ch[np.isnan(self.present[ch])]
+
+    def limit_rate(self, channels: ArrayLike, rate: float) -> None:
+        """Tighten the slew limit of some channels (the tighter of ramp and safety wins)."""
+        ch = self.table.indices(channels)
+        self.rate[ch] = np.minimum(self.rate[ch], float(rate))
+
+    def safe_values(self, channels: ArrayLike) -> np.ndarray:
+        """The point of each channel's window nearest 0."""
+        ch = self.table.indices(channels)
+        return np.clip(0.0, self.table.low[ch], self.table.high[ch])
+
+    # --------------------------------------------------------------- values
+    def admit(self, channels: ArrayLike, values: ArrayLike) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+        """Values as they go on the wire, rounded toward the inside; LimitError if any is outside.
+
+        Returns the channels, the exact values the instrument will hold and, on text
+        transports, their text.
+        """
+        ch = self.table.indices(channels)
+        v = np.array(values, dtype=float).reshape(-1)
+        if v.shape != ch.shape:
+            raise LimitError(f"{self.table.instrument}: {v.size} values for {ch.size} channels")
+        lo, hi = self.table.low[ch], self.table.high[ch]
+        slack = ULPS * np.spacing(np.maximum(np.abs(lo), np.abs(hi)))
+        v = np.where((v < lo) & (v >= lo - slack), lo, v)  # NaN stays NaN and fails the check
+        v = np.where((v > hi) & (v <= hi + slack), hi, v)
+        if self.quantum:
+            q = self.quantum
+            snapped = np.round(v / q) * q
+            snapped = np.where(snapped > hi, np.floor(v / q) * q, snapped)
+            v = np.where(snapped < lo, np.ceil(v / q) * q, snapped)
+        texts = None
+        if self.text:
+            texts = [text_inside(float(x), float(a), float(b)) if math.isfinite(x) else "nan" for x, a, b in
+                     zip(v, lo, hi)]
+            v = np.array([float(t) for t in texts])
+        self.table.check(ch, v)
+        return ch, v, texts
+
+    def path(
+        self, channels: ArrayLike, target: ArrayLike, start: np.ndarray | None = None, admitted: bool = False
+    ) -> list[np.ndarray]:
+        """The steps from the present values to ``target`` (each to be admitted), entry jump first.
+
+        The last step is ``target`` as admitted (the very array when ``admitted``).
+        """
+        ch = self.table.indices(channels)
+        goal = np.asarray(target, float) if admitted else self.admit(ch, target)[1]
+        here = self.present[ch].copy() if start is None else np.array(start, float)
+        here = np.where(np.isnan(here), self.pending[ch], here)
+        lo, hi = self.table.low[ch], self.table.high[ch]
+        steps: list[np.ndarray] = []
+        outside = (here < lo) | (here > hi)
+        if outside.any():
+            entry = np.clip(here, lo, hi)
+            jump = np.abs(entry - here)
+            bad = outside & (jump > self.step[ch])
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                c = int(ch[i])
+                t = self.table
+                raise LimitError(
+                    f"{t.instrument}/{t.prefix}{c} is at {here[i]:.6g} {t.unit}, outside its limits "
+                    f"[{lo[i]:g}, {hi[i]:g}] {t.unit}, and reaching them takes a jump of {jump[i]:.6g} {t.unit}, "
+                    f"more than its ramp step {self.step[c]:g} {t.unit}; nothing was sent",
+                    hint="set the channel inside its limits before the run, or allow a ramp step that covers the jump",
+                )
+            here = np.where(outside, entry, here)
+            steps.append(here.copy())
+        step = np.where(np.isfinite(self.step[ch]), self.step[ch], self.rate[ch] * TICK)
+        span = np.abs(goal - here)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            counts = np.where(span > 0, np.ceil(span / step), 0)
+        counts = np.where(np.isfinite(counts), counts, 1)
+        n = int(counts.max()) if counts.size else 0
+        for k in range(1, n + 1):
+            steps.append(goal if k == n else here + (goal - here) * (k / n))
+        if not steps:
+            steps.append(goal)  # nothing moves: the value is still sent (and confirmed) once
+        return steps
+
+    # ------------------------------------------------------------- sending
+    def move(self, channels: ArrayLike, target: ArrayLike, send: Send, start: np.ndarray | None = None) -> None:
+        """Bring channels to ``target`` through :meth:`path`, each step admitted, slew-timed and confirmed.
+
+        ``send(channels, values, texts)`` puts one step on the wire and returns only once
+        the instrument confirmed it; if it raises, the channels stay unknown.
+        """
+        ch, goal, texts = self.admit(channels, target)
+        for raw in self.path(ch, goal, start, admitted=True):
+            if raw is goal:  # admitted above (the common case: one step)
+                self._send(ch, goal, texts, send)
+            else:
+                ch, v, t = self.admit(ch, raw)
+                self._send(ch, v, t, send)
+
+    def _send(self, ch: np.ndarray, v: np.ndarray, texts: list[str] | None, send: Send) -> None:
+        before = self.present[ch]
+        before = np.where(np.isnan(before), self.pending[ch], before)
+        delta = np.abs(v - before)
+        moving = delta > 0
+        if moving.any():
+            with np.errstate(divide="ignore", invalid="ignore"):
+                need = np.where(moving, delta / self.rate[ch], 0.0)
+            wait = float(np.max(need - (self.clock.now() - self.changed[ch])))
+            if wait > 0:
+                self.clock.sleep(wait)
+        self.present[ch] = np.nan  # unknown until confirmed
+        self.pending[ch] = v
+        self.sent += 1
+        try:
+            send(ch, v, texts)
+        except BaseException:
+            self.changed[ch[moving]] = self.clock.now()
+            raise
+        self.present[ch] = v
+        self.changed[ch[moving]] = self.clock.now()  # after the confirmation: the instrument had it by then
