@@ -81,6 +81,7 @@ def write_protocol(folder: Path, train: int, test: int) -> Path:
 def channel_rules(protocol_path: Path) -> tuple[dict, dict]:
     """(instrument, channel) -> (low, high, step, rate), and the as-found levels of every source."""
     from aeqlab.backends.hardware import start_emulators
+
     from aeqlab.protocol import load_protocol
 
     protocol, _ = load_protocol(protocol_path)
