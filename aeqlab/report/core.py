@@ -63,21 +63,40 @@ def make_report(run_dir: Path, out: Path | None = None, gradcheck_samples: int =
     for name, build in figures.FIGURES.items():
         save(build(data, run["naming"]), name)
     if header.backend == "sim" and gradcheck_samples > 0:
-        fidelity = _fidelity(store.path, gradcheck_samples)
-        data["gradient_fidelity"] = fidelity
-        save(figures.gradient_fidelity(fidelity), "gradient_fidelity")
+        fidelity = _fidelity(store.path, header.protocol_path, gradcheck_samples)
+        if isinstance(fidelity, str):
+            run["notes"] = [fidelity]
+        else:
+            data["gradient_fidelity"] = fidelity
+            save(figures.gradient_fidelity(fidelity), "gradient_fidelity")
     page = out / "summary.md"
     page.write_text(summary_page(run, result.files), encoding="utf-8")
     result.files.append(page)
     return result
 
 
-def _fidelity(run_dir: Path, samples: int) -> dict[str, np.ndarray]:
-    """Gradient fidelity of the run's protocol on its twin (the step measured through the instruments vs the oracle)."""
+def _fidelity(run_dir: Path, source: str | None, samples: int) -> dict[str, np.ndarray] | str:
+    """Gradient fidelity of the run's protocol on its twin (the step measured through the instruments vs the oracle).
+
+    The protocol is loaded from the file the run started from when it is still there (its
+    relative data paths resolve from it), else from the run folder's copy; a note (str) when
+    neither loads.
+    """
+    from aeqlab.errors import AeqlabError
     from aeqlab.protocol import load_protocol
     from aeqlab.tools.gradcheck import gradcheck
 
-    protocol, _ = load_protocol(run_dir / "protocol.yaml")
+    candidates = [Path(source)] if source and Path(source).is_file() else []
+    candidates.append(run_dir / "protocol.yaml")
+    problem = ""
+    for path in candidates:
+        try:
+            protocol, _ = load_protocol(path)
+            break
+        except AeqlabError as exc:
+            problem = exc.one_line()
+    else:
+        return f"gradient fidelity left out: the protocol does not load ({problem})"
     beta = protocol.method.beta
     results = gradcheck(protocol, beta=beta, samples=samples)
     return {

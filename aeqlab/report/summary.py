@@ -92,6 +92,7 @@ def summary_page(run: dict[str, Any], files: list[Path]) -> str:
             f"* gradient fidelity (β = {gf['beta'][0]:g}, {gf['sample'].size} step(s) from θ₀): "
             f"relative error ≤ {np.max(gf['relative_error']):.2e}, cosine ≥ {np.min(gf['cosine']):.6f}"
         )
+    lines += [f"* {note}" for note in run.get("notes", [])]
     if "knobs" not in data:
         lines.append("* knob setpoints: not journaled by this run (the knobs figure is empty)")
     lines += ["", "## Flags", ""]
