@@ -196,6 +196,8 @@ def make_server(run_dir: Path, host: str = "127.0.0.1", port: int = 0, interval:
                     self._send(view.svg(path[5:-4]), "image/svg+xml")
                 else:
                     self._send(b"not found", "text/plain", HTTPStatus.NOT_FOUND)
+            except (BrokenPipeError, ConnectionResetError):  # the browser dropped a superseded request
+                pass
             except (AeqlabError, sqlite3.Error) as exc:  # e.g. the journal is mid-creation: say so, keep serving
                 msg = exc.one_line() if isinstance(exc, AeqlabError) else str(exc)
                 self._send(json.dumps({"error": msg}).encode(), "application/json", HTTPStatus.SERVICE_UNAVAILABLE)

@@ -11,7 +11,6 @@ from conftest import copy_run, grow
 
 from aeqlab.journal import Journal
 from aeqlab.report import figures, journal_data, make_report, read_run
-from aeqlab.report.names import naming
 
 
 def query(run_dir, sql):
@@ -60,7 +59,9 @@ def test_nudges_in_amperes_and_homeostasis_per_phase(xor_run):
 def test_predictions_and_timing_are_the_journal(xor_run):
     run = read_run(xor_run[0])
     data = run["data"]
-    rows = query(xor_run[0], "SELECT label, predicted, free_s, homeostatic_s, clamped_s, free_output, target FROM samples")
+    rows = query(
+        xor_run[0], "SELECT label, predicted, free_s, homeostatic_s, clamped_s, free_output, target FROM samples"
+    )
     last = rows[-len(rows) :]
     cm = figures.confusion(np.array([r[0] for r in last]), np.array([r[1] for r in last]), 2)
     fig = figures.predictions(data, run["naming"])
