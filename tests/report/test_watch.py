@@ -25,7 +25,7 @@ def append_samples(run_dir: Path, count: int) -> int:
     con = sqlite3.connect(run_dir / "journal.sqlite")
     try:
         last = list(con.execute("SELECT * FROM samples ORDER BY seq DESC LIMIT 1").fetchone())
-        for k in range(count):
+        for _ in range(count):
             last[0] += 1
             con.execute(f"INSERT INTO samples VALUES ({','.join('?' * len(last))})", last)
         con.commit()
