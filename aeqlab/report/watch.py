@@ -14,6 +14,7 @@ import io
 import json
 import sqlite3
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -58,7 +59,12 @@ async function poll() {{
     if (s.version !== version) {{
       version = s.version;
       const v = encodeURIComponent(version);
-      for (const n of names) document.getElementById("fig-" + n).src = "fig/" + n + ".svg?v=" + v;
+      // swap each figure only once its new version has loaded: no blank images, no cancelled loads
+      for (const n of names) {{
+        const next = new Image();
+        next.onload = () => {{ document.getElementById("fig-" + n).src = next.src; }};
+        next.src = "fig/" + n + ".svg?v=" + v;
+      }}
     }}
   }} catch (e) {{ document.getElementById("updated").textContent = "unreachable (" + e + ")"; }}
 }}
@@ -70,8 +76,10 @@ poll(); setInterval(poll, {interval_ms});
 class RunView:
     """The run's figures and state, re-read from the journal whenever it changed (thread-safe)."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, min_age: float = 0.0):
         self.run_dir = Path(run_dir)
+        self.min_age = min_age  # a live run changes every sample: re-read at most this often (s)
+        self._read_at = 0.0
         if not (self.run_dir / FILE).is_file():
             raise InputError(
                 "no journal in this folder", where=str(self.run_dir), hint="give a folder made by 'aeqlab run'"
@@ -96,10 +104,13 @@ class RunView:
     def refresh(self) -> dict[str, Any]:
         """The run as read now (re-read only when the fingerprint changed)."""
         with self._lock:
+            if self._run is not None and time.monotonic() - self._read_at < self.min_age:
+                return self._run
             version = self._probe()
             if version != self._version or self._run is None:
                 self._run = read_run(self.run_dir, live=True)
                 self._version, self._svg = version, {}
+            self._read_at = time.monotonic()
             return self._run
 
     def state(self) -> dict[str, Any]:
@@ -171,7 +182,7 @@ def make_server(run_dir: Path, host: str = "127.0.0.1", port: int = 0, interval:
     """
     if not interval > 0:
         raise InputError(f"--interval must be positive, not {interval:g}", where="aeqlab watch")
-    view = RunView(run_dir)
+    view = RunView(run_dir, min_age=interval / 2)
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:  # quiet: the terminal shows one line, the URL

@@ -71,7 +71,12 @@ def test_binds_loopback_and_serves_state_and_svg(server):
     svg = get(srv, "/fig/learning_curves.svg")
     assert svg.lstrip().startswith(b"<?xml") and b"<svg" in svg
     append_samples(run, 3)
-    state2 = json.loads(get(srv, "/state.json"))
+    # the server re-reads a changing journal at most every interval/2: poll until it has (bounded, untimed)
+    for _ in range(600):
+        state2 = json.loads(get(srv, "/state.json"))
+        if state2["samples"] != n:
+            break
+        threading.Event().wait(0.05)
     assert state2["samples"] == n + 3 and state2["version"] != state["version"]
     page = get(srv, "/").decode()
     assert "http://" not in page.replace("http://www.w3.org", "") and "<script src" not in page  # no CDN
