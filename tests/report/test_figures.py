@@ -7,7 +7,7 @@ import sqlite3
 
 import numpy as np
 import pytest
-from conftest import copy_run, grow
+from reporthelpers import copy_run, grow
 
 from aeqlab.journal import Journal
 from aeqlab.report import figures, journal_data, make_report, read_run

@@ -6,7 +6,7 @@ import json
 import sqlite3
 
 import pytest
-from conftest import copy_run
+from reporthelpers import copy_run
 
 from aeqlab.cli import main
 

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, copy_run
+from reporthelpers import ROOT, copy_run
 
 from aeqlab.report.watch import make_server
 
