@@ -15,6 +15,7 @@ from aeqlab.cli import (  # noqa: F401  (each module registers its commands on t
     hardware,
     runs,
     train,
+    watch,
 )
 from aeqlab.cli.app import Exited, app, err, quiet_flag_types
 from aeqlab.errors import AeqlabError

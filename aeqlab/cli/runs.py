@@ -57,36 +57,56 @@ def report(
 @app.command()
 def runs(
     folder: Annotated[Path, typer.Argument(metavar="DIR", help="a folder of run folders")] = Path("runs"),
+    hide_failed: Annotated[
+        bool, typer.Option("--hide-failed", help="leave out failed starts (runs that committed no sample)")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the table as JSON")] = False,
 ) -> None:
-    """A table of the runs in a folder: status, accuracy, samples and duration."""
+    """A table of the runs in a folder: status and reason, protocol file, seed, backend, epochs, score."""
     from rich.console import Console
     from rich.table import Table
 
     from aeqlab.report import list_runs
 
     try:
-        rows = list_runs(folder)
+        rows = list_runs(folder, hide_failed=hide_failed)
     except AeqlabError as exc:
         fail(exc)
     if as_json:
         print(json.dumps(rows))
         return
     table = Table(title=f"runs in {folder}")
-    for col in ("run", "protocol", "backend", "status", "samples", "test acc", "duration", "started"):
-        table.add_column(col, justify="right" if col in ("samples", "test acc", "duration") else "left")
+    cols = (
+        "run",
+        "protocol file",
+        "backend",
+        "seed",
+        "epochs",
+        "status",
+        "reason",
+        "samples",
+        "test score",
+        "duration",
+    )
+    for col in cols:
+        table.add_column(
+            col, justify="right" if col in ("seed", "epochs", "samples", "test score", "duration") else "left"
+        )
     for r in rows:
         acc = r.get("test_accuracy")
         dur = r.get("duration_s")
+        metric = "R²" if r.get("metric") == "R²" else "acc"
         table.add_row(
             r["run"],
-            r.get("protocol", "-"),
+            str(r.get("protocol_file") or r.get("protocol", "-")),
             r.get("backend", "-"),
+            str(r.get("seed", "-")),
+            str(r.get("epochs", "-")),
             r["status"],
-            str(r.get("samples", "-")),
-            "-" if acc is None else f"{acc:.3f}",
+            r.get("reason") or "-",
+            f"{r.get('samples', '-')}/{r.get('planned', '-')}",
+            "-" if acc is None else f"{metric} {acc:.3f}",
             "-" if dur is None else f"{dur:.0f} s",
-            r.get("started", "-"),
         )
     console = Console()
     if not console.is_terminal:

@@ -26,7 +26,8 @@ def test_report_figures_plot_the_journal(tmp_path, reference):
     journal = run_dir / "journal.sqlite"
     result = make_report(run_dir, tmp_path / "report", gradcheck_samples=2)
     names = sorted(p.name for p in result.files)
-    figures = ["learning_curves", "parameters", "homeostasis", "nudges", "gradient_fidelity"]
+    figures = ["learning_curves", "parameters", "knobs", "predictions", "timing", "homeostasis", "nudges"]
+    figures.append("gradient_fidelity")
     assert names == sorted([f"{f}.png" for f in figures] + ["summary.md"])
     for path in result.files:
         assert path.stat().st_size > 0
@@ -77,5 +78,11 @@ def test_runs_table_and_csv_export(tmp_path, reference, capsys):
     losses = [r[0] for r in query(run_dir / "journal.sqlite", "SELECT loss FROM samples ORDER BY seq")]
     assert [float(r["loss"]) for r in samples] == losses
     assert {"free_output_0", "free_output_1", "target_1", "nudge_clamped_0"} <= set(samples[0])
+    # the tracked parameters are named as in the figures: layer and index, and the knob channel (dac/ao2:43)
+    tracked = json.loads(query(run_dir / "journal.sqlite", "SELECT tracked_params FROM header")[0][0])
+    assert not any(c.startswith("tracked_") for c in samples[0])
+    assert "θ* W1[0,0] (dac/ao2)" in samples[0] and tracked[0] == 0
+    last = json.loads(query(run_dir / "journal.sqlite", "SELECT tracked FROM samples ORDER BY seq DESC LIMIT 1")[0][0])
+    assert float(samples[-1]["θ* W1[0,0] (dac/ao2)"]) == last[0]
     with open(tmp_path / "epochs.csv", newline="") as fh:
         assert len(list(csv.DictReader(fh))) == summary["epochs"] + 1  # with the evaluation before training

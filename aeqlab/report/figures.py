@@ -1,0 +1,235 @@
+"""One function per figure: journal arrays in, a matplotlib :class:`~matplotlib.figure.Figure` out.
+
+Built with the object API (no pyplot state, no backend switch), so they render inline in a
+notebook as well as into PNG/SVG files. Axes are in SI units where the protocol has a
+calibration for the role, else in model units (the label says which). Every figure stays
+readable from 1 to thousands of epochs: markers are thinned to at most ``MAX_MARKERS`` per
+line, tick counts are bounded, legends sit outside the axes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from aeqlab.report.names import Naming, param_label
+
+MAX_MARKERS = 30
+MAX_TICKS = 8
+
+
+def _axes_style(ax: Any, integer_x: bool = True) -> None:
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=MAX_TICKS, integer=integer_x))
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=MAX_TICKS))
+    ax.grid(alpha=0.3)
+
+
+def _legend_outside(ax: Any, **kw: Any) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8, **kw)
+
+
+def _every(n: int) -> int:
+    return max(1, -(-n // MAX_MARKERS))
+
+
+def _si(n: Naming, role: str, values: np.ndarray) -> tuple[np.ndarray, str]:
+    """Values of a role in SI with the unit, or in model units when the role has no calibration."""
+    if role in n.calibration:
+        scale, offset, unit = n.calibration[role]
+        return offset + scale * np.asarray(values, dtype=float), unit
+    return np.asarray(values, dtype=float), "model units, no calibration"
+
+
+def _new(width: float, height: float, rows: int = 1, cols: int = 1, **kw: Any) -> tuple[Figure, Any]:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, fig.subplots(rows, cols, squeeze=False, **kw)
+
+
+def learning_curves(data: dict[str, dict[str, np.ndarray]], n: Naming) -> Figure:
+    """Test and train score and loss against training samples (regression: R², never accuracy)."""
+    lc = data["learning_curves"]
+    regression = n.task == "regression"
+    metric = "R²" if regression else "accuracy"
+    fig, axs = _new(11, 4, 1, 2)
+    ax1, ax2 = axs[0]
+    for ax, key, name in ((ax1, "accuracy", metric), (ax2, "loss", "loss ½‖ŷ − y‖²")):
+        ts, es = lc["test_samples"], lc["epoch_samples"]
+        ax.plot(ts, lc[f"test_{key}"], "o-", ms=4, markevery=_every(ts.size), label="test")
+        ax.plot(es, lc[f"train_{key}"], "s-", ms=4, markevery=_every(es.size), label="train (epoch)")
+        show_running = lc["running_samples"].size and not (regression and key == "accuracy")
+        if show_running:  # a regression's per-sample 'correct' is meaningless: its running R² is not drawn
+            ax.plot(lc["running_samples"], lc[f"running_{key}"], lw=0.8, alpha=0.6, label="train (running)")
+        ax.set(xlabel="training samples", ylabel=name, title=name)
+        _axes_style(ax)
+        _legend_outside(ax)
+    if not regression:
+        ax1.set_ylim(-0.02, 1.02)
+    return fig
+
+
+def parameters(data: dict[str, dict[str, np.ndarray]], n: Naming) -> Figure:
+    """Trajectories of the tracked parameters θ*, named by layer/index and channel, in SI when calibrated."""
+    pr = data["parameters"]
+    fig, axs = _new(10, 4.5)
+    ax = axs[0, 0]
+    values, unit = _si(n, "params", pr["tracked"])
+    for j, idx in enumerate(pr["indices"]):
+        if j < values.shape[1]:
+            ax.plot(pr["samples"], values[:, j], lw=0.9, label=param_label(n, int(idx)))
+    ax.set(xlabel="training samples", ylabel=f"θ* ({unit})", title="tracked parameters")
+    _axes_style(ax)
+    _legend_outside(ax, ncol=1 if len(pr["indices"]) <= 16 else 2)
+    return fig
+
+
+def knobs(data: dict[str, dict[str, np.ndarray]], n: Naming) -> Figure:
+    """Knob setpoints over time against the role's limits (from the snapshots' knobs when journaled)."""
+    fig, axs = _new(10, 4.5)
+    ax = axs[0, 0]
+    if "knobs" not in data:
+        ax.text(0.5, 0.5, "knob setpoints: not journaled by this run", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    kn = data["knobs"]
+    values, unit = _si(n, "knobs", kn["knobs"])
+    if "knobs" not in n.calibration:
+        unit = "V" if "knobs" in n.limits else unit  # a voltage role without a calibration: V = model
+    idx = data["parameters"]["indices"]
+    shown = [int(i) for i in idx if i < values.shape[1]] or list(range(min(16, values.shape[1])))
+    ax.plot(kn["samples"], values.min(axis=1), "k:", lw=0.8, label="lowest knob")
+    ax.plot(kn["samples"], values.max(axis=1), "k--", lw=0.8, label="highest knob")
+    for i in shown:
+        name = n.knob_channels[i] if i < len(n.knob_channels) else f"knob {i}"
+        ax.plot(kn["samples"], values[:, i], lw=0.9, label=name)
+    if "knobs" in n.limits:
+        lo, hi, lunit = n.limits["knobs"]
+        ax.axhline(lo, color="r", lw=1.2, label=f"limit low {lo:g} {lunit}")
+        ax.axhline(hi, color="r", lw=1.2, label=f"limit high {hi:g} {lunit}")
+    ax.set(xlabel="training samples", ylabel=f"knob setpoint ({unit})", title="knob setpoints against their limits")
+    _axes_style(ax)
+    _legend_outside(ax, ncol=1 if len(shown) <= 16 else 2)
+    return fig
+
+
+def predictions(data: dict[str, dict[str, np.ndarray]], n: Naming, last: int | None = None) -> Figure:
+    """Confusion matrix (classification) or ŷ against y (regression) of the last epoch's training samples."""
+    pr = data["predictions"]
+    k = last if last is not None else max(1, min(pr["samples"].size, 200))
+    fig, axs = _new(5.5, 4.8)
+    ax = axs[0, 0]
+    if n.task == "regression":
+        y, unit = _si(n, "outputs", pr["target"][-k:, 0])
+        yh, _ = _si(n, "outputs", pr["free_output"][-k:, 0])
+        ax.plot(y, yh, ".", ms=4)
+        lo, hi = np.nanmin([y.min(), yh.min()]), np.nanmax([y.max(), yh.max()])
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="ŷ = y")
+        ax.set(xlabel=f"target y ({unit})", ylabel=f"prediction ŷ ({unit})", title=f"ŷ against y, last {k} samples")
+        _axes_style(ax, integer_x=False)
+        return fig
+    labels, pred = pr["label"][-k:].astype(int), pr["predicted"][-k:].astype(int)
+    m = max(int(labels.max(initial=0)), int(pred.max(initial=0))) + 1
+    cm = confusion(labels, pred, m)
+    im = ax.imshow(cm, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+        if m <= 12:
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=8, color="w" if v > cm.max() / 2 else "k")
+    ax.set(xlabel="predicted class", ylabel="true class", title=f"confusion, last {k} training samples")
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=min(m, 12), integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=min(m, 12), integer=True))
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    return fig
+
+
+def confusion(labels: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:
+    """Counts ``cm[true, predicted]``."""
+    cm = np.zeros((classes, classes), dtype=int)
+    np.add.at(cm, (labels, predicted), 1)
+    return cm
+
+
+def timing(data: dict[str, dict[str, np.ndarray]], n: Naming) -> Figure:
+    """Time per sample split into the free, homeostatic and clamped phases (and the rest)."""
+    ti = data["timing"]
+    fig, axs = _new(10, 4)
+    ax = axs[0, 0]
+    parts = [np.nan_to_num(ti[k]) for k in ("free_s", "homeostatic_s", "clamped_s")]
+    rest = np.maximum(np.nan_to_num(ti["sample_s"]) - sum(parts), 0.0)
+    ax.stackplot(ti["samples"], *parts, rest, labels=["free", "homeostatic", "clamped", "other"], alpha=0.8)
+    ax.set(xlabel="training samples", ylabel="time per sample (s)", title="time per phase")
+    _axes_style(ax)
+    _legend_outside(ax)
+    return fig
+
+
+def homeostasis(data: dict[str, dict[str, np.ndarray]], n: Naming) -> Figure:
+    """Homeostasis iterations per phase (each capped at max_iterations) and the residual with its tolerance."""
+    ho = data["homeostasis"]
+    fig, axs = _new(10, 6.5, 2, 1, sharex=True)
+    ax1, ax2 = axs[0, 0], axs[1, 0]
+    ax1.plot(ho["samples"], ho["free_iterations"], ".", ms=2, label="free phase")
+    ax1.plot(ho["samples"], ho["homeostatic_iterations"], ".", ms=2, label="homeostatic phase")
+    cap = n.homeostasis.get("max_iterations")
+    if cap:
+        ax1.axhline(cap, color="r", lw=1, label=f"max_iterations {cap} (per phase)")
+    sat = ho["saturated"] > 0
+    if sat.any():
+        s = np.flatnonzero(sat)[:: _every(int(sat.sum()))]
+        ax1.plot(ho["samples"][s], ho["homeostatic_iterations"][s], "rx", label="knob saturated")
+    ax1.set(ylabel="iterations per phase", title="homeostasis: each sample runs a free and a homeostatic phase")
+    _axes_style(ax1)
+    _legend_outside(ax1)
+    ax2.semilogy(ho["samples"], np.maximum(ho["residual"], 1e-16), ".", ms=2, label="residual")
+    tol = n.homeostasis.get("tolerance")
+    if tol:
+        ax2.axhline(tol, color="r", lw=1, label=f"tolerance {tol:g}")
+    ax2.set(xlabel="training samples", ylabel="max|θ − θ*| (model units)")
+    ax2.xaxis.set_major_locator(MaxNLocator(nbins=MAX_TICKS, integer=True))
+    ax2.grid(alpha=0.3)
+    _legend_outside(ax2)
+    return fig
+
+
+def nudges(data: dict[str, dict[str, np.ndarray]], n: Naming) -> Figure:
+    """Norm of the clamped nudge (SI when the nudges role is calibrated) and of the parameter step."""
+    nu = data["nudges"]
+    fig, axs = _new(10, 5, 2, 1, sharex=True)
+    scale, _, unit = n.calibration.get("nudges", (1.0, 0.0, "model units, no calibration"))
+    axs[0, 0].semilogy(nu["samples"], np.maximum(np.abs(scale) * nu["nudge_norm"], 1e-16), ".", ms=2)
+    axs[0, 0].set(ylabel=f"‖I‖ ({unit})", title="clamped nudge and parameter step")
+    axs[1, 0].semilogy(nu["samples"], np.maximum(nu["step_norm"], 1e-16), ".", ms=2)
+    axs[1, 0].set(xlabel="training samples", ylabel="‖θ′ − θ_h‖ (model units)")
+    for ax in axs[:, 0]:
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=MAX_TICKS, integer=True))
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def gradient_fidelity(fid: dict[str, np.ndarray]) -> Figure:
+    """Relative error and cosine of the measured step against the twin's oracle at points through the run."""
+    fig, axs = _new(11, 3.8, 1, 2)
+    ax1, ax2 = axs[0]
+    ax1.semilogy(fid["sample"], fid["relative_error"], "o")
+    ax1.set(xlabel="training sample checked", ylabel="relative error", title="measured step against the oracle")
+    ax2.plot(fid["sample"], fid["cosine"], "o", label="to the oracle's step")
+    ax2.plot(fid["sample"], fid["cosine_to_gradient"], "s", label="to −∇L")
+    ax2.set(xlabel="training sample checked", ylabel="cosine", title=f"β = {fid['beta'][0]:g}")
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=MAX_TICKS, integer=True))
+        ax.grid(alpha=0.3)
+    _legend_outside(ax2)
+    return fig
+
+
+FIGURES = {
+    "learning_curves": learning_curves,
+    "parameters": parameters,
+    "knobs": knobs,
+    "predictions": predictions,
+    "timing": timing,
+    "homeostasis": homeostasis,
+    "nudges": nudges,
+}
