@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clirunner import Result, run_cli
 
 REQUIRED = {
     "status",
@@ -26,8 +27,8 @@ REQUIRED = {
 }
 
 
-def aeqlab(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "aeqlab.cli", *args], capture_output=True, text=True, timeout=timeout)
+def aeqlab(*args: str) -> Result:
+    return run_cli(*args)
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +152,21 @@ def test_real_instruments_are_never_driven_unless_asked(protocols_dir, tmp_path)
     dry = aeqlab("run", str(path), "--sim", "--epochs", "1", "--json", "--out", str(tmp_path / "runs"))
     assert dry.returncode == 0, dry.stderr
     assert json.loads(dry.stdout.splitlines()[-1])["backend"] == "sim"
+
+
+def test_the_installed_command_runs_end_to_end(protocols_dir, tmp_path):
+    """One real process through the console script the package installs (the rest run in-process)."""
+    script = Path(sys.executable).with_name("aeqlab")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "aeqlab.cli"]
+    proc = subprocess.run(
+        [*cmd, "run", str(protocols_dir / "xor_hopfield_sim.yaml"), "--epochs", "1", "--json", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "completed" and summary["epochs"] == 1
+    bad = subprocess.run([*cmd, "run", "missing.yaml"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [bad.stderr.strip()]
+    assert "missing.yaml: no such file" in bad.stderr and "Traceback" not in bad.stderr

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from clirunner import Result, run_cli
 from rich.console import Console
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,8 +37,10 @@ def run_inprocess(protocol: Path, out: Path, epochs: int = EPOCHS) -> dict:
     return run_training(RunRequest(protocol, prot, text, "sim", epochs, None, out), Console(file=io.StringIO()))
 
 
-def aeqlab(*args: str, hook: str | None = None) -> subprocess.CompletedProcess:
-    """The CLI in a subprocess (optionally with a test hook)."""
+def aeqlab(*args: str, hook: str | None = None) -> subprocess.CompletedProcess | Result:
+    """The CLI: in a subprocess with a test hook (it kills or signals its process), else in this process."""
+    if hook is None:
+        return run_cli(*args, cwd=ROOT, env={"AEQLAB_TEST_HOOK": None})
     env = dict(os.environ)
     env.pop("AEQLAB_TEST_HOOK", None)
     if hook:
