@@ -39,6 +39,7 @@ def iris_run(protocols_dir, tmp_path_factory):
     return proc, json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.xdist_group("iris_run")  # one worker computes the module-scoped run once
 def test_iris_demo_learns_and_prints_the_summary_contract(iris_run):
     _, summary = iris_run
     assert REQUIRED <= summary.keys()
@@ -49,6 +50,7 @@ def test_iris_demo_learns_and_prints_the_summary_contract(iris_run):
     assert summary["samples"] == summary["epochs"] * 120
 
 
+@pytest.mark.xdist_group("iris_run")  # one worker computes the module-scoped run once
 def test_run_folder_holds_what_the_run_used_and_measured(iris_run, protocols_dir):
     _, summary = iris_run
     run_dir = Path(summary["run_dir"])
