@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from clirunner import run_cli
 
 from aeqlab.backends import open_backend
 from aeqlab.engine.methods.calibration import calibrate
@@ -49,12 +48,7 @@ def test_calibration_recovers_gain_offset_and_time_constant_within_5_percent(twi
 
 def test_calibrate_write_keeps_comments_and_the_file_stays_valid(twin_protocol):
     before = twin_protocol.read_text()
-    proc = subprocess.run(
-        [sys.executable, "-m", "aeqlab.cli", "calibrate", str(twin_protocol), "--write", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_cli("calibrate", str(twin_protocol), "--write", "--json")
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout.splitlines()[-1])
     after = twin_protocol.read_text()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clirunner import Result, run_cli
 
 REQUIRED = {
     "status",
@@ -26,8 +27,8 @@ REQUIRED = {
 }
 
 
-def aeqlab(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "aeqlab.cli", *args], capture_output=True, text=True, timeout=timeout)
+def aeqlab(*args: str) -> Result:
+    return run_cli(*args)
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,7 @@ def iris_run(protocols_dir, tmp_path_factory):
     return proc, json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.xdist_group("iris_run")  # one worker computes the module-scoped run once
 def test_iris_demo_learns_and_prints_the_summary_contract(iris_run):
     _, summary = iris_run
     assert REQUIRED <= summary.keys()
@@ -48,6 +50,7 @@ def test_iris_demo_learns_and_prints_the_summary_contract(iris_run):
     assert summary["samples"] == summary["epochs"] * 120
 
 
+@pytest.mark.xdist_group("iris_run")  # one worker computes the module-scoped run once
 def test_run_folder_holds_what_the_run_used_and_measured(iris_run, protocols_dir):
     _, summary = iris_run
     run_dir = Path(summary["run_dir"])
@@ -207,3 +210,21 @@ def test_gradcheck_prints_a_verdict_and_says_when_its_beta_is_not_the_protocols(
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["verdict"] == "pass" and summary["expected_order"] == 2 and summary["cosine"] <= 1.0
     assert "the protocol trains at beta = 0.5" in err and err.strip().splitlines()[-1].startswith("pass:")
+
+
+def test_the_installed_command_runs_end_to_end(protocols_dir, tmp_path):
+    """One real process through the console script the package installs (the rest run in-process)."""
+    script = Path(sys.executable).with_name("aeqlab")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "aeqlab.cli"]
+    proc = subprocess.run(
+        [*cmd, "run", str(protocols_dir / "xor_hopfield_sim.yaml"), "--epochs", "1", "--json", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "completed" and summary["epochs"] == 1
+    bad = subprocess.run([*cmd, "run", "missing.yaml"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [bad.stderr.strip()]
+    assert "missing.yaml: no such file" in bad.stderr and "Traceback" not in bad.stderr

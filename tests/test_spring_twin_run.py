@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
+from clirunner import run_cli
 
 from aeqlab.backends import open_backend
 from aeqlab.errors import InputError
@@ -21,22 +20,8 @@ def spring(protocols_dir):
 
 
 def test_spring_regression_beats_a_linear_fit(protocols_dir, tmp_path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "aeqlab.cli",
-            "run",
-            str(protocols_dir / "spring_regression_sim.yaml"),
-            "--epochs",
-            "2",
-            "--json",
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    proc = run_cli(
+        "run", str(protocols_dir / "spring_regression_sim.yaml"), "--epochs", "2", "--json", "--out", str(tmp_path)
     )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout.splitlines()[-1])

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+from clirunner import run_cli
 
 from aeqlab.errors import StabilityError
 from sim_backends import oracle
@@ -23,12 +21,7 @@ def test_run_refuses_the_reference_couplings_before_touching_anything(protocols_
     assert "weights: [0.1, 0.05]" in text
     path = tmp_path / "digits_reference_eps.yaml"
     path.write_text(text)
-    proc = subprocess.run(
-        [sys.executable, "-m", "aeqlab.cli", "run", str(path), "--out", str(tmp_path / "runs")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_cli("run", str(path), "--out", str(tmp_path / "runs"))
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
+
+from clirunner import Result, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 PROTOCOLS = ROOT / "protocols"
@@ -18,8 +18,6 @@ SCHEMA_LINE = "# yaml-language-server: $schema=aeqlab.schema.json"
 PROBLEM = re.compile(r"^\S.*?(:\d+:\d+)?: \S.*$")
 
 
-def aeqlab(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run the CLI in a subprocess, as a user would."""
-    return subprocess.run(
-        [sys.executable, "-m", "aeqlab.cli", *args], capture_output=True, text=True, timeout=120, cwd=cwd
-    )
+def aeqlab(*args: str, cwd: Path | None = None) -> Result:
+    """Run the CLI as a user would (in this process: exit code, stdout and stderr as a process leaves them)."""
+    return run_cli(*args, cwd=cwd)

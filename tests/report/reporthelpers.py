@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run_xor(out: Path, epochs: int = 3) -> dict:
     """``aeqlab run protocols/xor_hopfield_sim.yaml --sim`` in-process; returns the summary."""
-    from aeqlab.protocol import load_protocol
     from aeqlab.runs.session import RunRequest, run_training
+
+    from aeqlab.protocol import load_protocol
 
     src = out.parent / "xor.yaml"
     shutil.copyfile(ROOT / "protocols" / "xor_hopfield_sim.yaml", src)

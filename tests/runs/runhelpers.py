@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from clirunner import Result, run_cli
 from rich.console import Console
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,8 +79,10 @@ def resume_inprocess(run_dir, hook: str | None = None, open_backend=None, force:
         remove()
 
 
-def aeqlab(*args: str, hook: str | None = None) -> subprocess.CompletedProcess:
-    """The CLI in a subprocess (optionally with a test hook, installed by the test's own code)."""
+def aeqlab(*args: str, hook: str | None = None) -> subprocess.CompletedProcess | Result:
+    """The CLI: in a subprocess with a test hook (it kills or signals its process), else in this process."""
+    if hook is None:
+        return run_cli(*args, cwd=ROOT, env={})
     env = dict(os.environ)
     here = str(Path(__file__).resolve().parent)
     code = "from aeqlab.cli import main; main()"
