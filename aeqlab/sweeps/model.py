@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 AXIS_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[\d+\])*(\.[A-Za-z_][A-Za-z0-9_]*(\[\d+\])*)*$")
 Scalar = float | int | str | bool
+
+
+def _axis_path(path: str) -> str:
+    if not AXIS_PATH.match(path):
+        raise ValueError(f"{path!r} is not a field path such as 'method.beta' or 'simulation.epsilon.weights[0]'")
+    return path
 
 
 class _Strict(BaseModel):
@@ -65,7 +71,7 @@ class SweepFile(_Strict):
     seeds: list[int] = Field(
         default_factory=lambda: [0], min_length=1, description="every point runs once per seed (training order)"
     )
-    axes: dict[str, list[Any] | Range] = Field(
+    axes: dict[Annotated[str, AfterValidator(_axis_path)], list[Any] | Range] = Field(
         min_length=1,
         description="protocol field (dotted path, list indices such as simulation.epsilon.weights[0]) -> "
         "values (a list; in a random sweep also a range {low, high, log})",

@@ -176,6 +176,29 @@ def _value_place(sweep: Sweep, axis: str, value: Any) -> Any:
     return sweep.place("axes", axis)
 
 
+def _axis_of(loc: list, coords: dict[str, Any]) -> str | None:
+    """The axis whose path leads to (or into) the failing field; pydantic's union tags are skipped."""
+    for axis in coords:
+        parts = parse_path(axis)
+        it = iter(loc)
+        if all(any(step == part for step in it) for part in parts):  # parts, in order, along loc
+            return axis
+        if parts[: len(loc)] == loc:
+            return axis
+    return None
+
+
+def _message(err: dict) -> str:
+    if err["type"] == "extra_forbidden":
+        return "no such field (check the path against the protocol's schema)"
+    return err["msg"].removeprefix("Value error, ")
+
+
+def _line_order(line: str) -> tuple[int, int]:
+    m = re.search(r":(\d+):(\d+): ", line)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
 def expand(sweep: Sweep) -> list[Point]:
     """Every point of the sweep, each protocol validated; all problems at once.
 
@@ -202,20 +225,17 @@ def expand(sweep: Sweep) -> list[Point]:
             if problem:
                 problems[f"{sweep.place('axes', axis)}: axes.{axis}: {problem}"] = None
                 bad = True
-        if bad:
-            continue
-        try:
+        try:  # also when an axis could not be written: the other axes' problems are reported too
             protocol = Protocol.model_validate(data, context={"base_dir": str(sweep.protocol_path.parent)})
         except ValidationError as exc:
             for err in exc.errors():
-                loc = ".".join(str(p) for p in err["loc"])
-                axis = next((a for a in coords if loc.startswith(a.split("[")[0]) or a.startswith(loc)), None)
+                axis = _axis_of(list(err["loc"]), coords)
                 place = _value_place(sweep, axis, coords[axis]) if axis else sweep.place("protocol")
                 value = f" = {coords[axis]!r}" if axis else ""
                 shown = f"axes.{axis}{value}" if axis else "protocol"
-                problems[
-                    f"{place}: {shown}: {key_path(tuple(err['loc']))}: {err['msg'].removeprefix('Value error, ')}"
-                ] = None
+                problems[f"{place}: {shown}: {key_path(tuple(err['loc']))}: {_message(err)}"] = None
+            continue
+        if bad:
             continue
         ds_key = json.dumps(protocol.dataset.model_dump(mode="json"), sort_keys=True)
         if ds_key not in data_hashes:
@@ -225,5 +245,5 @@ def expand(sweep: Sweep) -> list[Point]:
             p.key = point_key(protocol, data_hashes[ds_key], seed, spec.backend)
             points.append(p)
     if problems:
-        raise InputError("\n".join(problems))
+        raise InputError("\n".join(sorted(problems, key=_line_order)))
     return points

@@ -114,7 +114,10 @@ def table(ds):
     from rich.table import Table
 
     axes = [d for d in ds.final_test.dims if d != "seed"]
-    t = Table(title=f"sweep {ds.attrs['sweep']} ({ds.sizes['seed']} seeds per row)")
+    t = Table(
+        title=f"sweep {ds.attrs['sweep']}: mean±sd over {ds.sizes['seed']} seeds "
+        "(*: some seeds never reached the target)"
+    )
     names = [a for a in axes if a != "point"] + [c for c in ds.coords if c not in ds.dims and "point" in ds[c].dims]
     for name in names:
         t.add_column(name)
@@ -136,7 +139,9 @@ def table(ds):
             else f"{reached.mean():.0f}" + ("" if len(reached) == len(stt) else " (some never)"),
             _mean_sd(row.rho_end.values, "{:.3f}"),
             _mean_sd(row.wall_s.values, "{:.1f}"),
-            ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses)),
+            "ok"
+            if set(statuses) == {"completed"}
+            else ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses)),
         ]
         t.add_row(*cells)
     return t
@@ -152,7 +157,7 @@ def _mean_sd(values: np.ndarray, fmt: str = "{:.3f}") -> str:
     v = v[np.isfinite(v)]
     if not len(v):
         return "–"
-    return fmt.format(v.mean()) + (f" ± {fmt.format(v.std())}" if len(v) > 1 else "")
+    return fmt.format(v.mean()) + (f"±{fmt.format(v.std())}" if len(v) > 1 else "")
 
 
 def _label(ds, name: str) -> str:
