@@ -74,7 +74,8 @@ class SweepFile(_Strict):
     axes: dict[Annotated[str, AfterValidator(_axis_path)], list[Any] | Range] = Field(
         min_length=1,
         description="protocol field (dotted path, list indices such as simulation.epsilon.weights[0]) -> "
-        "values (a list; in a random sweep also a range {low, high, log})",
+        "values (a list; in a random sweep also a range {low, high, log}); or a name -> a list of mappings "
+        "{field: value, ..., label: text} (a linked axis: each value sets several fields)",
     )
     random: Random | None = Field(None, description="draw points at random instead of taking the grid")
     target: Target | None = Field(None, description="the target of 'samples to target'")
@@ -104,8 +105,17 @@ class SweepFile(_Strict):
             if isinstance(values, list):
                 if not values:
                     raise ValueError(f"{path}: give at least one value")
-                if any(isinstance(x, dict | list) for x in values):
-                    raise ValueError(f"{path}: each value is a number, a string or a boolean")
+                linked = [x for x in values if isinstance(x, dict)]
+                if linked and len(linked) != len(values):
+                    raise ValueError(f"{path}: a linked axis has a mapping of fields for every value")
+                for x in linked:
+                    for key, item in x.items():
+                        if key != "label":
+                            _axis_path(key)
+                        if isinstance(item, dict | list):
+                            raise ValueError(f"{path}: {key}: each value is a number, a string or a boolean")
+                if any(isinstance(x, list) for x in values):
+                    raise ValueError(f"{path}: each value is a number, a string, a boolean or a mapping of fields")
         return v
 
     @model_validator(mode="after")

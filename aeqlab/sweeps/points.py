@@ -49,8 +49,22 @@ class Point:
     @property
     def text(self) -> str:
         """The point's protocol as YAML text (what its run folder keeps)."""
-        shown = ", ".join(f"{k} = {v}" for k, v in self.coords.items())
-        return f"{SCHEMA_LINE}\n# a sweep point: {shown}; seed {self.seed}\n" + dump(self.data)
+        coords = ", ".join(f"{k} = {shown(v)}" for k, v in self.coords.items())
+        return f"{SCHEMA_LINE}\n# a sweep point: {coords}; seed {self.seed}\n" + dump(self.data)
+
+
+def assignments(axis: str, value: Any) -> list[tuple[str, Any]]:
+    """The (field path, value) pairs an axis value sets: one, or a linked axis' several."""
+    if isinstance(value, dict):
+        return [(k, v) for k, v in value.items() if k != "label"]
+    return [(axis, value)]
+
+
+def shown(value: Any) -> str:
+    """An axis value for people: a linked value's label, else the value."""
+    if isinstance(value, dict):
+        return str(value.get("label", ", ".join(f"{k}={v}" for k, v in value.items())))
+    return str(value)
 
 
 def parse_path(path: str) -> list[str | int]:
@@ -178,13 +192,14 @@ def _value_place(sweep: Sweep, axis: str, value: Any) -> Any:
 
 def _axis_of(loc: list, coords: dict[str, Any]) -> str | None:
     """The axis whose path leads to (or into) the failing field; pydantic's union tags are skipped."""
-    for axis in coords:
-        parts = parse_path(axis)
-        it = iter(loc)
-        if all(any(step == part for step in it) for part in parts):  # parts, in order, along loc
-            return axis
-        if parts[: len(loc)] == loc:
-            return axis
+    for axis, value in coords.items():
+        for path, _ in assignments(axis, value):
+            parts = parse_path(path)
+            it = iter(loc)
+            if all(any(step == part for step in it) for part in parts):  # parts, in order, along loc
+                return axis
+            if parts[: len(loc)] == loc:
+                return axis
     return None
 
 
@@ -221,19 +236,24 @@ def expand(sweep: Sweep) -> list[Point]:
         data = copy.deepcopy(base)
         bad = False
         for axis, value in coords.items():
-            problem = set_path(data, defaults, axis, value)
-            if problem:
-                problems[f"{sweep.place('axes', axis)}: axes.{axis}: {problem}"] = None
-                bad = True
+            for path, item in assignments(axis, value):
+                problem = set_path(data, defaults, path, item)
+                if problem:
+                    problems[f"{sweep.place('axes', axis)}: axes.{axis}: {problem}"] = None
+                    bad = True
         try:  # also when an axis could not be written: the other axes' problems are reported too
             protocol = Protocol.model_validate(data, context={"base_dir": str(sweep.protocol_path.parent)})
         except ValidationError as exc:
             for err in exc.errors():
                 axis = _axis_of(list(err["loc"]), coords)
                 place = _value_place(sweep, axis, coords[axis]) if axis else sweep.place("protocol")
-                value = f" = {coords[axis]!r}" if axis else ""
-                shown = f"axes.{axis}{value}" if axis else "protocol"
-                problems[f"{place}: {shown}: {key_path(tuple(err['loc']))}: {_message(err)}"] = None
+                value = (
+                    f" = {shown(coords[axis]) if isinstance(coords[axis], dict) else repr(coords[axis])}"
+                    if axis
+                    else ""
+                )
+                what = f"axes.{axis}{value}" if axis else "protocol"
+                problems[f"{place}: {what}: {key_path(tuple(err['loc']))}: {_message(err)}"] = None
             continue
         if bad:
             continue

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from aeqlab.sweeps.loader import Sweep
-from aeqlab.sweeps.points import Point
+from aeqlab.sweeps.points import Point, shown
 
 METRICS = {
     "final_test": ("final test metric (accuracy, or R² for a regression)", "1"),
@@ -30,6 +30,8 @@ TEXT = ("status", "params_sha256", "run_dir")
 
 def _coordinate(values: list[Any]) -> tuple[np.ndarray, dict[str, str]]:
     """Axis values as a numeric coordinate when they are numbers or quantities of one unit, else text."""
+    if any(isinstance(v, dict) for v in values):  # a linked axis: its labels
+        return np.asarray([shown(v) for v in values], dtype=object), {}
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
         return np.asarray(values, dtype=float), {}
     import pint

@@ -23,7 +23,7 @@ from typing import Any
 
 from aeqlab.errors import InputError
 from aeqlab.sweeps.loader import Sweep
-from aeqlab.sweeps.points import Point
+from aeqlab.sweeps.points import Point, shown
 from aeqlab.sweeps.progress import Progress
 from aeqlab.sweeps.worker import BLAS_ENV, execute, ignore_sigint, point_result, point_state, run_point
 
@@ -53,7 +53,7 @@ def task_of(point: Point, folder: Path, sweep: Sweep) -> dict[str, Any]:
         "seed": point.seed,
         "backend": sweep.spec.backend,
         "target": target,
-        "label": ", ".join(f"{k}={v}" for k, v in point.coords.items()) + f", seed {point.seed}",
+        "label": ", ".join(f"{k}={shown(v)}" for k, v in point.coords.items()) + f", seed {point.seed}",
     }
 
 

@@ -52,7 +52,7 @@ def test_every_bad_point_is_reported_at_once_before_anything_runs(tmp_path):
     assert f"{path}:5:3: axes.simulation.epsilon.weights[7]: simulation.epsilon.weights has no item [7]" in lines
     beta = [line for line in lines if "method.beta = -1.0" in line]
     assert len(beta) == 1 and beta[0].startswith(f"{path}:4:22: ")  # the bad value itself, once
-    assert any(line.startswith(f"{path}:6:3: axes.method.betta") and "no such field" in line for line in lines)
+    assert any(line.startswith(f"{path}:6:18: axes.method.betta = 1") and "no such field" in line for line in lines)
 
 
 def test_the_grid_writes_each_value_at_its_path_and_keys_tell_points_apart(tmp_path):
@@ -111,3 +111,23 @@ def test_the_checked_in_schema_is_current_and_the_example_sweep_follows_it():
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"name": "x", "protocol": "p.yaml", "axes": {}, "bogus": 1}, schema)
     assert len(expand(load_sweep(example))) == 18
+
+
+def test_a_linked_axis_sets_several_fields_per_value_and_names_them_by_label(tmp_path):
+    path = write_sweep(
+        tmp_path,
+        "axes:\n  bench:\n"
+        "    - {label: ideal, simulation.adc_noise: 0.0}\n"
+        "    - {label: noisy, simulation.adc_noise: 0.001, method.homeostasis.averages: 4}\n"
+        "    - {label: bad, method.homeostasis.averages: 0}\n",
+    )
+    (line,) = problems(path)
+    assert line.startswith(f"{path}:7:7: axes.bench = bad: method.homeostasis.averages: ")
+    path.write_text(path.read_text().replace("    - {label: bad, method.homeostasis.averages: 0}\n", ""))
+    points = expand(load_sweep(path))
+    noisy = next(p for p in points if p.coords["bench"]["label"] == "noisy")
+    assert noisy.protocol.simulation.adc_noise == 0.001 and noisy.protocol.method.homeostasis.averages == 4
+    assert "bench = noisy" in noisy.text
+    mixed = write_sweep(tmp_path, "axes:\n  bench: [{label: a, method.beta: 0.1}, 0.5]\n", "m.yaml")
+    (line,) = problems(mixed)
+    assert "a linked axis has a mapping of fields for every value" in line
