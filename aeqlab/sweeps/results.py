@@ -107,7 +107,10 @@ def to_dataset(sweep: Sweep, points: list[Point], results: list[dict[str, Any]])
 
 
 def save_netcdf(ds, path: Path) -> Path:
-    ds.to_netcdf(path, engine="h5netcdf")
+    """Write the Dataset as NetCDF-4 (a new file put in place: a reader of the old one is not disturbed)."""
+    tmp = path.with_name(path.name + ".tmp")
+    ds.to_netcdf(tmp, engine="h5netcdf")
+    tmp.replace(path)
     return path
 
 

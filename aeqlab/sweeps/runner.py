@@ -215,10 +215,12 @@ def _run_here(tasks, todo, results, stop, progress) -> Outcome:
 
 
 def _run_on(client, tasks, todo, results, stop, progress, dashboard) -> Outcome:
-    from distributed import Event, as_completed
+    from distributed import as_completed
 
-    name = f"aeqlab-sweep-stop-{uuid.uuid4().hex}"
-    stop_event = Event(name, client=client)
+    stop_file = Path(tasks[todo[0]]["dir"]).parents[1] / ".stop"  # <sweep>/.stop: every worker sees it
+    stop_file.unlink(missing_ok=True)
+    name = str(stop_file)
+    stop_event = _StopFile(stop_file)
     try:
         client.run(ignore_sigint)
     except Exception:  # noqa: BLE001 - a worker that cannot: it may die of a Ctrl-C and its point resumes
@@ -255,6 +257,7 @@ def _run_on(client, tasks, todo, results, stop, progress, dashboard) -> Outcome:
             client.cancel(list(pending))
     finally:
         progress.stop()
+        stop_file.unlink(missing_ok=True)
     if stop.is_set():
         status = "interrupted"
     return _outcome(results, status, dashboard)
@@ -292,6 +295,16 @@ def _result_of(future, task: dict[str, Any]) -> dict[str, Any]:
         "status": "failed",
         "error": " ".join(text.split())[:300],
     }
+
+
+class _StopFile:
+    """The sweep's stop, as a file the workers watch."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def set(self) -> None:
+        self.path.touch()
 
 
 def _worker_count(client) -> int:

@@ -190,27 +190,22 @@ def _train(task: dict[str, Any], state: str, protocol, point_dir: Path, source: 
 
 
 class _StopWatcher:
-    """Sets a local stop event when the sweep's Dask event is set (polled from a thread of the task)."""
+    """Sets a local stop event when the sweep's stop file appears (the sweep's folder is shared by its workers)."""
 
-    def __init__(self, name: str | None, stop: threading.Event):
+    def __init__(self, stop_file: str | None, stop: threading.Event):
         self.stop, self.done = stop, threading.Event()
         self.thread = None
-        if name is None:
+        if stop_file is None:
             return
-        from distributed import Event
-
-        self.event = Event(name)  # made in the task's thread, where the worker's client is known
+        self.path = Path(stop_file)
         self.thread = threading.Thread(target=self._watch, daemon=True)
         self.thread.start()
 
     def _watch(self) -> None:
-        while not self.done.is_set():
-            try:
-                if self.event.wait(timeout=0.5):
-                    self.stop.set()
-                    return
-            except Exception:  # noqa: BLE001 - a scheduler gone away: the sweep is over anyway
-                time.sleep(0.5)
+        while not self.done.wait(0.2):
+            if self.path.exists():
+                self.stop.set()
+                return
 
     def close(self) -> None:
         self.done.set()
@@ -218,10 +213,10 @@ class _StopWatcher:
             self.thread.join(timeout=2)
 
 
-def run_point(task: dict[str, Any], stop_event: str | None = None) -> dict[str, Any]:
-    """The Dask task of a point: :func:`execute` with the sweep's stop event watched."""
+def run_point(task: dict[str, Any], stop_file: str | None = None) -> dict[str, Any]:
+    """The Dask task of a point: :func:`execute`, stopped when the sweep's stop file appears."""
     stop = threading.Event()
-    watcher = _StopWatcher(stop_event, stop)
+    watcher = _StopWatcher(stop_file, stop)
     try:
         return execute(task, stop)
     finally:

@@ -21,7 +21,7 @@ from aeqlab.sweeps import sweep
 from aeqlab.sweeps.loader import load_sweep
 from aeqlab.sweeps.points import expand
 
-LONG = "epochs: 40\nseeds: [0, 1]\naxes:\n  method.beta: [0.5]\ntarget: {value: 0.75}\n"
+LONG = "epochs: 150\nseeds: [0, 1]\naxes:\n  method.beta: [0.5]\ntarget: {value: 0.75}\n"
 
 
 def plain_runs(sweep_file: Path, out: Path) -> dict[str, str]:
@@ -70,7 +70,8 @@ def long_sweep(tmp_path_factory):
 def test_every_point_runs_as_a_plain_run_would_and_a_rerun_runs_none(xor_sweep, tmp_path):
     result = sweep(xor_sweep, out=tmp_path / "s", workers=2)
     assert result.status == "completed"
-    ds = xr.open_dataset(result.netcdf, engine="h5netcdf")
+    with xr.open_dataset(result.netcdf, engine="h5netcdf") as opened:
+        ds = opened.load()
     assert dict(ds.sizes) == {"method.beta": 2, "seed": 2}
     assert list(ds["method.beta"].values) == [0.3, 0.6] and list(ds.seed.values) == [0, 1]
     assert (ds.status.values == "completed").all()
@@ -130,7 +131,7 @@ def test_ctrl_c_stops_the_sweep_with_130_and_a_rerun_completes_it_the_same(long_
         proc.kill()
     assert proc.returncode == 130, stderr[-2000:]
     assert "every point is resumable" in stderr
-    assert 0 < committed(out) < 2 * 40 * 4
+    assert 0 < committed(out) < 2 * 150 * 4
     result = sweep(path, out=out)
     assert result.status == "completed"
     assert {p["key"]: p["params_sha256"] for p in result.points} == reference
