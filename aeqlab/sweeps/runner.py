@@ -5,7 +5,8 @@ thread each, BLAS threads pinned to 1, everything on 127.0.0.1) unless a schedul
 address is given. Bench points never go to a worker: the client runs them one at a
 time, in order. Finished points are read, not run; interrupted ones resume. A worker
 that dies mid-point is survived: Dask runs the task again elsewhere and it resumes the
-point's journal. Ctrl-C sets the sweep's stop event; every running point stops after
+point's journal. Ctrl-C writes the sweep's stop file, which every task watches (the run
+engine's stop event, never a signal: tasks run in threads); every running point stops after
 the sample in flight, ends ``interrupted``, and a rerun resumes it.
 """
 
