@@ -34,6 +34,7 @@ _API = {
     "open_run": "aeqlab.api",
     "preview": "aeqlab.api",
     "gradcheck": "aeqlab.api",
+    "sweep": "aeqlab.api",
     "Protocol": "aeqlab.protocol",
     "Run": "aeqlab.runs.run",
     "Backend": "aeqlab.engine.backend",

@@ -199,3 +199,13 @@ def gradcheck(
     from aeqlab.tools.gradcheck import gradcheck as _gradcheck
 
     return _gradcheck(protocol, beta=beta, variant=variant, nudging=nudging, samples=samples)
+
+
+def sweep(sweep_file: str | Path, **options: Any):
+    """Run a sweep file on Dask (``docs/sweeps.md``); see :func:`aeqlab.sweeps.sweep` for the options.
+
+    Returns a :class:`aeqlab.sweeps.SweepResult`: ``status``, ``dataset`` (xarray), ``points``, ``path``.
+    """
+    from aeqlab.sweeps import sweep as _sweep
+
+    return _sweep(sweep_file, **options)

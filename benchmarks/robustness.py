@@ -1,12 +1,14 @@
-"""Test accuracy against the twin's ADC noise σ and knob DAC resolution.
+"""Test accuracy against the twin's ADC noise σ and knob DAC resolution: a sweep (docs/sweeps.md).
 
 Does a protocol that learns on an ideal twin still learn on a bench with noisy readings
 and coarse DACs? Each point is a full training run on the twin with one non-ideality
 changed; the homeostasis tolerance is raised where the bench makes it unreachable
 (at least one DAC step, and the largest noise a max-norm over all readbacks will see,
-with four readings averaged at every step when the readbacks are noisy).
+with four readings averaged at every step when the readbacks are noisy). The points are
+one linked axis of a sweep file written into the output folder, run in parallel on a
+Dask LocalCluster (or ``--scheduler``); a rerun reuses finished points.
 
-    python benchmarks/robustness.py [--protocol P] [--epochs N] [--out DIR]
+    python benchmarks/robustness.py [--protocol P] [--epochs N] [--out DIR] [--scheduler ADDR]
 
 Prints a table and writes ``robustness.png`` (accuracy against σ and against bits).
 """
@@ -14,25 +16,18 @@ Prints a table and writes ``robustness.png`` (accuracy against σ and against bi
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from aeqlab.backends import open_backend
-from aeqlab.datasets import load
-from aeqlab.engine.trainer import Trainer
-from aeqlab.errors import AeqlabError
 from aeqlab.protocol import load_protocol
-from aeqlab.runs.training import run_unjournaled
+from aeqlab.protocol.yamlio import dump
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def variant(protocol, *, noise: float = 0.0, bits: int | None = None):
-    """The protocol with one non-ideality, and tolerances a bench with it can reach."""
-    sim = protocol.simulation.model_copy(update={"adc_noise": noise, "dac_bits": bits})
+def variant(protocol, *, noise: float = 0.0, bits: int | None = None) -> dict:
+    """The fields of a point with one non-ideality, with tolerances a bench with it can reach."""
     method = protocol.method
     tol, track_tol, averages = method.homeostasis.tolerance, method.tracking.tolerance, 1
     if bits is not None:
@@ -47,37 +42,12 @@ def variant(protocol, *, noise: float = 0.0, bits: int | None = None):
         n, m = protocol.roles.params.size, protocol.roles.outputs.size
         tol = max(tol, sigma * (np.sqrt(2 * np.log(2 * n)) + 1.0))
         track_tol = max(track_tol, method.beta * sigma * (np.sqrt(2 * np.log(2 * m)) + 1.0))
-    method = method.model_copy(
-        update={
-            "homeostasis": method.homeostasis.model_copy(update={"tolerance": tol, "averages": averages}),
-            "tracking": method.tracking.model_copy(update={"tolerance": track_tol}),
-        }
-    )
-    return protocol.model_copy(update={"simulation": sim, "method": method}), tol
-
-
-def run(protocol, epochs: int) -> dict:
-    backend = open_backend(protocol, "sim")
-    data = load(protocol.dataset)
-    trainer = Trainer(protocol, backend.bench, data)
-    t0 = time.perf_counter()
-    try:
-        _, history = run_unjournaled(trainer, epochs, protocol.seed)
-    except AeqlabError as exc:  # a bench too poor to train on is a result, not a crash
-        return {
-            "test_accuracy": float("nan"),
-            "best": float("nan"),
-            "unconverged": -1,
-            "wall_s": time.perf_counter() - t0,
-            "failed": exc.one_line(),
-        }
-    finally:
-        backend.close()
     return {
-        "test_accuracy": history[-1].test_accuracy,
-        "best": max(m.test_accuracy for m in history),
-        "unconverged": sum(m.homeostasis_unconverged for m in history),
-        "wall_s": time.perf_counter() - t0,
+        "simulation.adc_noise": float(noise),
+        "simulation.dac_bits": bits,
+        "method.homeostasis.tolerance": float(tol),
+        "method.homeostasis.averages": averages,
+        "method.tracking.tolerance": float(track_tol),
     }
 
 
@@ -87,43 +57,60 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--noise", default="0,1e-3,3e-3,1e-2", help="ADC noise σ values (model units)")
     ap.add_argument("--bits", default="16,12,10", help="knob DAC resolutions")
-    ap.add_argument("--out", default=".")
+    ap.add_argument("--out", default="robustness-sweep")
+    ap.add_argument("--scheduler", default=None, help="a Dask scheduler address (default: a LocalCluster)")
     args = ap.parse_args()
-    threadpool_limits(limits=1, user_api="blas")
+    import aeqlab
+
     protocol, _ = load_protocol(args.protocol)
     epochs = args.epochs or protocol.schedule.epochs
-    print(f"{protocol.name}, {epochs} epochs per point")
+    points = [("noise", float(v), None) for v in args.noise.split(",")]
+    points += [("bits", 0.0, int(v)) for v in args.bits.split(",")]
+    points += [("both", 1e-3, 12)]  # the acceptance point: σ = 1e-3 and 12-bit knob DACs together
+    values = [{"label": f"{k} σ={n:g} bits={b or '-'}", **variant(protocol, noise=n, bits=b)} for k, n, b in points]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "name": "robustness",
+        "protocol": str(Path(args.protocol).resolve()),
+        "epochs": epochs,
+        "seeds": [protocol.seed],
+        "axes": {"bench": values},
+        "out": str(out.resolve()),
+    }
+    sweep_file = out / "robustness.sweep.yaml"
+    sweep_file.write_text(dump(spec), encoding="utf-8")
+    result = aeqlab.sweep(sweep_file, scheduler=args.scheduler, progress=True)
+    print(f"{protocol.name}, {epochs} epochs per point ({result.status}; sweep folder {result.path})")
     print(
         f"{'sweep':6} {'ADC noise σ':>12} {'DAC bits':>9} {'tolerance':>10} {'test acc':>9} {'best':>6} "
         f"{'unconverged':>12} {'wall s':>7}",
         flush=True,
     )
-    points = [("noise", float(v), None) for v in args.noise.split(",")]
-    points += [("bits", 0.0, int(v)) for v in args.bits.split(",")]
-    points += [("both", 1e-3, 12)]  # the acceptance point: σ = 1e-3 and 12-bit knob DACs together
     rows = []
-    for kind, noise, bits in points:
-        p, tol = variant(protocol, noise=noise, bits=bits)
-        r = run(p, epochs)
-        rows.append((kind, noise, bits, tol, r))
+    for (kind, noise, bits), fields, r in zip(points, values, result.points):
+        failed = r.get("status") != "completed"
+        unconverged = -1
+        if r.get("run_dir"):
+            unconverged = int(aeqlab.open_run(r["run_dir"]).summary.get("homeostasis_unconverged", -1))
+        acc = float("nan") if failed else r["final_test"]
+        rows.append((kind, noise, bits, acc))
         print(
-            f"{kind:6} {noise:12.1e} {str(bits or '-'):>9} {tol:10.1e} {r['test_accuracy']:9.3f} "
-            f"{r['best']:6.3f} {r['unconverged']:12d} {r['wall_s']:7.1f}"
-            + (f"  failed: {r['failed'][:90]}" if "failed" in r else ""),
+            f"{kind:6} {noise:12.1e} {str(bits or '-'):>9} {fields['method.homeostasis.tolerance']:10.1e} {acc:9.3f} "
+            f"{r.get('best_test', float('nan')):6.3f} {unconverged:12d} {r.get('wall_s', 0.0):7.1f}"
+            + (f"  failed: {str(r.get('error'))[:90]}" if failed else ""),
             flush=True,
         )
-    _figure(rows, Path(args.out) / "robustness.png", protocol.name)
+    _figure(rows, out / "robustness.png", protocol.name)
 
 
 def _figure(rows, path: Path, title: str) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
-    noise = [(n, r["test_accuracy"]) for k, n, _, _, r in rows if k == "noise"]
-    bits = [(bb, r["test_accuracy"]) for k, _, bb, _, r in rows if k == "bits"]
+    fig = Figure(figsize=(9, 3.5), layout="constrained")
+    a, b = fig.subplots(1, 2, sharey=True)
+    noise = [(n, acc) for k, n, _, acc in rows if k == "noise"]
+    bits = [(bb, acc) for k, _, bb, acc in rows if k == "bits"]
     for ax, pts, scale in ((a, noise, lambda n: max(n, 1e-4)), (b, bits, lambda v: v)):
         failed = [scale(p) for p, v in pts if not np.isfinite(v)]
         if failed:  # a run the twin stopped as unstable
@@ -139,7 +126,6 @@ def _figure(rows, path: Path, title: str) -> None:
         ax.grid(alpha=0.3)
         ax.set_ylim(0, 1.02)
     fig.suptitle(f"{title}: robustness to bench non-idealities")
-    fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f"wrote {path}")
 

@@ -14,6 +14,7 @@ from aeqlab.cli import (  # noqa: F401  (each module registers its commands on t
     authoring,
     hardware,
     runs,
+    sweep,
     train,
     watch,
 )
