@@ -10,6 +10,9 @@ states agree to rounding).
 Written for the compiler: index arithmetic and array lengths in locals, inner loops over
 contiguous rows (so they vectorise), and in a Newton polish the submatrices of the free
 units gathered once, not at every step.
+
+Over 400 lines: the kernels call each other and numba compiles and caches them per module,
+so they stay together (lines: the sweep, the polish and their small solves).
 """
 
 from __future__ import annotations

@@ -20,10 +20,14 @@ The joint equilibrium is a strict minimum iff ``ρ = λ_max(H⁻¹ G) < 1``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sim_backends.hopfield import HopfieldNetwork, split_params
+from sim_backends.hopfield_spec import split_params
+
+if TYPE_CHECKING:
+    from sim_backends.hopfield import HopfieldNetwork
 
 
 @dataclass
