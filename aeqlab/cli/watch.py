@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from aeqlab.cli.app import app, err, fail
+from aeqlab.cli.app import Exited, app, err, fail
 from aeqlab.errors import AeqlabError
 
 
@@ -33,6 +33,6 @@ def watch(
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
         err.print("interrupted: the watch page is stopped")
-        raise typer.Exit(130) from None
+        raise Exited(130) from None
     finally:
         server.server_close()

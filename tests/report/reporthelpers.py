@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import io
 import shutil
 import sqlite3
 from pathlib import Path
-
-from rich.console import Console
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_xor(out: Path, epochs: int = 3) -> dict:
     """``aeqlab run protocols/xor_hopfield_sim.yaml --sim`` in-process; returns the summary."""
-    from aeqlab.runs.session import RunRequest, run_training
-
-    from aeqlab.protocol import load_protocol
+    import aeqlab
 
     src = out.parent / "xor.yaml"
     shutil.copyfile(ROOT / "protocols" / "xor_hopfield_sim.yaml", src)
-    prot, text = load_protocol(src)
-    return run_training(RunRequest(src, prot, text, "sim", epochs, None, out), Console(file=io.StringIO()))
+    protocol = aeqlab.load_protocol(src)
+    with aeqlab.open_bench(protocol) as bench:
+        return aeqlab.train(protocol, bench, epochs=epochs, out=out).summary
 
 
 def copy_run(run_dir: Path, dst: Path) -> Path:

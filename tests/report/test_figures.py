@@ -7,7 +7,7 @@ import sqlite3
 
 import numpy as np
 import pytest
-from reporthelpers import copy_run, grow
+from reporthelpers import ROOT, copy_run, grow
 
 from aeqlab.journal import Journal
 from aeqlab.report import figures, journal_data, make_report, read_run
@@ -75,13 +75,14 @@ def test_predictions_and_timing_are_the_journal(xor_run):
 
 
 def test_knobs_against_limits_when_journaled_and_a_note_when_not(xor_run, tmp_path):
-    run = read_run(xor_run[0])
-    fig = figures.knobs(run["data"], run["naming"])
+    old = copy_run(ROOT / "tests" / "fixtures" / "run-before-run-engine", tmp_path / "old")
+    run_old = read_run(old)
+    fig = figures.knobs(run_old["data"], run_old["naming"])
     assert "not journaled by this run" in fig.texts[0].get_text() if fig.texts else fig.axes[0].texts[0].get_text()
-    # the journal's snapshots gain a knobs column (float64 model units): the figure draws them and the limits
+    run = read_run(xor_run[0])
+    # the journal's snapshots carry the knobs (float64 model units): the figure draws them and the limits
     d = copy_run(xor_run[0], tmp_path / "run")
     con = sqlite3.connect(d / "journal.sqlite")
-    con.execute("ALTER TABLE snapshots ADD COLUMN knobs BLOB")
     for seq, theta in con.execute("SELECT seq, theta FROM snapshots").fetchall():
         knobs = np.frombuffer(theta, "<f8") * 2.0 + seq
         con.execute("UPDATE snapshots SET knobs = ? WHERE seq = ?", (knobs.astype("<f8").tobytes(), seq))
@@ -153,5 +154,5 @@ def test_report_writes_every_figure_and_flags(xor_run, tmp_path):
     page = (tmp_path / "out" / "summary.md").read_text()
     assert "**unconverged**: 3 samples, in epoch(s) 1, 3; samples 2–3, 9" in page
     assert "**saturated (a knob held at its limit)**: 1 samples, in epoch(s) 2; samples 5" in page
-    assert "summary.json for the last session only" in page and "knob setpoints: not journaled" in page
+    assert "summary.json for the last session only" in page and "![knobs](knobs.png)" in page
     assert all(f"![{f}]({f}.png)" in page for f in figures.FIGURES)
