@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from aeqlab.protocol.fields import Positive, Seed, Strict, _f, _problems
 from aeqlab.protocol.units import SECOND, quantity
@@ -129,12 +129,33 @@ class Exact(Strict):
     scale: Positive = _f(1.0, "step relative to β·ε (what an Aeqprop step of strength β approaches)", "1")
 
 
+BUILTIN_METHODS = ("aeqprop", "spsa", "exact")
+
+
+def method_names() -> list[str]:
+    """The built-in methods, then the plug-ins installed under the entry-point group ``aeqlab.methods``."""
+    from importlib import metadata
+
+    plugins = sorted({ep.name for ep in metadata.entry_points(group="aeqlab.methods")} - set(BUILTIN_METHODS))
+    return [*BUILTIN_METHODS, *plugins]
+
+
 class Method(Strict):
     """The training method: Aeqprop (its variant, nudging and feedback loops), or a baseline."""
 
-    name: Literal["aeqprop", "spsa", "exact"] = _f(
-        "aeqprop", "training method: aeqprop, or the baselines spsa (order zero) and exact (twin's oracle gradient)"
+    name: str = _f(
+        "aeqprop",
+        "training method: aeqprop, the baselines spsa (order zero) and exact (twin's oracle gradient), "
+        "or a plug-in of the entry-point group aeqlab.methods",
     )
+
+    @field_validator("name")
+    @classmethod
+    def _known_method(cls, v: str) -> str:
+        known = method_names()
+        if v not in known:
+            raise ValueError(f"unknown method {v!r}: use one of {', '.join(known)}")
+        return v
     variant: Literal["centered", "optimistic", "pessimistic"] = _f(
         "centered", "(β₁, β₂): centered (−β/2, β/2), optimistic (0, β), pessimistic (−β, 0)"
     )

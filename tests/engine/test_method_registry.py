@@ -63,3 +63,21 @@ def test_a_bad_plugin_or_an_unknown_name_is_one_line(plugin, name):
     with pytest.raises(InputError) as err:
         registry.get(name)
     assert "\n" not in err.value.one_line() and "method.name" in err.value.one_line()
+
+
+def test_a_protocol_names_a_plugin_method_and_it_trains(plugin, tmp_path):
+    from pathlib import Path
+
+    import aeqlab
+    from aeqlab.protocol import parse_protocol
+
+    xor = Path(__file__).resolve().parents[2] / "protocols" / "xor_hopfield_sim.yaml"
+    text = xor.read_text().replace("  name: aeqprop\n", "  name: doubled\n", 1)
+    protocol = parse_protocol(text, str(xor))
+    assert protocol.method.name == "doubled"
+    with aeqlab.open_bench(protocol) as bench:
+        run = aeqlab.train(protocol, bench, epochs=2, out=tmp_path)
+    assert run.summary["status"] == "completed" and run.summary["samples"] == 8
+    with pytest.raises(Exception) as err:
+        parse_protocol(text.replace("name: doubled", "name: nosuchmethod"), str(xor))
+    assert "unknown method 'nosuchmethod'" in str(err.value)
