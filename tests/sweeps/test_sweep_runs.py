@@ -48,6 +48,20 @@ def committed(folder: Path) -> int:
     return total
 
 
+def points_mid_run(folder: Path, at_least: int = 5) -> int:
+    """Points whose journal holds at least ``at_least`` samples and whose run has not completed."""
+    n = 0
+    for journal in folder.glob("points/*/*/journal.sqlite"):
+        try:
+            with sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=1) as db:
+                done = db.execute("select count(*) from samples").fetchone()[0]
+                status = db.execute("select exit_status from sessions order by id desc limit 1").fetchone()
+        except sqlite3.Error:
+            continue
+        n += done >= at_least and (status is None or status[0] != "completed")
+    return n
+
+
 def wait_for(predicate, what: str, limit: float = 240.0) -> None:
     deadline = time.monotonic() + limit
     while not predicate():
@@ -100,7 +114,8 @@ def test_a_worker_killed_mid_point_is_survived_on_an_existing_scheduler(long_swe
             target=lambda: box.update(r=sweep(path, out=out, scheduler=cluster.scheduler_address))
         )
         runner.start()
-        wait_for(lambda: committed(out) >= 10, "the first samples")
+        # both workers mid-point, each point with samples committed: whichever is killed has a journal to resume
+        wait_for(lambda: points_mid_run(out) >= 2, "two points under way")
         with Client(cluster) as client:
             busy = [w for w, keys in client.processing().items() if keys]
             pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
