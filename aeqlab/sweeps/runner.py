@@ -26,7 +26,7 @@ from aeqlab.errors import InputError
 from aeqlab.sweeps.loader import Sweep
 from aeqlab.sweeps.points import Point, shown
 from aeqlab.sweeps.progress import Progress
-from aeqlab.sweeps.worker import BLAS_ENV, execute, ignore_sigint, point_result, point_state, run_point
+from aeqlab.sweeps.worker import BLAS_ENV, execute, ignore_sigint, point_result, point_state, restore_sigint, run_point
 
 
 @dataclass
@@ -259,6 +259,10 @@ def _run_on(client, tasks, todo, results, stop, progress, dashboard) -> Outcome:
     finally:
         progress.stop()
         stop_file.unlink(missing_ok=True)
+        try:
+            client.run(restore_sigint)  # the workers as they were: a user's scheduler outlives the sweep
+        except Exception:  # noqa: BLE001 - a worker gone (killed, or the cluster closing) has nothing to restore
+            pass
     if stop.is_set():
         status = "interrupted"
     return _outcome(results, status, dashboard)

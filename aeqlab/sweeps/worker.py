@@ -223,8 +223,21 @@ def run_point(task: dict[str, Any], stop_file: str | None = None) -> dict[str, A
         watcher.close()
 
 
+_PREVIOUS_SIGINT: list = []  # the worker's own handler while a sweep runs on it
+
+
 def ignore_sigint() -> None:
     """On a worker process: Ctrl-C in the terminal reaches the whole process group; the client stops the
-    points through their stop event, so the workers let it pass (a worker killed by it would only resume)."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    points through their stop event, so the workers let it pass (a worker killed by it would only resume).
+
+    Only a worker's main thread can change its handler: a worker thread inside the client's own
+    process (an in-process cluster, a notebook) is left alone. :func:`restore_sigint` puts it back.
+    """
+    if threading.current_thread() is threading.main_thread() and not _PREVIOUS_SIGINT:
+        _PREVIOUS_SIGINT.append(signal.signal(signal.SIGINT, signal.SIG_IGN))
+
+
+def restore_sigint() -> None:
+    """The worker's SIGINT handler as it was before the sweep (a user's scheduler keeps its workers as found)."""
+    if threading.current_thread() is threading.main_thread() and _PREVIOUS_SIGINT:
+        signal.signal(signal.SIGINT, _PREVIOUS_SIGINT.pop())

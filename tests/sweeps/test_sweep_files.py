@@ -131,3 +131,22 @@ def test_a_linked_axis_sets_several_fields_per_value_and_names_them_by_label(tmp
     mixed = write_sweep(tmp_path, "axes:\n  bench: [{label: a, method.beta: 0.1}, 0.5]\n", "m.yaml")
     (line,) = problems(mixed)
     assert "a linked axis has a mapping of fields for every value" in line
+
+
+def test_a_worker_gets_its_sigint_handler_back_after_a_sweep():
+    import signal
+
+    from aeqlab.sweeps.worker import ignore_sigint, restore_sigint
+
+    def mine(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGINT, mine)
+    try:
+        ignore_sigint()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        ignore_sigint()  # a second sweep on the same worker keeps the first handler to restore
+        restore_sigint()
+        assert signal.getsignal(signal.SIGINT) is mine
+    finally:
+        signal.signal(signal.SIGINT, previous)
