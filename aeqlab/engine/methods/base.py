@@ -71,3 +71,30 @@ class TrainingMethod:
     ) -> Plan[SampleRecord]:
         """The plan of one training sample; updates ``state`` (targets, knobs) as it goes."""
         raise NotImplementedError
+
+
+def held_phase_fields(record: Any, first: Any, second: Any | None) -> dict[str, Any]:
+    """The journal columns of a method that only holds θ (no nudging): one or two held phases.
+
+    ``first`` fills the free-phase columns, ``second`` (when given) the homeostatic ones.
+    """
+    second_or_first = first if second is None else second
+    return {
+        "predicted": int(np.argmax(record.prediction)),
+        "correct": int(record.correct),
+        "loss": float(record.loss),
+        "free_output": record.prediction,
+        "nudge_homeostatic": None,
+        "nudge_clamped": None,
+        "nudge_norm": 0.0,
+        "step_norm": float(np.linalg.norm(record.step)),
+        "free_iterations": int(first.iterations),
+        "homeostatic_iterations": int(second.iterations) if second is not None else 0,
+        "clamped_iterations": 0,
+        "free_residual": float(first.residual),
+        "residual": float(second_or_first.residual),
+        "tracking_residual": 0.0,
+        "converged": int(record.converged),
+        "saturated": int(record.saturated),
+        "settle_timeouts": int(first.settle_timeouts + (second.settle_timeouts if second is not None else 0)),
+    }

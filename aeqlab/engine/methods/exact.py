@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from aeqlab.engine.methods.aeqprop import free_phase
-from aeqlab.engine.methods.base import Oracle, SampleContext, TrainingMethod
+from aeqlab.engine.methods.base import Oracle, SampleContext, TrainingMethod, held_phase_fields
 from aeqlab.engine.methods.phases import PhaseResult
 from aeqlab.engine.plan import Mark, Plan
 from aeqlab.engine.state import EngineState
@@ -60,25 +60,7 @@ class ExactRecord:
         return {"free": self.free.iterations}
 
     def journal_fields(self) -> dict[str, Any]:
-        return {
-            "predicted": int(np.argmax(self.prediction)),
-            "correct": int(self.correct),
-            "loss": float(self.loss),
-            "free_output": self.prediction,
-            "nudge_homeostatic": None,
-            "nudge_clamped": None,
-            "nudge_norm": 0.0,
-            "step_norm": float(np.linalg.norm(self.step)),
-            "free_iterations": int(self.free.iterations),
-            "homeostatic_iterations": 0,
-            "clamped_iterations": 0,
-            "free_residual": float(self.free.residual),
-            "residual": float(self.free.residual),
-            "tracking_residual": 0.0,
-            "converged": int(self.converged),
-            "saturated": int(self.saturated),
-            "settle_timeouts": int(self.free.settle_timeouts),
-        }
+        return held_phase_fields(self, self.free, None)
 
 
 def train_sample(

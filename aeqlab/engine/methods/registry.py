@@ -49,9 +49,7 @@ def get(name: str) -> TrainingMethod:
         return builtins[name]()
     ep = _entry_points().get(name)
     if ep is None:
-        raise InputError(
-            f"unknown method {name!r}", where="method.name", hint=f"use one of {', '.join(names())}"
-        )
+        raise InputError(f"unknown method {name!r}", where="method.name", hint=f"use one of {', '.join(names())}")
     try:
         cls = ep.load()
     except Exception as exc:  # noqa: BLE001 - a broken plug-in is the user's input, reported in one line

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from aeqlab.engine.methods.base import SampleContext, TrainingMethod
+from aeqlab.engine.methods.base import SampleContext, TrainingMethod, held_phase_fields
 from aeqlab.engine.methods.phases import PhaseResult, run_phase
 from aeqlab.engine.plan import Mark, Plan, Set
 from aeqlab.engine.state import EngineState
@@ -59,25 +59,7 @@ class SpsaRecord:
         return {"plus": self.plus.iterations, "minus": self.minus.iterations}
 
     def journal_fields(self) -> dict[str, Any]:
-        return {
-            "predicted": int(np.argmax(self.prediction)),
-            "correct": int(self.correct),
-            "loss": float(self.loss),
-            "free_output": self.prediction,
-            "nudge_homeostatic": None,
-            "nudge_clamped": None,
-            "nudge_norm": 0.0,
-            "step_norm": float(np.linalg.norm(self.step)),
-            "free_iterations": int(self.plus.iterations),  # the θ* + cΔ phase
-            "homeostatic_iterations": int(self.minus.iterations),  # the θ* − cΔ phase
-            "clamped_iterations": 0,
-            "free_residual": float(self.plus.residual),
-            "residual": float(self.minus.residual),
-            "tracking_residual": 0.0,
-            "converged": int(self.converged),
-            "saturated": int(self.saturated),
-            "settle_timeouts": int(self.plus.settle_timeouts + self.minus.settle_timeouts),
-        }
+        return held_phase_fields(self, self.plus, self.minus)
 
 
 def gains(method: Method, k: int) -> tuple[float, float]:
