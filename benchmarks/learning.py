@@ -1,20 +1,24 @@
-"""Learning benchmark: Aeqprop against the exact gradient and SPSA, through the same bench calls.
+"""Learning benchmark: Aeqprop against the exact gradient and SPSA, as sweeps (docs/sweeps.md).
 
 For each data set and seed (the training order; the twin's physics is the protocol's),
-this trains on the twin
+this trains on the twin, every run a normal run folder of a sweep on Dask:
 
 * ``exact``: SGD with the oracle's gradient, same step size and β schedule;
 * ``aeqprop-centered`` and ``aeqprop-optimistic``;
 * ``spsa``: its budget fixed in advance at 10× the training samples the slower
   Aeqprop variant of that seed needed to reach the target (10× its whole run when it
-  never got there).
+  never got there), rounded up to whole epochs.
 
-The target is 90 % of the best mean final test accuracy of exact and Aeqprop on that
-data set. The test accuracy is measured every ``n_train / evals-per-epoch`` samples;
-"samples to target" is the first such point at or above the target, and "round trips
-to target" the instrument calls of the training samples up to that point (evaluations
-excluded). Prints a table and the ratios aeqprop/exact (final accuracy) and
-spsa/aeqprop (samples to target).
+The first three are one sweep (a linked axis over the method section × the seeds); SPSA
+is a second sweep per seed, since its budget depends on the first. The target is 90 % of
+the best mean final test accuracy of exact and Aeqprop on that data set. The test
+accuracy is measured at the end of every epoch (the runs' own evaluations); "samples to
+target" is the first epoch end at or above the target, and "round trips to target" those
+samples times the run's instrument round trips per sample (its summary). Prints a table
+and the ratios aeqprop/exact (final accuracy) and spsa/aeqprop (samples to target).
+
+Reruns reuse finished points and resume interrupted ones (the sweep folders under
+``--out``); ``--scheduler`` runs them on an existing Dask cluster.
 
 Usage::
 
@@ -27,20 +31,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from aeqlab.backends import open_backend
 from aeqlab.datasets import load
-from aeqlab.engine.plan import execute
-from aeqlab.engine.trainer import Trainer
-from aeqlab.errors import AeqlabError
-from aeqlab.protocol import Protocol, load_protocol
+from aeqlab.protocol import load_protocol
+from aeqlab.protocol.yamlio import dump
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOLS = {"iris": ROOT / "protocols/iris_hopfield_sim.yaml", "digits": ROOT / "protocols/digits_hopfield_sim.yaml"}
@@ -54,86 +55,75 @@ SPSA_BUDGET = 10
 
 @dataclass
 class Curve:
-    """One run: test accuracy at evaluation points, and the cost of training up to each."""
+    """One run: test accuracy at the end of each epoch, and the cost of training up to each."""
 
     dataset: str
     method: str
     seed: int
     samples: list[int] = field(default_factory=list)
-    round_trips: list[int] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
+    round_trips_per_sample: float = 0.0
     wall_s: float = 0.0
+    run_dir: str | None = None
     error: str | None = None  # a run that stopped early (e.g. the twin became unstable)
 
     @property
     def final(self) -> float:
-        return self.accuracy[-1]
+        return self.accuracy[-1] if self.accuracy else float("nan")
 
     def to_target(self, target: float) -> tuple[int | None, int | None]:
         """(samples, round trips) at the first evaluation at or above ``target``; None when never."""
-        for s, r, a in zip(self.samples, self.round_trips, self.accuracy):
+        for s, a in zip(self.samples, self.accuracy):
             if a >= target:
-                return s, r
+                return s, round(s * self.round_trips_per_sample)
         return None, None
 
 
-def method_protocol(protocol: Protocol, dataset: str, method: str) -> Protocol:
-    """The protocol with its method section switched to one of the benchmark's methods."""
-    update: dict = {"name": method.split("-")[0]}
+def method_fields(dataset: str, method: str) -> dict[str, Any]:
+    """The protocol fields of one of the benchmark's methods: a value of the sweep's linked axis."""
+    fields: dict[str, Any] = {"label": method, "method.name": method.split("-")[0]}
     if method.startswith("aeqprop-"):
-        update["variant"] = method.split("-")[1]
-    if method == "spsa":
-        update["spsa"] = protocol.method.spsa.model_copy(update={"a": SPSA_A.get(dataset, protocol.method.spsa.a)})
-    m = protocol.method.model_copy(update=update)
-    m = type(m).model_validate(m.model_dump(by_alias=True))  # re-run the method's own checks
-    return protocol.model_copy(update={"method": m})
+        fields["method.variant"] = method.split("-")[1]
+    if method == "spsa" and dataset in SPSA_A:
+        fields["method.spsa.a"] = SPSA_A[dataset]
+    return fields
 
 
-def train_curve(
-    protocol: Protocol, dataset: str, method: str, seed: int, max_samples: int, evals_per_epoch: int
-) -> Curve:
-    """Train ``max_samples`` samples (epochs of shuffled order, β decayed per epoch), evaluating as it goes."""
-    p = method_protocol(protocol, dataset, method)
-    data = load(p.dataset)
-    backend = open_backend(p, "sim")
-    trainer = Trainer(p, backend.bench, data, oracle=backend.oracle)
-    rng = np.random.default_rng(seed)
-    n = len(data.y_train)
-    points = {round(j * n / evals_per_epoch) for j in range(1, evals_per_epoch + 1)}  # within an epoch
-    targets = data.targets(data.y_train)
-    curve = Curve(dataset, method, seed)
-    trips = 0
-    t0 = time.perf_counter()
-    try:
-        trainer.require_oracle()
-        trainer.start()
-        curve.samples.append(0)
-        curve.round_trips.append(0)
-        curve.accuracy.append(trainer.evaluate(data.x_test, data.y_test).accuracy)
-        beta, done = p.method.beta, 0
-        while done < max_samples:
-            order = rng.permutation(n) if p.schedule.shuffle else np.arange(n)
-            for k in range(n):
-                i = int(order[k])
-                before = sum(backend.bench.round_trips.values())
-                execute(trainer.sample_plan(data.x_train[i], targets[i], beta), backend.bench)
-                trips += sum(backend.bench.round_trips.values()) - before
-                trainer.samples_done += 1
-                done += 1
-                if k + 1 in points or done == max_samples:
-                    curve.samples.append(done)
-                    curve.round_trips.append(trips)
-                    curve.accuracy.append(trainer.evaluate(data.x_test, data.y_test).accuracy)
-                if done == max_samples:
-                    break
-            beta *= p.schedule.beta_decay
-    except AeqlabError as exc:  # recorded: the curve so far stands, its final accuracy is the last one measured
-        curve.error = f"{type(exc).__name__} after {done} samples: {exc.one_line()}"
-    finally:
-        backend.safe_state()
-        backend.close()
-    curve.wall_s = time.perf_counter() - t0
-    return curve
+def run_sweep(name: str, dataset: str, methods: list[str], seeds: list[int], epochs: int, out: Path, scheduler):
+    """One sweep of ``methods`` × ``seeds`` on the data set's protocol; its curves, in point order."""
+    import aeqlab
+
+    folder = out / name
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "name": name,
+        "protocol": str(PROTOCOLS[dataset]),
+        "backend": "sim",
+        "epochs": epochs,
+        "seeds": seeds,
+        "axes": {"method": [method_fields(dataset, m) for m in methods]},
+        "out": str(folder.resolve()),
+    }
+    sweep_file = folder / f"{name}.sweep.yaml"
+    sweep_file.write_text(dump(spec), encoding="utf-8")
+    result = aeqlab.sweep(sweep_file, scheduler=scheduler, progress=True)
+    curves = []
+    order = [(m, s) for m in methods for s in seeds]  # the sweep's point order: axis values, then seeds
+    for (method, seed), point in zip(order, result.points, strict=True):
+        curve = Curve(dataset, method, seed, wall_s=float(point.get("wall_s", 0.0)), run_dir=point.get("run_dir"))
+        if point.get("status") != "completed":
+            curve.error = f"{point.get('status')}: {str(point.get('error'))[:120]}"
+        if curve.run_dir:
+            run = aeqlab.open_run(curve.run_dir)
+            ep = run.epochs()
+            ep = ep[ep["test_accuracy"].notna()]
+            per_epoch = run.header.samples_per_epoch
+            curve.samples = [int(e) * per_epoch for e in ep.index]
+            curve.accuracy = [float(a) for a in ep["test_accuracy"]]
+            trips = run.summary.get("round_trips_per_sample") or {}
+            curve.round_trips_per_sample = float(sum(trips.values()))
+        curves.append(curve)
+    return curves
 
 
 def _fmt_count(values: list[int | None]) -> str:
@@ -145,37 +135,31 @@ def _fmt_count(values: list[int | None]) -> str:
 
 
 def run_dataset(
-    dataset: str,
-    seeds: list[int],
-    epochs: int | None,
-    evals_per_epoch: int,
-    log,
-    spsa_cap: int | None = None,
-    methods: tuple[str, ...] = METHODS,
+    dataset: str, seeds: list[int], epochs: int | None, out: Path, scheduler, log, methods: tuple[str, ...] = METHODS
 ) -> dict:
     protocol, _ = load_protocol(PROTOCOLS[dataset])
     n_train = len(load(protocol.dataset).y_train)
     n_epochs = epochs or protocol.schedule.epochs
-    curves: dict[str, list[Curve]] = {m: [] for m in methods}
     trained = [m for m in methods if m != "spsa"]
-    for seed in seeds:
-        for method in trained:
-            c = train_curve(protocol, dataset, method, seed, n_epochs * n_train, evals_per_epoch)
-            curves[method].append(c)
-            log(f"{dataset} seed {seed} {method}: final {c.final:.3f} ({c.wall_s:.0f} s) {c.error or ''}")
-    best = max(np.mean([c.final for c in curves[m]]) for m in trained)
+    curves: dict[str, list[Curve]] = {m: [] for m in methods}
+    for c in run_sweep(f"learning-{dataset}", dataset, trained, seeds, n_epochs, out, scheduler):
+        curves[c.method].append(c)
+        log(f"{dataset} seed {c.seed} {c.method}: final {c.final:.3f} ({c.wall_s:.0f} s) {c.error or ''}")
+    for m in trained:
+        curves[m].sort(key=lambda c: c.seed)
+    best = max(np.nanmean([c.final for c in curves[m]]) for m in trained)
     target = TARGET_FRACTION * best
     budgets, full = [], []
     aeqprop = [m for m in trained if m.startswith("aeqprop-")]
     for si, seed in enumerate(seeds if "spsa" in methods and aeqprop else []):
         needed = [curves[m][si].to_target(target)[0] for m in aeqprop]
         slowest = max(s if s is not None else n_epochs * n_train for s in needed)
-        budget = SPSA_BUDGET * slowest if spsa_cap is None else min(SPSA_BUDGET * slowest, spsa_cap)
-        budgets.append(budget)
+        spsa_epochs = math.ceil(SPSA_BUDGET * slowest / n_train)
+        budgets.append(spsa_epochs * n_train)
         full.append(SPSA_BUDGET * slowest)
-        c = train_curve(protocol, dataset, "spsa", seed, budget, evals_per_epoch)
+        (c,) = run_sweep(f"learning-{dataset}-spsa-seed{seed}", dataset, ["spsa"], [seed], spsa_epochs, out, scheduler)
         curves["spsa"].append(c)
-        log(f"{dataset} seed {seed} spsa: final {c.final:.3f} after {budget} samples ({c.wall_s:.0f} s)")
+        log(f"{dataset} seed {seed} spsa: final {c.final:.3f} after {spsa_epochs} epochs ({c.wall_s:.0f} s)")
         if c.error:
             log(c.error)
     rows = {}
@@ -187,7 +171,7 @@ def run_dataset(
             "final_std": float(np.std(finals)),
             "samples_to_target": [h[0] for h in hits],
             "round_trips_to_target": [h[1] for h in hits],
-            "samples_run": [c.samples[-1] for c in curves[m]],
+            "samples_run": [c.samples[-1] if c.samples else 0 for c in curves[m]],
             "wall_s": float(sum(c.wall_s for c in curves[m])),
             "errors": [c.error for c in curves[m] if c.error],
         }
@@ -221,11 +205,7 @@ def report(result: dict) -> str:
         f"## {result['dataset']}: {result['protocol']} ({result['nudging']} nudging), seeds {result['seeds']}, "
         f"{result['epochs']} epochs x {result['n_train']} samples; target = {result['target']:.3f} "
         f"(0.9 x best mean final accuracy); SPSA budgets {result['spsa_budgets']} samples"
-        + (
-            f" (capped; 10x Aeqprop's would be {result['spsa_full_budgets']})"
-            if result["spsa_budgets"] != result["spsa_full_budgets"]
-            else ""
-        ),
+        f" (10x Aeqprop's {result['spsa_full_budgets']}, rounded up to whole epochs)",
         "",
         "| method | final test acc (mean ± sd) | samples to target (mean) | round trips to target (mean) "
         "| samples run | wall s |",
@@ -264,12 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=3, help="number of seeds (training orders 0, 1, ...)")
     ap.add_argument("--first-seed", type=int, default=0, help="the first seed (to add seeds to an earlier run)")
     ap.add_argument("--epochs", type=int, default=None, help="epochs of exact and Aeqprop (default: the protocol's)")
-    ap.add_argument("--evals-per-epoch", type=int, default=4, help="test evaluations per epoch")
     ap.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="methods to run")
     ap.add_argument("--quick", action="store_true", help="iris, 1 seed, 3 epochs")
-    ap.add_argument(
-        "--spsa-cap", type=int, default=None, help="at most this many SPSA samples (reported when it cuts the budget)"
-    )
+    ap.add_argument("--out", type=Path, default=Path("learning-sweeps"), help="the sweeps' folders")
+    ap.add_argument("--scheduler", default=None, help="a Dask scheduler address (default: a LocalCluster)")
     ap.add_argument("--json", type=Path, default=None, help="write every result and curve here")
     args = ap.parse_args(argv)
     if args.quick:
@@ -279,19 +257,12 @@ def main(argv: list[str] | None = None) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     results = []
-    with threadpool_limits(limits=1, user_api="blas"):
-        for ds in args.datasets:
-            res = run_dataset(
-                ds,
-                list(range(args.first_seed, args.first_seed + args.seeds)),
-                args.epochs,
-                args.evals_per_epoch,
-                log,
-                args.spsa_cap,
-                tuple(m for m in METHODS if m in args.methods),
-            )
-            results.append(res)
-            print(report(res), "\n", flush=True)
+    for ds in args.datasets:
+        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+        methods = tuple(m for m in METHODS if m in args.methods)
+        res = run_dataset(ds, seeds, args.epochs, args.out, args.scheduler, log, methods)
+        results.append(res)
+        print(report(res), "\n", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0
