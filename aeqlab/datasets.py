@@ -44,8 +44,6 @@ class Split:
 
 def load(cfg: DatasetConfig) -> Split:
     """Load, split and scale the data set a protocol names."""
-    from sklearn.model_selection import train_test_split
-
     if cfg.path is not None:
         try:
             x, y = read_file(cfg)
@@ -55,6 +53,8 @@ def load(cfg: DatasetConfig) -> Split:
         if test_size >= 1:
             test_size = int(test_size)
         stratify = y if cfg.stratify and cfg.task == "classification" else None
+        from sklearn.model_selection import train_test_split  # here: scikit-learn takes seconds to import
+
         try:
             x_tr, x_te, y_tr, y_te = train_test_split(
                 x, y, test_size=test_size, random_state=cfg.seed, stratify=stratify
@@ -75,6 +75,7 @@ def load(cfg: DatasetConfig) -> Split:
         x_lo, x_hi = 0.0, 1.0
     else:
         from sklearn import datasets as skd
+        from sklearn.model_selection import train_test_split
 
         if cfg.name == "iris":
             x, y = skd.load_iris(return_X_y=True)

@@ -18,6 +18,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--bench", action="store_true", help="run tests that drive real instruments")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Compile the twin's relaxation kernel (or load it from numba's cache) once, here in the
+    # controller, before pytest-xdist starts its workers: on a fresh checkout every worker and
+    # every test subprocess would otherwise compile it again (about 20 s of CPU each) until one
+    # of them had written the cache.
+    if not hasattr(config, "workerinput"):
+        from sim_backends.kernels import relax_kernel
+
+        relax_kernel()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--bench"):
         return

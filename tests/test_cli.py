@@ -31,7 +31,7 @@ def aeqlab(*args: str) -> Result:
     return run_cli(*args)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # module scope is torn down and rebuilt when xdist interleaves modules
 def iris_run(protocols_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     proc = aeqlab("run", str(protocols_dir / "iris_hopfield_sim.yaml"), "--sim", "--json", "--out", str(out))

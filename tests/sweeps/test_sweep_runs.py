@@ -21,7 +21,8 @@ from aeqlab.sweeps import sweep
 from aeqlab.sweeps.loader import load_sweep
 from aeqlab.sweeps.points import expand
 
-LONG = "epochs: 150\nseeds: [0, 1]\naxes:\n  method.beta: [0.5]\ntarget: {value: 0.75}\n"
+EPOCHS = 40  # points long enough to be killed or interrupted mid-run (160 samples each)
+LONG = f"epochs: {EPOCHS}\nseeds: [0, 1]\naxes:\n  method.beta: [0.5]\ntarget: {{value: 0.75}}\n"
 
 
 def plain_runs(sweep_file: Path, out: Path) -> dict[str, str]:
@@ -146,7 +147,7 @@ def test_ctrl_c_stops_the_sweep_with_130_and_a_rerun_completes_it_the_same(long_
         proc.kill()
     assert proc.returncode == 130, stderr[-2000:]
     assert "every point is resumable" in stderr
-    assert 0 < committed(out) < 2 * 150 * 4
+    assert 0 < committed(out) < 2 * EPOCHS * 4
     result = sweep(path, out=out)
     assert result.status == "completed"
     assert {p["key"]: p["params_sha256"] for p in result.points} == reference
