@@ -75,7 +75,7 @@ def sessions(result) -> list[int]:
     return [len(aeqlab.open_run(p["run_dir"]).sessions()) for p in result.points]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # with the group below: one reference for the two tests that use it
 def long_sweep(tmp_path_factory):
     folder = tmp_path_factory.mktemp("long")
     path = write_sweep(folder, LONG)
@@ -102,6 +102,7 @@ def test_every_point_runs_as_a_plain_run_would_and_a_rerun_runs_none(xor_sweep, 
     assert again.dataset.final_test.equals(result.dataset.final_test)
 
 
+@pytest.mark.xdist_group("long_sweep")
 def test_a_worker_killed_mid_point_is_survived_on_an_existing_scheduler(long_sweep, tmp_path):
     from distributed import Client, LocalCluster
 
@@ -128,6 +129,7 @@ def test_a_worker_killed_mid_point_is_survived_on_an_existing_scheduler(long_swe
     assert max(sessions(result)) == 2  # the killed point resumed from its journal
 
 
+@pytest.mark.xdist_group("long_sweep")
 def test_ctrl_c_stops_the_sweep_with_130_and_a_rerun_completes_it_the_same(long_sweep, tmp_path):
     path, reference = long_sweep
     out = tmp_path / "s"
