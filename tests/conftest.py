@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
 from threadpoolctl import threadpool_limits
+
+# Bytecode caches on, for this process, the xdist workers and every subprocess a test starts:
+# under PYTHONDONTWRITEBYTECODE each of them would compile aeqlab's modules from source again
+# (about a second per process; the suite starts dozens of processes).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 # the twin's linear algebra is small: BLAS threads only contend with each other
 threadpool_limits(limits=1, user_api="blas")
