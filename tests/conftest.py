@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -14,6 +15,12 @@ from threadpoolctl import threadpool_limits
 # (about a second per process; the suite starts dozens of processes).
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 sys.dont_write_bytecode = False
+
+# Ctrl-C tests send SIGINT to the processes they start. A shell that runs the suite in the
+# background starts it with SIGINT ignored, and every child would inherit that (Python keeps an
+# inherited ignore): a Python handler here makes the children start with the default instead.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # the twin's linear algebra is small: BLAS threads only contend with each other
 threadpool_limits(limits=1, user_api="blas")
