@@ -13,6 +13,11 @@ the worker count on a quiet machine, less what starting the cluster costs), chec
 both gave every point the same ``params_sha256``, opens the sweep's NetCDF with xarray and
 names its figures.
 
+It also measures what the machine itself allows (``--ceiling``, on by default): the first
+point trained alone in a fresh process, then twice at once in two processes; the
+ceiling is 2 × alone / (mean of the pair). Two processors that share caches or a
+physical core give less than 2 whatever runs the points.
+
 Usage::
 
     python benchmarks/sweep_parallel.py [--sweep FILE] [--rounds 1] [--out DIR]
@@ -22,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -51,13 +58,55 @@ def loop(sweep_file: Path, out: Path) -> tuple[float, dict[str, str]]:
     return time.perf_counter() - t0, found
 
 
+CHILD = """
+import sys, time
+from threadpoolctl import threadpool_limits
+import aeqlab
+from aeqlab.protocol import parse_protocol
+if __name__ == "__main__":
+    text, source, seed, out = sys.argv[1:5]
+    protocol = parse_protocol(open(text, encoding="utf-8").read(), source)
+    with threadpool_limits(limits=1, user_api="blas"):
+        t = time.perf_counter()
+        with aeqlab.open_bench(protocol, backend="sim") as bench:
+            aeqlab.train(protocol, bench, seed=int(seed), out=out)
+        print(time.perf_counter() - t)
+"""
+
+
+def ceiling(sweep_file: Path, base: Path) -> tuple[float, float, list[float]]:
+    """The first point alone in a fresh process, then in two at once: (alone s, ceiling, pair s)."""
+    loaded = load_sweep(sweep_file)
+    point = expand(loaded)[0]
+    text = base / "ceiling-point.yaml"
+    text.write_text(point.text, encoding="utf-8")
+
+    def start(k: int) -> subprocess.Popen:
+        cmd = [sys.executable, "-c", CHILD, str(text), str(loaded.protocol_path), str(point.seed), str(base / f"c{k}")]
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+
+    alone = float(start(0).communicate()[0].split()[-1])
+    pair = [start(1), start(2)]
+    both = [float(p.communicate()[0].split()[-1]) for p in pair]
+    return alone, 2 * alone / statistics.mean(both), both
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sweep", type=Path, default=ROOT / "protocols/sweeps/iris_beta_eps.yaml")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--out", type=Path, default=None, help="keep the folders here (default: a temporary one)")
+    ap.add_argument("--no-ceiling", dest="ceiling", action="store_false", help="skip the machine's ceiling")
     args = ap.parse_args()
     base = args.out or Path(tempfile.mkdtemp(prefix="sweep-parallel-"))
+    base.mkdir(parents=True, exist_ok=True)
+    if args.ceiling:
+        alone, best, both = ceiling(args.sweep, base)
+        print(
+            f"machine: one point alone {alone:.1f} s; two at once {both[0]:.1f} s and {both[1]:.1f} s: "
+            f"two processes give at most {best:.2f}×",
+            flush=True,
+        )
     ratios = []
     for r in range(args.rounds):
         t0 = time.perf_counter()
