@@ -77,8 +77,10 @@ def sweep(
     from aeqlab.sweeps.loader import load_sweep
     from aeqlab.sweeps.points import expand
     from aeqlab.sweeps.progress import Progress
-    from aeqlab.sweeps.runner import run, sweep_folder
+    from aeqlab.sweeps.runner import in_worker_bootstrap, run, sweep_folder
 
+    if in_worker_bootstrap():  # a worker importing a script without its `__main__` guard: the parent says why
+        raise SystemExit(1)
     loaded = load_sweep(sweep_file)
     points = expand(loaded)
     folder = sweep_folder(loaded, out)

@@ -112,19 +112,47 @@ def _client(scheduler: str | None, workers: int | None) -> tuple[Any, ExitStack,
         dashboard = "127.0.0.1:0"
     except ImportError:  # the dashboard is optional (aeqlab[sweep] brings it)
         dashboard = None
-    cluster = stack.enter_context(
-        LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=dashboard,
-            env=BLAS_ENV,
-            silence_logs=logging.ERROR,
+    try:
+        cluster = stack.enter_context(
+            LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=dashboard,
+                env=BLAS_ENV,
+                silence_logs=logging.CRITICAL,
+            )
         )
-    )
+    except RuntimeError as exc:  # a worker process that could not start (Dask says "Nanny failed to start")
+        stack.close()
+        raise InputError(
+            f"the sweep's local Dask workers could not start ({' '.join(str(exc).split())[:120]})",
+            where=_caller_script() or "aeqlab.sweep",
+            hint='in a script, call aeqlab.sweep under `if __name__ == "__main__":` (workers import the script anew)',
+        ) from None
     client = stack.enter_context(Client(cluster))
     return client, stack, f"a LocalCluster of {n} worker processes × 1 thread (BLAS threads 1), on 127.0.0.1"
+
+
+def _caller_script() -> str | None:
+    """The script run as ``__main__``, when there is one (not the console script, not a notebook)."""
+    import sys
+
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    return str(path) if path and Path(path).suffix == ".py" else None
+
+
+def in_worker_bootstrap() -> bool:
+    """True while a freshly spawned process imports its parent's script (``__mp_main__``).
+
+    A script that calls ``aeqlab.sweep`` at its top level, without the ``__main__`` guard, is imported
+    anew by each worker Dask spawns; the sweep must not start again there.
+    """
+    import multiprocessing
+
+    # the flag multiprocessing's own "bootstrapping phase" check reads (set only during that import)
+    return bool(getattr(multiprocessing.current_process(), "_inheriting", False))
 
 
 def run(

@@ -154,3 +154,16 @@ def test_ctrl_c_stops_the_sweep_with_130_and_a_rerun_completes_it_the_same(long_
     assert result.status == "completed"
     assert {p["key"]: p["params_sha256"] for p in result.points} == reference
     assert "resumed" in [p["did"] for p in result.points]
+
+
+def test_a_script_without_its_main_guard_gets_the_fix_in_one_error_and_no_sweep_in_its_workers(xor_sweep, tmp_path):
+    script = tmp_path / "study.py"
+    out = tmp_path / "s"
+    script.write_text(f"import aeqlab\naeqlab.sweep({str(xor_sweep)!r}, out={str(out)!r}, workers=1)\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 1
+    assert 'if __name__ == "__main__":' in proc.stderr
+    assert proc.stderr.count("Traceback") == 1  # the parent's error only: the worker stopped quietly
+    assert "bootstrapping phase" not in proc.stderr
+    assert not any(out.glob("points/*/journal.sqlite"))  # nothing trained, in the script or in a worker
