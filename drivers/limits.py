@@ -46,6 +46,7 @@ class LimitTable:
         # channel arrays already checked against the channel count, with their index: a slice
         # when the channels are consecutive (limits are then compared through views, never copies)
         self._seen = ChannelCache()
+        self.version = 0  # counts narrowings: what was derived from the limits is stale when it changes
 
     @property
     def n_channels(self) -> int:
@@ -70,6 +71,7 @@ class LimitTable:
             )
         self.low[ch] = lo
         self.high[ch] = hi
+        self.version += 1
 
     def check(self, channels: ArrayLike, values: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """Validate values for channels; return them as arrays. Raises :class:`LimitError`."""

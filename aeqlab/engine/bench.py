@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,19 @@ class RoleWiring:
 
     def to_model(self, si: np.ndarray) -> np.ndarray:
         return (si - self.offset) / self.scale
+
+    @cached_property
+    def window(self) -> tuple[float, float]:
+        """The limits widened by the few ulps a calibration's SI → model → SI round trip may overshoot."""
+        if not np.isfinite(self.low_si + self.high_si):
+            return self.low_si, self.high_si
+        slack = 16 * np.spacing(max(abs(self.low_si), abs(self.high_si)))
+        return self.low_si - slack, self.high_si + slack
+
+    @cached_property
+    def whole(self) -> bool:
+        """One instrument holds the whole role, in role order (its values need no gathering)."""
+        return len(self.groups) == 1 and np.array_equal(self.groups[0][1], np.arange(self.size))
 
     @property
     def model_bounds(self) -> tuple[float, float]:
@@ -153,12 +167,10 @@ class Bench:
         if model.shape != (w.size,):
             raise LimitError(f"roles.{role}: {model.size} values for {w.size} channels")
         si = w.to_si(model)
-        # a saturated value's SI -> model -> SI round trip may overshoot by an ulp or two: the drivers'
-        # guards pull such values onto the limit; anything further out is refused here
-        slack = 16 * np.spacing(max(abs(w.low_si), abs(w.high_si))) if np.isfinite(w.low_si + w.high_si) else 0.0
-        si = np.where((si < w.low_si) & (si >= w.low_si - slack), w.low_si, si)
-        si = np.where((si > w.high_si) & (si <= w.high_si + slack), w.high_si, si)
-        ok = (si >= w.low_si) & (si <= w.high_si)
+        # a saturated value's SI -> model -> SI round trip may overshoot by an ulp or two: such values
+        # are pulled onto the limit; anything further out is refused here
+        lo_s, hi_s = w.window
+        ok = (si >= lo_s) & (si <= hi_s)  # NaN fails both
         if not ok.all():
             i = int(np.flatnonzero(~ok)[0])
             raise LimitError(
@@ -166,6 +178,7 @@ class Bench:
                 f"[{w.low_si:g}, {w.high_si:g}]; nothing was sent",
                 where=f"roles.{role}.limits",
             )
+        si = np.minimum(np.maximum(si, w.low_si), w.high_si)
         # a role spread over several instruments: all their limits pass before any of them is written
         # (one instrument checks its own before it sends anything)
         for inst, pos, ch in w.groups if len(w.groups) > 1 else ():
@@ -178,10 +191,11 @@ class Bench:
         for inst, pos, ch in w.groups:
             obj = self.instruments[inst]
             self.round_trips[inst] += 1
+            values = si if w.whole else si[pos]
             if role == "nudges":
-                obj.set_currents(ch, si[pos])
+                obj.set_currents(ch, values)
             else:
-                obj.write(ch, si[pos])
+                obj.write(ch, values)
         if role == "nudges":
             self._collect_compliance()
 
@@ -199,12 +213,14 @@ class Bench:
     def read(self, role: str) -> np.ndarray:
         """Read a role (model units)."""
         w = self.roles[role]
-        out = np.empty(w.size)
+        out = None if w.whole else np.empty(w.size)
         for inst, pos, ch in w.groups:
             self.round_trips[inst] += 1
             values = np.asarray(self.instruments[inst].read(ch), dtype=float)
-            if values.shape != ch.shape or not np.all(np.isfinite(values)):
+            if values.shape != ch.shape or not np.isfinite(values).all():
                 raise InstrumentError(f"{inst}: bad reading for roles.{role} (expected {ch.size} finite values)")
+            if out is None:
+                return w.to_model(values)  # a new array: the instrument's own is left as it is
             out[pos] = values
         return w.to_model(out)
 
