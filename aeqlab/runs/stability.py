@@ -170,11 +170,11 @@ class StabilityMonitor:
             action = cfg.action
         if action == "rollback":
             self.rollbacks += 1
-            restore = self.best if self.best is not None else self.healthy
+            restore = self.best.theta if self.best.theta is not None else self.healthy
             if restore is None:
                 restore = targets
             detail += "; rolled back to " + (
-                "the best validation" if self.best is not None else "the last healthy reading"
+                "the best validation" if self.best.theta is not None else "the last healthy reading"
             )
             beta *= cfg.beta_factor
             factor = cfg.epsilon_factor if self.scale_epsilon is not None else 1.0

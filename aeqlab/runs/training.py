@@ -254,7 +254,8 @@ def _session(
         stop_event=session.stop_event,
         handle_signals=session.handle_signals,
         notify=session.notify,
-        stability=backend.stability,
+        # the twin's own ρ only on the twin itself: an emulated bench is read as a bench would be
+        stability=backend.stability if backend.kind == "sim" else None,
         scale_epsilon=scale_epsilon,
     )
     # a twin replays what lies between full checkpoints; a bench carries one with every sample
