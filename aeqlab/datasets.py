@@ -7,7 +7,7 @@ protocol's input range; targets are one-hot vectors with the protocol's off/on v
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,8 @@ class Split:
     n_classes: int  # classification: classes; regression: target dimensions
     target_range: tuple[float, float]
     task: str = "classification"
+    x_val: np.ndarray | None = None  # dataset.validation: held out of the training examples
+    y_val: np.ndarray | None = None
 
     def targets(self, labels: np.ndarray) -> np.ndarray:
         """Output targets (model units): one-hot vectors, or the regression targets themselves."""
@@ -94,8 +96,35 @@ def load(cfg: DatasetConfig) -> Split:
     def scale(a: np.ndarray) -> np.ndarray:
         return lo + (hi - lo) * (a - x_lo) / (np.asarray(x_hi) - np.asarray(x_lo))
 
-    return Split(
+    split = Split(
         cfg.name or Path(cfg.path).stem, scale(x_tr), y_tr, scale(x_te), y_te, n_classes, cfg.target_range, cfg.task
+    )
+    return hold_out_validation(split, cfg.validation, cfg.seed) if cfg.validation else split
+
+
+def hold_out_validation(split: Split, fraction: float, seed: int) -> Split:
+    """Move ``fraction`` of the training examples (at least one) into a validation set; the test set is untouched.
+
+    XOR's four points are its whole training set: they are its validation set too, as they are its test set.
+    """
+    n = len(split.y_train)
+    if split.name == "xor":
+        return replace(split, x_val=split.x_train, y_val=split.y_train)
+    k = max(1, round(fraction * n))
+    if k >= n:
+        raise InputError(
+            f"a validation fraction of {fraction:g} leaves no training example ({n} in all)",
+            where="dataset.validation",
+            hint="give a smaller fraction",
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    val, train = np.sort(order[:k]), np.sort(order[k:])
+    return replace(
+        split,
+        x_train=split.x_train[train],
+        y_train=split.y_train[train],
+        x_val=split.x_train[val],
+        y_val=split.y_train[val],
     )
 
 

@@ -1,9 +1,9 @@
 """Error types. Each carries *where* the problem is and *how* to fix it.
 
 The CLI turns them into one line and an exit code: 2 for bad input, 1 for a
-runtime failure, 130 when interrupted. The base and the errors drivers raise live in
-:mod:`drivers.errors` (drivers stand alone); they are the same classes here, so
-``except AeqlabError`` catches a driver's :class:`InstrumentError`.
+runtime failure, 130 when interrupted, 3 when the stability monitor stopped a run.
+The base and the errors drivers raise live in :mod:`drivers.errors` (drivers stand
+alone); they are the same classes here, so ``except AeqlabError`` catches a driver's :class:`InstrumentError`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,12 @@ class Interrupted(AeqlabError):
     exit_code = 130
 
 
+class StabilityStop(Interrupted):
+    """The stability monitor stopped the run (``stability.action: stop``); it can be resumed."""
+
+    exit_code = 3
+
+
 class StorageError(AeqlabError):
     """The run folder or its journal cannot be written (a full disk, a read-only folder)."""
 
@@ -37,5 +43,6 @@ __all__ = [
     "LimitError",
     "ProtocolError",
     "StabilityError",
+    "StabilityStop",
     "StorageError",
 ]

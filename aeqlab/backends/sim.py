@@ -6,6 +6,7 @@ With :mod:`aeqlab.backends.emulate`, the only place allowed to import :mod:`sim_
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -165,13 +166,39 @@ def open_sim(protocol: Protocol, *, tolerance: float | None = None, realtime: bo
             "twin_clock_s": round(sb.twin.clock.now(), 6),  # simulated bench time: settle waits and latencies
         }
 
+    eps = {"scale": 1.0}  # the stability monitor's rollbacks lower ε (stability.epsilon_factor)
+    scalable = dataclasses.is_dataclass(sb.twin.net) and hasattr(getattr(sb.twin.net, "spec", None), "eps_weights")
+
+    def scale_epsilon(factor: float, *, to: float | None = None) -> None:
+        """Every ε of the twin times ``factor`` (or set to ``to`` times the protocol's); the states stay."""
+        target = eps["scale"] * factor if to is None else to
+        net, spec = sb.twin.net, sb.twin.net.spec
+        k = target / eps["scale"]
+        new = dataclasses.replace(
+            net,
+            spec=dataclasses.replace(
+                spec,
+                eps_weights=tuple(e * k for e in spec.eps_weights),
+                eps_biases=tuple(e * k for e in spec.eps_biases),
+            ),
+        )
+        new.states, new.theta = [a.copy() for a in net.states], net.theta.copy()
+        sb.twin.net, sb.twin._dirty = new, True
+        eps["scale"] = target
+
     def snapshot() -> dict:
-        return {"twin": sb.twin.snapshot(), "instruments": {n: i.snapshot() for n, i in sb.instruments.items()}}
+        return {
+            "twin": sb.twin.snapshot(),
+            "instruments": {n: i.snapshot() for n, i in sb.instruments.items()},
+            "epsilon_scale": eps["scale"],
+        }
 
     def restore(snap: dict) -> None:
         if "twin" not in snap:  # journals written before the instruments were in the snapshot
             sb.twin.restore(snap)
             return
+        if scalable and float(snap.get("epsilon_scale", 1.0)) != eps["scale"]:
+            scale_epsilon(1.0, to=float(snap.get("epsilon_scale", 1.0)))
         sb.twin.restore(snap["twin"])
         for name, state in snap["instruments"].items():
             if name in sb.instruments:
@@ -188,6 +215,7 @@ def open_sim(protocol: Protocol, *, tolerance: float | None = None, realtime: bo
         stability=lambda x: stability_preflight(sb.twin, x),
     )
     backend.instruments = sb.instruments  # type: ignore[attr-defined]  # for tools that count calls
+    backend.scale_epsilon = scale_epsilon if scalable else None  # type: ignore[attr-defined]
     return backend
 
 

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from aeqlab.errors import InputError
-from aeqlab.journal.schema import FILE, FORMAT, TABLES
+from aeqlab.journal.schema import FILE, FORMAT, OPTIONAL_TABLES, TABLES
 
 
 def bad(path: Path, what: str, hint: str) -> InputError:
@@ -58,7 +58,7 @@ def check_file(path: Path) -> None:
             raise bad(path, f"the journal is corrupt ({exc})", keep) from None
     if result != "ok":
         raise bad(path, f"the journal is corrupt (integrity check: {result})", keep)
-    missing = [t for t in TABLES if t not in names]
+    missing = [t for t in TABLES if t not in names and t not in OPTIONAL_TABLES]
     if missing or len(rows) != 1:
         raise bad(path, f"not an aeqlab journal (missing {', '.join(missing) or 'header row'})", keep)
     if rows[0][0] != FORMAT:

@@ -24,6 +24,19 @@ from aeqlab.journal.check import bad, check_file
 from aeqlab.journal.codec import digest, pack, unpack, utc_now, vec
 from aeqlab.journal.schema import FORMAT, PAGE_SIZE, SCHEMA, WAL_LIMIT
 
+STABILITY_COLUMNS = (
+    "seq",
+    "epoch",
+    "rho",
+    "source",
+    "threshold",
+    "action",
+    "beta",
+    "epsilon_scale",
+    "detail",
+    "session",
+)
+
 SAMPLE_COLUMNS = (
     "seq", "epoch", "position", "example", "label", "predicted", "correct", "loss", "free_output", "target",
     "nudge_homeostatic", "nudge_clamped", "nudge_norm", "step_norm", "free_iterations", "homeostatic_iterations",
@@ -83,6 +96,7 @@ class Journal:
             con.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
         cols = {r[1] for r in con.execute("PRAGMA table_info(snapshots)")}
         self._knob_snapshots = "knobs" in cols  # journals written before knob snapshots have no such column
+        self._has_stability = con.execute("SELECT 1 FROM sqlite_master WHERE name = 'stability'").fetchone() is not None
 
     # ---------------------------------------------------------------- opening
     @classmethod
@@ -185,6 +199,20 @@ class Journal:
                 "WHERE id = ?",
                 (utc_now(), status, error, safe_state, self.last_sample(), self.session),
             )
+
+    def record_stability(self, row: dict[str, Any], checkpoint: StoredCheckpoint | None = None) -> None:
+        """A reading of the stability monitor (and a rollback's checkpoint): one transaction."""
+        cols = [c for c in STABILITY_COLUMNS if c != "session"]
+        with self._tx():
+            if not self._has_stability:  # a journal written before the monitor, resumed with one
+                self.con.execute(SCHEMA[SCHEMA.index("CREATE TABLE stability") :].split(";")[0])
+                self._has_stability = True
+            self.con.execute(
+                f"INSERT INTO stability ({','.join(cols)}, session) VALUES ({','.join('?' * (len(cols) + 1))})",
+                [row[c] for c in cols] + [self.session],
+            )
+            if checkpoint is not None:
+                self._write_checkpoint(checkpoint)
 
     def _write_checkpoint(self, cp: StoredCheckpoint) -> None:
         old = self._bounds
@@ -305,6 +333,10 @@ class Journal:
 
     def epochs(self) -> list[dict[str, Any]]:
         return self.rows("SELECT * FROM epochs ORDER BY epoch")
+
+    def stability(self) -> list[dict[str, Any]]:
+        """The stability monitor's readings in order (none in a journal written before it)."""
+        return self.rows("SELECT * FROM stability ORDER BY id") if self._has_stability else []
 
     def sessions(self) -> list[dict[str, Any]]:
         return self.rows("SELECT * FROM sessions ORDER BY id")

@@ -2,7 +2,9 @@
 
 Test metrics of an epoch are NULL when the schedule did not evaluate it
 (``schedule.evaluate_every``); snapshots carry the knob setpoints with θ* (NULL in
-journals written before they did).
+journals written before they did). The ``stability`` table (the stability monitor's
+readings) is absent from journals written before it: it is created when such a run
+is resumed, and readers take its absence for no readings.
 """
 
 from __future__ import annotations
@@ -103,6 +105,19 @@ CREATE TABLE knob_bounds (
     low BLOB NOT NULL,
     high BLOB NOT NULL
 );
+CREATE TABLE stability (
+    id INTEGER PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    rho REAL NOT NULL,
+    source TEXT NOT NULL,
+    threshold REAL NOT NULL,
+    action TEXT NOT NULL,
+    beta REAL NOT NULL,
+    epsilon_scale REAL NOT NULL,
+    detail TEXT NOT NULL,
+    session INTEGER
+);
 CREATE TABLE checkpoint (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     seq INTEGER NOT NULL,
@@ -117,4 +132,5 @@ CREATE TABLE checkpoint (
 );
 """
 
-TABLES = ("header", "sessions", "samples", "epochs", "snapshots", "knob_bounds", "checkpoint")
+TABLES = ("header", "sessions", "samples", "epochs", "snapshots", "knob_bounds", "checkpoint", "stability")
+OPTIONAL_TABLES = ("stability",)  # absent from journals written before the stability monitor

@@ -71,6 +71,7 @@ from aeqlab.protocol.simulation import (  # noqa: F401
     Simulation,
     SpringLattice,
 )
+from aeqlab.protocol.stability import Stability  # noqa: F401
 
 
 def load_protocol(path: str | Path) -> tuple[Protocol, str]:
@@ -128,6 +129,7 @@ __all__ = [
     "Method",
     "BetaStep",
     "Schedule",
+    "Stability",
     "Safety",
     "Output",
     "Protocol",

@@ -33,6 +33,9 @@ class Dataset(Strict):
     test_size: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = _f(
         None, "held-out examples: a count, or a fraction when below 1", "1"
     )
+    validation: Annotated[float, Field(gt=0, lt=0.5, allow_inf_nan=False)] | None = _f(
+        None, "fraction of the training examples held out to pick the best parameters (never the test set)", "1"
+    )
     seed: Seed = _f(0, "seed of the split", "1")
     stratify: bool = _f(True, "keep class proportions in the split (classification)")
     task: Literal["classification", "regression"] = _f(

@@ -17,6 +17,7 @@ from aeqlab.protocol.roles import ROLE_NAMES, SOURCE_ROLES, Roles
 from aeqlab.protocol.safety import Safety
 from aeqlab.protocol.schedule import Schedule
 from aeqlab.protocol.simulation import Simulation
+from aeqlab.protocol.stability import Stability
 
 
 class Output(Strict):
@@ -47,6 +48,7 @@ class Protocol(Strict):
     dataset: Dataset = _f(description="what to learn")
     method: Method = _f(Method(), "how to learn")
     schedule: Schedule = _f(Schedule(), "how long and when")
+    stability: Stability | None = _f(None, "watch the stability ratio during the run and act on it (none: no monitor)")
     safety: Safety = _f(Safety(), "global maxima and the safe state")
     output: Output = _f(Output(), "where runs go")
 

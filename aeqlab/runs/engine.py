@@ -24,13 +24,15 @@ import threading
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 from aeqlab.engine.plan import execute
 from aeqlab.engine.records import Evaluation, SampleEvent
 from aeqlab.engine.trainer import Trainer
-from aeqlab.errors import AeqlabError, Interrupted
+from aeqlab.errors import AeqlabError, Interrupted, StabilityStop
 from aeqlab.runs.events import Closed, Opened, RunEvent
 from aeqlab.runs.interrupts import StopRequest, deferred_interrupts, shielded
-from aeqlab.runs.messages import Emit, Evaluate, Resume, Start, TrainSample
+from aeqlab.runs.messages import Emit, Evaluate, Halt, MeasureStability, Resume, Rollback, Start, TrainSample, Validate
 from aeqlab.runs.plans import RunPlan
 
 Subscriber = Callable[[RunEvent], None]
@@ -51,6 +53,9 @@ class RunEngine:
         in the main thread; the previous handlers are restored afterwards).
     notify
         Called with short messages for a person (a signal arrived, going safe).
+    stability, scale_epsilon
+        A twin's stability ratio over some inputs, and its ε scaling (the stability
+        monitor's reading and rollback); None on a bench.
     """
 
     def __init__(
@@ -60,8 +65,12 @@ class RunEngine:
         stop_event: threading.Event | None = None,
         handle_signals: bool = True,
         notify: Callable[[str], None] | None = None,
+        stability: Callable[[np.ndarray], float] | None = None,
+        scale_epsilon: Callable[[float], None] | None = None,
     ) -> None:
         self.trainer = trainer
+        self.stability = stability
+        self.scale_epsilon = scale_epsilon
         self.stop = StopRequest(stop_event)
         self.handle_signals = handle_signals
         self.notify = notify
@@ -89,7 +98,7 @@ class RunEngine:
                 status, code = "completed", 0
             except (Interrupted, KeyboardInterrupt) as exc:
                 failure = exc
-                status, code = "interrupted", 130
+                status, code = "interrupted", exc.exit_code if isinstance(exc, AeqlabError) else 130
                 error = exc.one_line() if isinstance(exc, AeqlabError) else "stopped at once (second Ctrl-C)"
             except AeqlabError as exc:
                 failure = exc
@@ -134,6 +143,18 @@ class RunEngine:
                 elif isinstance(msg, Evaluate):
                     data = trainer.data
                     result: Evaluation = trainer.evaluate(data.x_test, data.y_test, self.stop)
+                elif isinstance(msg, Validate):
+                    data = trainer.data
+                    result = trainer.evaluate(data.x_val, data.y_val, self.stop)
+                elif isinstance(msg, MeasureStability):
+                    result = None if self.stability is None else float(self.stability(trainer.data.x_train))
+                elif isinstance(msg, Rollback):
+                    trainer.state.targets = np.array(msg.targets, dtype=float)
+                    if msg.epsilon_factor != 1.0 and self.scale_epsilon is not None:
+                        self.scale_epsilon(msg.epsilon_factor)
+                    result = None
+                elif isinstance(msg, Halt):
+                    raise StabilityStop(f"{msg.reason}, after training sample {trainer.samples_done}")
                 elif isinstance(msg, Start):
                     trainer.require_oracle()
                     result = execute(trainer.start_plan(), trainer.target)

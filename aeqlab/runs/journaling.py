@@ -27,6 +27,7 @@ from aeqlab.errors import InputError, StorageError
 from aeqlab.journal import Journal, StoredCheckpoint, pack, unpack
 from aeqlab.journal.codec import vec
 from aeqlab.runs.events import Closed, EpochDone, InitialEvaluation, Opened, ParamsSaved, Rehomed, RunEvent, SampleDone
+from aeqlab.runs.stability import BestParams, StabilityChecked
 from aeqlab.runs.store import RunStore
 
 PHASE_COLUMNS = {"free": "free_s", "homeostatic": "homeostatic_s", "clamped": "clamped_s"}
@@ -156,6 +157,16 @@ class JournalRecorder:
             j.begin_session(event.mode, event.protocol_text)
         elif isinstance(event, Rehomed):
             j.record_rehome(event.iterations, event.residual)
+        elif isinstance(event, StabilityChecked):
+            if event.samples_done <= self.replay_until:
+                event.replayed = True  # journaled in the session that first ran it
+                return
+            row = {k: getattr(event, k) for k in ("epoch", "rho", "source", "threshold", "action", "beta")}
+            row |= {"seq": event.samples_done, "epsilon_scale": event.epsilon_scale, "detail": event.detail}
+            cp = event.checkpoint
+            j.record_stability(row, self._stored(cp) if cp is not None else None)
+        elif isinstance(event, BestParams):
+            self.store.write_best(event.theta, event.epoch, event.samples_done, event.accuracy, event.loss)
         elif isinstance(event, ParamsSaved):
             self.store.write_params(event.theta, epoch=event.epoch)
         elif isinstance(event, Closed):

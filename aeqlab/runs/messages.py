@@ -44,10 +44,38 @@ class TrainSample:
 
 
 @dataclass(frozen=True)
+class Validate:
+    """Predict the validation split (``dataset.validation``). Result: an :class:`~aeqlab.engine.records.Evaluation`."""
+
+    epoch: int
+
+
+@dataclass(frozen=True)
+class MeasureStability:
+    """Read the twin's stability ratio ρ. Result: ρ, or None on a bench (no twin to ask)."""
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """Take ``targets`` as θ* from here on (homeostasis holds them from the next sample); on a twin, ε times
+    ``epsilon_factor``. Result: None."""
+
+    targets: Any
+    epsilon_factor: float = 1.0
+
+
+@dataclass(frozen=True)
+class Halt:
+    """End the run here, resumable (:class:`~aeqlab.errors.StabilityStop`, with ``reason``)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class Emit:
     """Hand an event (a committed step, its checkpoint with it) to every subscriber."""
 
     event: Any
 
 
-RunMessage = Start | Resume | Evaluate | TrainSample | Emit
+RunMessage = Start | Resume | Evaluate | Validate | TrainSample | MeasureStability | Rollback | Halt | Emit

@@ -4,7 +4,8 @@ The plan decides the order of things and what each committed step carries; the r
 engine executes the messages, owns stopping and cleanup. Every schedule field acts
 here: ``epochs``, ``shuffle``, ``beta_decay``, ``beta_steps``, ``evaluate_every``
 (the last epoch is always evaluated) and ``checkpoint_every`` (a parameter file
-every N epochs).
+every N epochs); with a ``stability`` section, the monitor's readings and actions
+and the best parameters by the validation split (:mod:`aeqlab.runs.stability`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from aeqlab.engine.records import Checkpoint, EpochTotals
 from aeqlab.engine.trainer import Trainer
 from aeqlab.protocol import Schedule
 from aeqlab.runs.events import EpochDone, InitialEvaluation, ParamsSaved, Rehomed, SampleDone
-from aeqlab.runs.messages import Emit, Evaluate, Resume, RunMessage, Start, TrainSample
+from aeqlab.runs.messages import Emit, Evaluate, Resume, RunMessage, Start, TrainSample, Validate
+from aeqlab.runs.stability import Best, BestParams, StabilityMonitor
 
 RunPlan = Generator[RunMessage, Any, None]
 
@@ -47,6 +49,7 @@ def training(
     resume: Checkpoint | None = None,
     rehome: bool = True,
     snapshot_every: int = 1,
+    monitor: StabilityMonitor | None = None,
 ) -> RunPlan:
     """The plan of a run up to epoch ``epochs``, from the start or from a checkpoint.
 
@@ -65,23 +68,31 @@ def training(
         when the backend's own snapshot was restored (a twin: bit for bit).
     snapshot_every
         A full parameter snapshot goes with every N-th sample.
+    monitor
+        The stability monitor and the best parameters (:mod:`aeqlab.runs.stability`), or None.
     """
     schedule = trainer.protocol.schedule
     rng = np.random.default_rng(seed)
+    best = monitor.best if monitor is not None else Best()
     if resume is None:
         yield Start()
         initial = yield Evaluate(0)
         beta, epoch, done, totals = beta_of_epoch(schedule, trainer.protocol.method.beta, 1), 1, 0, EpochTotals()
         initial.checkpoint = trainer.checkpoint(1, 0, beta, rng.bit_generator.state, totals)
         yield Emit(InitialEvaluation(evaluation=initial, knobs=trainer.state.knobs.copy()))
+        yield from _validate(trainer, best, 0)
     else:
         rehomed = yield Resume(resume, rehome)
         if rehomed is not None:
             yield Emit(Rehomed(iterations=rehomed.iterations, residual=rehomed.residual))
         rng.bit_generator.state = resume.rng_state
         beta, epoch, done, totals = resume.beta, resume.epoch, resume.done, resume.totals
+    if monitor is not None and monitor.healthy is None:
+        monitor.healthy = trainer.state.targets.copy()
     while epoch <= epochs:
-        yield from _epoch(trainer, schedule, epoch, epochs, beta, rng, done, totals, snapshot_every)
+        beta = yield from _epoch(
+            trainer, schedule, epoch, epochs, beta, rng, done, totals, snapshot_every, monitor, best
+        )
         beta = beta_of_epoch(schedule, trainer.protocol.method.beta, epoch + 1, beta)
         epoch, done, totals = epoch + 1, 0, EpochTotals()
 
@@ -96,8 +107,10 @@ def _epoch(
     done: int,
     totals: EpochTotals,
     snapshot_every: int,
-) -> RunPlan:
-    """One epoch from its ``done``-th sample, with the running ``totals`` so far."""
+    monitor: StabilityMonitor | None = None,
+    best: Best | None = None,
+) -> Generator[RunMessage, Any, float]:
+    """One epoch from its ``done``-th sample, with the running ``totals`` so far; returns its last β."""
     rng_state = rng.bit_generator.state  # before the epoch's order is drawn: a resumed epoch draws it again
     t0 = time.perf_counter()
     wall0 = totals.wall_s
@@ -109,10 +122,42 @@ def _epoch(
         totals.wall_s = wall0 + time.perf_counter() - t0
         ev.checkpoint = trainer.checkpoint(epoch, k + 1, beta, rng_state, totals)
         yield Emit(SampleDone(sample=ev, snapshot=ev.samples_done % snapshot_every == 0))
-    evaluation = (yield Evaluate(epoch)) if evaluated(schedule, epoch, last) else None
+        if monitor is not None:
+            monitor.observe(ev.record)
+            if ev.samples_done % monitor.every == 0:
+                beta = yield from monitor.check(
+                    epoch,
+                    ev.samples_done,
+                    trainer.state.targets,
+                    beta,
+                    lambda b, k=k: trainer.checkpoint(epoch, k + 1, b, rng_state, totals),
+                )
+    evaluation = None
+    if evaluated(schedule, epoch, last):
+        evaluation = yield Evaluate(epoch)
+        yield from _validate(trainer, best, epoch)
     next_beta = beta_of_epoch(schedule, trainer.protocol.method.beta, epoch + 1, beta)
     m = trainer.epoch_metrics(epoch, beta, totals, evaluation, wall0 + time.perf_counter() - t0)
     m.checkpoint = trainer.checkpoint(epoch + 1, 0, next_beta, rng.bit_generator.state, EpochTotals())
     yield Emit(EpochDone(metrics=m))
     if schedule.checkpoint_every is not None and epoch % schedule.checkpoint_every == 0:
         yield Emit(ParamsSaved(epoch=epoch, theta=trainer.state.targets.copy()))
+    return beta
+
+
+def _validate(trainer: Trainer, best: Best | None, epoch: int) -> RunPlan:
+    """With a validation split, evaluate it; new best parameters are emitted (kept as ``best.npz``)."""
+    if best is None or trainer.data.x_val is None:
+        return
+    val = yield Validate(epoch)
+    theta = trainer.state.targets
+    if best.remember(theta, val):
+        yield Emit(
+            BestParams(
+                epoch=epoch,
+                samples_done=trainer.samples_done,
+                accuracy=float(val.accuracy),
+                loss=float(val.loss),
+                theta=theta.copy(),
+            )
+        )

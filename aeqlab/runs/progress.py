@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from aeqlab.runs.events import Closed, EpochDone, InitialEvaluation, Opened, RunEvent, SampleDone
+from aeqlab.runs.stability import StabilityChecked
 
 LOG_EVERY_S = 5.0
 
@@ -77,6 +78,7 @@ class LiveView:
         self._test = "-"
         self._epoch = 1
         self._done = 0
+        self._rho = "-"
 
     @property
     def total(self) -> int:
@@ -92,6 +94,8 @@ class LiveView:
             self._test = f"{event.accuracy:.3f}"
         elif isinstance(event, Opened):
             self.open(event)
+        elif isinstance(event, StabilityChecked):
+            self.stability(event)
         elif isinstance(event, Closed):
             self.close()
 
@@ -163,6 +167,19 @@ class LiveView:
         if self._live is not None:
             self._live.update(self._render(), refresh=True)
 
+    def stability(self, event: StabilityChecked) -> None:
+        """A stability reading: in the live lines; a line of its own when the monitor acted."""
+        mark = "" if event.action == "none" else f" ({event.action})"
+        self._rho = f"{event.rho:.3f}{'' if event.source == 'twin' else ' bench'}{mark}"
+        if self.quiet or event.action == "none" or event.replayed:
+            return
+        line = (
+            f"stability at sample {event.samples_done}: rho {event.rho:.3f} >= {event.threshold:g} "
+            f"({event.source}), {event.action}: {event.detail}"
+            + (f"; beta now {event.beta:.4g}" if event.action == "rollback" else "")
+        )
+        self.console.print(line, markup=False, highlight=False)
+
     # ------------------------------------------------------------------ drawing
     def _rate(self) -> float:
         return self._n / max(time.perf_counter() - self._t0, 1e-9)
@@ -182,6 +199,7 @@ class LiveView:
             f"nudge {self._nudge:.2e}",
             f"{rate:.1f} samples/s",
             f"test {self.metric} {self._test}",
+            *([f"rho {self._rho}"] if self._rho != "-" else []),
         ]
 
     def _render(self) -> Group:

@@ -93,6 +93,19 @@ class Run:
         f = self.path / "params.npy"
         return np.load(f) if f.is_file() else None
 
+    def best_params(self) -> dict[str, Any] | None:
+        """The best parameters by the validation split (``best.npz``): ``theta``, ``epoch``, ``samples``,
+        ``accuracy`` and ``loss`` of the validation; None when the run keeps none (no ``dataset.validation``)."""
+        from aeqlab.runs.store import RunStore
+
+        return RunStore.existing(self.path).read_best()
+
+    def stability(self):
+        """The stability monitor's readings (the journal's ``stability`` table): ρ, source, action, β."""
+        import pandas as pd
+
+        return pd.DataFrame(self._read(lambda j: j.stability()))
+
     @property
     def protocol_text(self) -> str:
         return self.header.protocol_text

@@ -132,6 +132,34 @@ class RunStore:
         np.save(tmp, np.asarray(theta, dtype="<f8"))
         tmp.replace(folder / name)
 
+    def write_best(self, theta: np.ndarray, epoch: int, samples_done: int, accuracy: float, loss: float) -> None:
+        """The best parameters by the validation split as ``best.npz`` (θ*, its sample, epoch and metric)."""
+        tmp = self.path / "tmp-best.npz"
+        with open(tmp, "wb") as fh:
+            np.savez(
+                fh,
+                theta=np.asarray(theta, dtype="<f8"),
+                epoch=epoch,
+                samples=samples_done,
+                validation_accuracy=accuracy,
+                validation_loss=loss,
+            )
+        tmp.replace(self.path / "best.npz")
+
+    def read_best(self) -> dict[str, Any] | None:
+        """``best.npz`` as written by :meth:`write_best`, or None when the run has none."""
+        path = self.path / "best.npz"
+        if not path.is_file():
+            return None
+        with np.load(path) as f:
+            return {
+                "theta": f["theta"].copy(),
+                "epoch": int(f["epoch"]),
+                "samples": int(f["samples"]),
+                "accuracy": float(f["validation_accuracy"]),
+                "loss": float(f["validation_loss"]),
+            }
+
     def keep_data(self, source: str | Path) -> dict[str, str]:
         """Copy a data file into ``data/``; returns its place in the folder, its SHA-256 and where it came from."""
         import shutil

@@ -20,7 +20,7 @@ def exit_code(summary: dict[str, Any]) -> int:
     if status == "completed":
         return 0
     if status == "interrupted":
-        return 130
+        return int(summary.get("exit_code", 130))  # 3: the stability monitor stopped it
     return int(summary.get("exit_code", 1))
 
 
@@ -88,6 +88,17 @@ def summarize(
             summary["initial_test_r2"] = summary["initial_test_accuracy"]
         if "linear_test_r2" in header.extra:
             summary["linear_test_r2"] = header.extra["linear_test_r2"]
+    readings = journal.stability()
+    if readings:
+        summary["stability_max_rho"] = max(r["rho"] for r in readings)
+        summary["stability_source"] = readings[-1]["source"]
+        for action in ("warn", "stop", "rollback"):
+            n = sum(r["action"] == action for r in readings)
+            if n:
+                summary[{"warn": "stability_warnings", "stop": "stability_stops", "rollback": "rollbacks"}[action]] = n
+    best = store.read_best()
+    if best is not None:
+        summary["best"] = {k: v for k, v in best.items() if k != "theta"} | {"file": str(store.path / "best.npz")}
     summary["safe_state"] = closed.safe_state
     if closed.error:
         summary["error"] = closed.error

@@ -34,6 +34,7 @@ from aeqlab.runs.engine import RunEngine, Subscriber
 from aeqlab.runs.events import Opened
 from aeqlab.runs.journaling import JournalRecorder, load_checkpoint
 from aeqlab.runs.plans import training
+from aeqlab.runs.stability import StabilityMonitor, restore_monitor
 from aeqlab.runs.store import RunStore, split_sha256, versions
 from aeqlab.runs.summary import linear_baseline, summarize
 
@@ -247,8 +248,15 @@ def _session(
 ) -> dict[str, Any]:
     """One session of the run engine, journaled; returns the summary."""
     trainer = Trainer(protocol, backend.bench, data, oracle=backend.oracle)
+    scale_epsilon = getattr(backend, "scale_epsilon", None)
     engine = RunEngine(
-        trainer, stop_event=session.stop_event, handle_signals=session.handle_signals, notify=session.notify
+        trainer,
+        stop_event=session.stop_event,
+        handle_signals=session.handle_signals,
+        notify=session.notify,
+        # the twin's own ρ only on the twin itself: an emulated bench is read as a bench would be
+        stability=backend.stability if backend.kind == "sim" else None,
+        scale_epsilon=scale_epsilon,
     )
     # a twin replays what lies between full checkpoints; a bench carries one with every sample
     full_every = FULL_CHECKPOINT_EVERY if backend.snapshot is not None and backend.restore is not None else 1
@@ -285,8 +293,20 @@ def _session(
                 f"(epoch {checkpoint.epoch}, {'twin snapshot restored' if not rehome else 'homeostasis first'})"
             )
     done_before = checkpoint.samples_done if checkpoint else 0
+    monitor = None
+    if protocol.stability is not None:
+        monitor = StabilityMonitor(
+            protocol.stability, protocol.method.homeostasis.tolerance, scale_epsilon, quiet_until=replay_until
+        )
+        restore_monitor(monitor, store, journal, done_before)
     plan = training(
-        trainer, header.epochs, header.seed, resume=checkpoint, rehome=rehome, snapshot_every=header.snapshot_every
+        trainer,
+        header.epochs,
+        header.seed,
+        resume=checkpoint,
+        rehome=rehome,
+        snapshot_every=header.snapshot_every,
+        monitor=monitor,
     )
     opened = Opened(
         mode=mode,

@@ -59,6 +59,19 @@ class PhaseResult:
     converged: bool
     saturated: bool  # some knob was held at its limit
     settle_timeouts: int = 0  # settles that reached the policy's timeout before the readings agreed
+    first_residual: float = 0.0  # max |θ − θ*| at the loop's first reading (when holding): what it started from
+
+    def contraction(self, tolerance: float) -> float | None:
+        """The loop's mean contraction per correction, (final / first residual)^(1/iterations), or None.
+
+        A loop that did not reach its tolerance reads at least 1 (it did not contract enough
+        to finish); one that made no correction says nothing (None). See docs/protocols.md,
+        "stability": the bench stability indicator.
+        """
+        if self.iterations == 0 or self.first_residual <= 0:
+            return None
+        q = (max(self.residual, 1e-300) / self.first_residual) ** (1.0 / self.iterations)
+        return float(q) if self.converged or self.residual <= tolerance else max(float(q), 1.0)
 
 
 @dataclass
@@ -222,6 +235,8 @@ def run_phase(
         res_i = 0.0
         if track:
             res_i = float(np.max(np.abs(nudge.beta * (nudge.target - outputs) - current)))
+        if it == 0:
+            first_residual = res_theta
         done = (not hold or res_theta <= homeostasis.tolerance) and (not track or res_i <= tol_i)
         if done or it >= max_iter:
             break
@@ -258,6 +273,7 @@ def run_phase(
         converged=converged,
         saturated=saturated,
         settle_timeouts=settle_timeouts,
+        first_residual=first_residual,
     )
 
 

@@ -1,0 +1,145 @@
+"""The stability monitor: ρ read during the run, journaled, shown, acted on; the best parameters by validation."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import aeqlab
+from aeqlab.backends.sim import stability_preflight
+from aeqlab.datasets import load
+from aeqlab.engine.methods.phases import PhaseResult
+from aeqlab.journal import Journal
+from aeqlab.protocol import parse_protocol
+from aeqlab.runs.stability import StabilityChecked
+
+IRIS = Path(__file__).resolve().parents[2] / "protocols" / "iris_hopfield_sim.yaml"
+# iris with every ε eight times the example's and β = 1: the preflight passes (ρ ≈ 0.69 < 0.8)
+# and ρ grows past 0.9 within the first 40 samples, past 1 later (measured while developing the monitor)
+SOFT = "epsilon: {weights: [0.16, 0.04], biases: [0.16, 0.04]}"
+
+
+def soft_iris(stability: str, epochs: int = 1, dataset_extra: str = ""):
+    text = IRIS.read_text()
+    text = re.sub(r"epsilon: \{.*\}", SOFT, text)
+    text = re.sub(r"^  beta: 0\.5", "  beta: 1.0", text, flags=re.M)
+    text = re.sub(r"^  epochs: \d+", f"  epochs: {epochs}", text, flags=re.M)
+    text = text.replace("  seed: 0\n  input_range", f"  seed: 0\n{dataset_extra}  input_range")
+    return parse_protocol(text + "\nstability:\n" + stability, str(IRIS))
+
+
+def train(protocol, tmp_path, events):
+    with aeqlab.open_bench(protocol) as bench:
+        run = aeqlab.train(protocol, bench, out=tmp_path, callbacks=[events.append])
+    return run, bench
+
+
+def readings(run_dir: Path) -> list[dict]:
+    j = Journal.open_live(Path(run_dir) / "journal.sqlite")
+    try:
+        return j.stability()
+    finally:
+        j.close()
+
+
+def test_a_loop_contraction_is_the_mean_factor_per_correction_and_at_least_one_when_unfinished():
+    def phase(first, residual, iterations, converged):
+        z = np.zeros(1)
+        return PhaseResult(z, z, z, z, iterations, residual, 0.0, converged, False, first_residual=first)
+
+    assert phase(1e-2, 1e-6, 4, True).contraction(1e-6) == pytest.approx(0.1)
+    assert phase(1e-2, 1e-6, 8, True).contraction(1e-6) == pytest.approx(10 ** (-0.5))
+    assert phase(1e-2, 5e-3, 100, False).contraction(1e-6) == 1.0  # contracted, but too slowly to finish
+    assert phase(1e-2, 2e-2, 3, False).contraction(1e-6) == pytest.approx(2 ** (1 / 3))  # diverging
+    assert phase(1e-7, 1e-7, 0, True).contraction(1e-6) is None  # nothing to correct: says nothing
+
+
+def test_the_preflight_passes_and_the_monitor_stops_the_run_when_rho_grows_then_it_resumes(tmp_path):
+    protocol = soft_iris("  monitor_every: 40\n  threshold: 0.9\n  action: stop\n")
+    data = load(protocol.dataset)
+    events: list = []
+    with aeqlab.open_bench(protocol) as bench:
+        rho0 = stability_preflight(bench.twin, data.x_train)
+        run = aeqlab.train(protocol, bench, out=tmp_path, callbacks=[events.append])
+        rho_now = stability_preflight(bench.twin, data.x_train)  # the twin as the run left it
+    assert rho0 < 0.8
+    s = run.summary
+    assert s["status"] == "interrupted" and s["exit_code"] == 3, s
+    assert "stability monitor" in s["error"] and "after training sample" in s["error"]
+    assert s["safe_state"] == "safe" and s["stability_stops"] == 1
+    rows = readings(run.path)
+    assert rows[-1]["action"] == "stop" and rows[-1]["source"] == "twin" and rows[-1]["rho"] >= 0.9
+    assert rows[-1]["rho"] == pytest.approx(rho_now)  # what the journal says is the twin's own ρ there
+    assert all(r["action"] == "none" and r["rho"] < 0.9 for r in rows[:-1])
+    stopped_at = rows[-1]["seq"]
+    assert s["samples"] == stopped_at and stopped_at % 40 == 0
+    checked = [e for e in events if isinstance(e, StabilityChecked)]
+    assert [e.samples_done for e in checked] == [r["seq"] for r in rows]
+    # resumable: the next session goes on from the sample after the stop
+    resumed = aeqlab.resume(run.path)
+    assert resumed.summary["samples"] > stopped_at
+    sessions = resumed.sessions()
+    assert len(sessions) == 2 and sessions.first_sample.iloc[1] == stopped_at + 1
+
+
+def test_rollback_restores_the_last_healthy_parameters_and_lowers_beta_and_epsilon(tmp_path):
+    protocol = soft_iris(
+        "  monitor_every: 20\n  threshold: 0.9\n  action: rollback\n  beta_factor: 0.5\n"
+        "  epsilon_factor: 0.5\n  max_rollbacks: 2\n"
+    )
+    events: list = []
+    targets_at: dict[int, np.ndarray] = {}
+
+    def keep(ev):
+        events.append(ev)
+        if ev.kind == "sample":
+            targets_at[ev.samples_done] = ev.sample.checkpoint.state.targets.copy()
+
+    with aeqlab.open_bench(protocol) as bench:
+        run = aeqlab.train(protocol, bench, out=tmp_path, callbacks=[keep])
+        eps = bench.twin.net.spec.eps_weights
+    rows = readings(run.path)
+    rolled = [r for r in rows if r["action"] == "rollback"]
+    assert rolled, rows
+    first = rolled[0]
+    healthy = [r["seq"] for r in rows if r["action"] == "none" and r["seq"] < first["seq"]]
+    checked = next(e for e in events if isinstance(e, StabilityChecked) and e.action == "rollback")
+    expected = targets_at[healthy[-1]] if healthy else None
+    if expected is not None:
+        np.testing.assert_array_equal(checked.checkpoint.state.targets, expected)
+    assert first["beta"] == pytest.approx(protocol.method.beta * 0.5)
+    n = len(rolled)
+    assert eps == pytest.approx(tuple(e * 0.5**n for e in protocol.simulation.epsilon.weights))
+    assert run.summary.get("rollbacks") == n
+    after = [r for r in rows if r["seq"] > first["seq"]]
+    assert all(r["beta"] <= first["beta"] for r in after)
+
+
+def test_the_validation_split_keeps_the_best_parameters_never_from_the_test_set(tmp_path):
+    protocol = soft_iris(
+        "  monitor_every: 40\n  threshold: 5.0\n  action: warn\n", epochs=2, dataset_extra="  validation: 0.1\n"
+    )
+    data = load(protocol.dataset)
+    assert len(data.y_val) == 12 and len(data.y_train) == 120 - 12 and len(data.y_test) == 30
+    whole = load(protocol.dataset.model_copy(update={"validation": None}))
+    np.testing.assert_array_equal(data.x_test, whole.x_test)  # the test set is untouched
+    pool = {tuple(r) for r in whole.x_train}
+    assert all(tuple(r) in pool for r in data.x_val) and all(tuple(r) in pool for r in data.x_train)
+    events: list = []
+    run, _ = train(protocol, tmp_path, events)
+    assert run.summary["status"] == "completed", run.summary.get("error")
+    best = run.best_params()
+    assert best is not None and (run.path / "best.npz").is_file()
+    bests = [e for e in events if e.kind == "best"]
+    last = bests[-1]
+    np.testing.assert_array_equal(best["theta"], last.theta)
+    assert best["samples"] == last.samples_done and best["accuracy"] == max(e.accuracy for e in bests)
+    # the file holds the parameters the journal committed at that sample
+    j = Journal.open_live(run.path / "journal.sqlite")
+    seq, theta = j.snapshots()
+    j.close()
+    np.testing.assert_array_equal(theta[list(seq).index(best["samples"])], best["theta"])
+    assert run.summary["best"]["samples"] == best["samples"]
