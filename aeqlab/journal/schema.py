@@ -3,6 +3,11 @@
 Test metrics of an epoch are NULL when the schedule did not evaluate it
 (``schedule.evaluate_every``); snapshots carry the knob setpoints with θ* (NULL in
 journals written before they did).
+
+Columns added after format 1 first shipped are appended to their table, nullable, and
+listed in :data:`ADDED_COLUMNS`: a session that writes to an older journal adds them
+first (``ALTER TABLE … ADD COLUMN``; the older rows hold NULL, "not recorded"), and
+readers treat a missing column as not recorded, so older run folders open unchanged.
 """
 
 from __future__ import annotations
@@ -76,7 +81,8 @@ CREATE TABLE samples (
     clamped_s REAL,
     sample_s REAL NOT NULL,
     tracked TEXT NOT NULL,
-    session INTEGER NOT NULL
+    session INTEGER NOT NULL,
+    compliance_tripped INTEGER
 );
 CREATE TABLE epochs (
     epoch INTEGER PRIMARY KEY,
@@ -116,5 +122,7 @@ CREATE TABLE checkpoint (
     sha256 TEXT NOT NULL
 );
 """
+
+ADDED_COLUMNS = {"samples": (("compliance_tripped", "INTEGER"),)}  # table -> (column, type), in order
 
 TABLES = ("header", "sessions", "samples", "epochs", "snapshots", "knob_bounds", "checkpoint")
