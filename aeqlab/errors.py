@@ -29,6 +29,20 @@ class StabilityStop(Interrupted):
     exit_code = 3
 
 
+class ComplianceTripped(InstrumentError):
+    """A nudge source reported its compliance tripped under ``safety.on_compliance: fault``.
+
+    ``what`` names the source; ``during`` (added by the run engine) the step it cut.
+    """
+
+    exit_code = 1
+
+    def __init__(self, what: str, *, during: str | None = None, where: str | None = None, hint: str | None = None):
+        super().__init__(f"{what} during {during}" if during else what, where=where, hint=hint)
+        self.what = what
+        self.during = during
+
+
 class StorageError(AeqlabError):
     """The run folder or its journal cannot be written (a full disk, a read-only folder)."""
 
@@ -37,6 +51,7 @@ class StorageError(AeqlabError):
 
 __all__ = [
     "AeqlabError",
+    "ComplianceTripped",
     "InputError",
     "InstrumentError",
     "Interrupted",

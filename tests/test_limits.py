@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from aeqlab.backends import open_backend
-from aeqlab.errors import LimitError
+from aeqlab.errors import ComplianceTripped, LimitError
 from aeqlab.protocol import load_protocol
 from drivers.limits import LimitTable
 
@@ -188,8 +188,15 @@ def test_compliance_trips_are_collected_per_nudge(backend, monkeypatch):
     bench.write("nudges", np.zeros(3))
     assert bench.compliance_trips == 0 and not bench.compliance_tripped.any()
     monkeypatch.setattr(smu, "compliance_tripped", lambda: [False, True, False], raising=False)
-    bench.write("nudges", np.array([1.0, 1.0, 1.0]))
+    assert bench.on_compliance == "fault"  # the documented default: the write that tripped raises
+    with pytest.raises(ComplianceTripped, match=r"roles\.nudges\[1\]: smu ch1 reported its compliance tripped"):
+        bench.write("nudges", np.array([1.0, 1.0, 1.0]))
     assert bench.compliance_trips == 1 and bench.compliance_tripped.tolist() == [False, True, False]
+    bench.take_compliance()
+    bench.on_compliance = "flag"  # flag: counted and remembered for the sample, nothing raised
+    bench.write("nudges", np.array([0.5, 0.5, 0.5]))
+    assert bench.compliance_trips == 2 and bench.take_compliance().tolist() == [False, True, False]
+    assert not bench.take_compliance().any()  # taken: forgotten
 
 
 def test_a_ctrl_c_inside_the_safe_state_does_not_cut_it_short(backend, monkeypatch):

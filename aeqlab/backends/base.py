@@ -39,7 +39,16 @@ def choose_kind(protocol: Protocol, *, sim: bool, emulate: bool, bench: bool) ->
 
 
 def open_backend(protocol: Protocol, kind: str, **options: Any) -> Backend:
-    """Build the bench a protocol runs on (``kind``: sim, emulate or bench)."""
+    """Build the bench a protocol runs on (``kind``: sim, emulate or bench).
+
+    First the memory the run will need is compared with what is available
+    (:mod:`aeqlab.backends.memory`): a run that cannot fit is refused before anything
+    is allocated or any instrument is opened.
+    """
+    if kind in KINDS:
+        from aeqlab.backends import memory
+
+        memory.check_memory(protocol, kind)
     if kind == "sim":
         from aeqlab.backends.sim import open_sim
 

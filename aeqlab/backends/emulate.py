@@ -143,8 +143,19 @@ def start_emulators(protocol: Protocol, twin: Any | None = None) -> EmulatorSet:
 
 
 def _wire(protocol: Protocol, twin: Any, wirings: dict[str, Any]) -> None:
-    """The true SI transfers of every channel, exactly as the simulated instruments get them."""
+    """The true SI transfers of every channel, exactly as the simulated instruments get them.
+
+    A nudge source also measures the output node it drives (nudge i into output i), in
+    the outputs' volts: an emulated SMU's compliance then trips as a real one would.
+    """
     wire_true_transfers(protocol, wirings)
+    cal = protocol.roles.outputs.calibration
+    pos = 0
+    for ref in protocol.roles.nudges.refs():
+        wirings[ref.instrument].wire_node(
+            np.arange(ref.first, ref.last + 1), np.arange(pos, pos + ref.count), cal.scale, cal.offset
+        )
+        pos += ref.count
 
 
 def open_emulated(protocol: Protocol) -> Backend:

@@ -56,6 +56,9 @@ def _done(summary: dict[str, Any]) -> None:
             "homeostasis_unconverged", 0
         ),
         "samples with a knob held at its limit (journal: samples.saturated)": summary.get("knob_saturations", 0),
+        "samples kept with a nudge source at its compliance limit (journal: samples.compliance_tripped)": summary.get(
+            "compliance_tripped_samples", 0
+        ),
         "jumps of the twin from unstable states (twin statistics, in the summary)": summary.get(
             "twin_unstable_jumps", 0
         ),

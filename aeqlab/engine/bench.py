@@ -5,7 +5,11 @@ role limits before anything is sent, narrows each instrument's limits to the rol
 and its slews to the protocol's safety rates (the drivers' guards then hold every value
 that reaches an instrument to them, :mod:`drivers.guard`), batches every role
 operation into one call per instrument, counts round trips and compliance trips, and
-puts the instruments in the protocol's safe state (``zero`` or ``hold``). It knows
+puts the instruments in the protocol's safe state (``zero`` or ``hold``). A nudge
+write after which a source reports its compliance tripped raises
+:class:`~aeqlab.errors.ComplianceTripped` at once under ``safety.on_compliance: fault``
+(the run engine then takes the normal way out); under ``flag`` it is remembered for the
+sample (:meth:`Bench.take_compliance`). It knows
 only the drivers' capability Protocols.
 """
 
@@ -20,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from aeqlab.engine.plan import Message, Read, Set, Setpoints, Settle, Switch
-from aeqlab.errors import InstrumentError, LimitError
+from aeqlab.errors import ComplianceTripped, InstrumentError, LimitError
 from aeqlab.protocol import Protocol, Role
 from drivers.capabilities import AnalogInput, AnalogOutput, Clock, CurrentSource, Instrument
 
@@ -100,6 +104,8 @@ class Bench:
         self.nudges_on = False
         self.compliance_trips = 0  # nudge writes after which some source reported its compliance tripped
         self.compliance_tripped = np.zeros(self.roles["nudges"].size, bool)  # per nudge, after the last write
+        self.compliance_seen = np.zeros(self.roles["nudges"].size, bool)  # per nudge, since take_compliance()
+        self.on_compliance = str(getattr(getattr(protocol, "safety", None), "on_compliance", "fault") or "fault")
 
     def _wire(self, name: str, role: Role) -> RoleWiring:
         by_inst: dict[str, tuple[list[int], list[int]]] = {}
@@ -207,8 +213,36 @@ class Bench:
             if callable(flags):
                 tripped[pos] = np.asarray(flags(), bool)[ch]
         self.compliance_tripped = tripped
+        self.compliance_seen |= tripped
         if tripped.any():
             self.compliance_trips += 1
+            if self.on_compliance == "fault":
+                raise self._compliance_fault(int(np.flatnonzero(tripped)[0]), int(tripped.sum()))
+
+    def _compliance_fault(self, i: int, count: int) -> ComplianceTripped:
+        """The error of ``safety.on_compliance: fault``: the first tripped nudge, its instrument and the fixes."""
+        inst, c = self.nudge_channel(i)
+        others = f" (and {count - 1} more nudge source(s))" if count > 1 else ""
+        return ComplianceTripped(
+            f"{inst} ch{c} reported its compliance tripped after a nudge write{others}",
+            where=f"roles.nudges[{i}]",
+            hint=f"safety.on_compliance is fault: raise instruments.{inst}.options.compliance, lower method.beta "
+            "or roles.nudges.limits, or set safety.on_compliance: flag to keep such samples, flagged",
+        )
+
+    def nudge_channel(self, i: int) -> tuple[str, int]:
+        """The instrument and channel of nudge ``i`` (role order)."""
+        for inst, pos, ch in self.roles["nudges"].groups:
+            hit = np.flatnonzero(pos == i)
+            if hit.size:
+                return inst, int(ch[hit[0]])
+        raise IndexError(i)
+
+    def take_compliance(self) -> np.ndarray:
+        """Per nudge: tripped after some nudge write since the last call (then forgotten)."""
+        seen = self.compliance_seen.copy()
+        self.compliance_seen[:] = False
+        return seen
 
     def read(self, role: str) -> np.ndarray:
         """Read a role (model units)."""

@@ -115,6 +115,8 @@ class SampleEvent:
 
     ``phase_seconds`` maps the method's phases (``free``, ``homeostatic``, ``clamped``
     for Aeqprop) to their wall-clock time, from the plan's phase marks.
+    ``compliance_tripped`` says, per nudge, whether its source reported its compliance
+    tripped after some nudge write of the sample (kept under ``safety.on_compliance: flag``).
     """
 
     epoch: int
@@ -127,4 +129,5 @@ class SampleEvent:
     samples_done: int = 0
     seconds: float = 0.0
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    compliance_tripped: np.ndarray | None = None  # per nudge: its source hit its compliance during the sample
     checkpoint: Checkpoint | None = field(default=None, repr=False)

@@ -122,8 +122,12 @@ class Trainer:
         """Train on training example ``example`` (the ``index``-th of ``epoch``); the event has no checkpoint yet."""
         timeline: list = []
         ts = time.perf_counter()
+        take = getattr(self.bench, "take_compliance", None)  # a bench knows; a stand-in may not
+        if take is not None:
+            take()  # trips before this sample (the start, an evaluation) are not its own
         plan = self.sample_plan(self.data.x_train[example], self.targets[example], beta)
         rec = execute(plan, self.target, timeline=timeline)
+        tripped = take() if take is not None else None
         seconds = time.perf_counter() - ts
         self.samples_done += 1
         spent = phase_seconds(timeline)
@@ -139,6 +143,7 @@ class Trainer:
             samples_done=self.samples_done,
             seconds=seconds,
             phase_seconds={p: spent.get(p, 0.0) for p in self.method.phases} | spent,
+            compliance_tripped=tripped,
         )
 
     def evaluate(self, x: np.ndarray, labels: np.ndarray, should_stop: Callable[[], bool] | None = None) -> Evaluation:

@@ -22,7 +22,7 @@ import numpy as np
 
 from aeqlab.journal.check import bad, check_file
 from aeqlab.journal.codec import digest, pack, unpack, utc_now, vec
-from aeqlab.journal.schema import FORMAT, PAGE_SIZE, SCHEMA, WAL_LIMIT
+from aeqlab.journal.schema import ADDED_COLUMNS, FORMAT, PAGE_SIZE, SCHEMA, WAL_LIMIT
 
 STABILITY_COLUMNS = (
     "seq",
@@ -42,6 +42,7 @@ SAMPLE_COLUMNS = (
     "nudge_homeostatic", "nudge_clamped", "nudge_norm", "step_norm", "free_iterations", "homeostatic_iterations",
     "clamped_iterations", "free_residual", "residual", "tracking_residual", "converged", "saturated",
     "settle_timeouts", "free_s", "homeostatic_s", "clamped_s", "sample_s", "tracked", "session",
+    "compliance_tripped",
 )  # fmt: skip
 VECTOR_COLUMNS = ("free_output", "target", "nudge_homeostatic", "nudge_clamped", "tracked")
 
@@ -97,6 +98,23 @@ class Journal:
         cols = {r[1] for r in con.execute("PRAGMA table_info(snapshots)")}
         self._knob_snapshots = "knobs" in cols  # journals written before knob snapshots have no such column
         self._has_stability = con.execute("SELECT 1 FROM sqlite_master WHERE name = 'stability'").fetchone() is not None
+        self._read_columns()
+
+    def _read_columns(self) -> None:
+        have = {r[1] for r in self.con.execute("PRAGMA table_info(samples)")}
+        self._sample_columns = tuple(c for c in SAMPLE_COLUMNS if c in have)
+
+    def has_sample_column(self, name: str) -> bool:
+        """Whether this journal's ``samples`` table has ``name`` (older journals lack the columns added since)."""
+        return name in self._sample_columns
+
+    def _upgrade(self) -> None:
+        """Add the columns an older journal lacks (inside a write transaction; older rows hold NULL)."""
+        for table, columns in ADDED_COLUMNS.items():
+            have = {r[1] for r in self.con.execute(f"PRAGMA table_info({table})")}
+            for name, kind in columns:
+                if name not in have:
+                    self.con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     # ---------------------------------------------------------------- opening
     @classmethod
@@ -177,12 +195,14 @@ class Journal:
         seq = self.last_sample()
         sha = hashlib.sha256(protocol_text.encode()).hexdigest() if protocol_text is not None else None
         with self._tx():
+            self._upgrade()  # a journal written by an earlier version gets the columns added since
             cur = self.con.execute(
                 "INSERT INTO sessions (kind, started, exit_status, first_sample, protocol_text, protocol_sha256) "
                 "VALUES (?,?,?,?,?,?)",
                 (kind, utc_now(), "running", seq + 1, protocol_text, sha),
             )
         self.session = int(cur.lastrowid)
+        self._read_columns()
         return self.session
 
     def record_rehome(self, iterations: int, residual: float) -> None:
@@ -247,11 +267,12 @@ class Journal:
         ``row`` holds the ``samples`` columns but ``session``; vectors as arrays (or None).
         """
         values = []
-        for col in SAMPLE_COLUMNS:
+        cols = self._sample_columns
+        for col in cols:
             v = self.session if col == "session" else row.get(col)
             values.append(vec(v) if col in VECTOR_COLUMNS else v)
         with self._tx():
-            self.con.execute(f"INSERT INTO samples VALUES ({','.join('?' * len(values))})", values)
+            self.con.execute(f"INSERT INTO samples ({','.join(cols)}) VALUES ({','.join('?' * len(values))})", values)
             if snapshot is not None:
                 self._snapshot(row["seq"], row["epoch"], *snapshot)
             if checkpoint is not None:
@@ -327,6 +348,12 @@ class Journal:
         cur = self.con.execute(sql, params)
         names = [c[0] for c in cur.description]
         return [dict(zip(names, r)) for r in cur.fetchall()]
+
+    def flagged(self, column: str) -> list[int]:
+        """``seq`` of the samples whose integer flag ``column`` is set ([] when the journal lacks the column)."""
+        if column not in self._sample_columns:
+            return []
+        return [r[0] for r in self.con.execute(f"SELECT seq FROM samples WHERE {column} ORDER BY seq")]
 
     def samples(self) -> list[dict[str, Any]]:
         return self.rows("SELECT * FROM samples ORDER BY seq")

@@ -5,6 +5,11 @@ Test metrics of an epoch are NULL when the schedule did not evaluate it
 journals written before they did). The ``stability`` table (the stability monitor's
 readings) is absent from journals written before it: it is created when such a run
 is resumed, and readers take its absence for no readings.
+
+Columns added after format 1 first shipped are appended to their table, nullable, and
+listed in :data:`ADDED_COLUMNS`: a session that writes to an older journal adds them
+first (``ALTER TABLE … ADD COLUMN``; the older rows hold NULL, "not recorded"), and
+readers treat a missing column as not recorded, so older run folders open unchanged.
 """
 
 from __future__ import annotations
@@ -78,7 +83,8 @@ CREATE TABLE samples (
     clamped_s REAL,
     sample_s REAL NOT NULL,
     tracked TEXT NOT NULL,
-    session INTEGER NOT NULL
+    session INTEGER NOT NULL,
+    compliance_tripped INTEGER
 );
 CREATE TABLE epochs (
     epoch INTEGER PRIMARY KEY,
@@ -131,6 +137,8 @@ CREATE TABLE checkpoint (
     sha256 TEXT NOT NULL
 );
 """
+
+ADDED_COLUMNS = {"samples": (("compliance_tripped", "INTEGER"),)}  # table -> (column, type), in order
 
 TABLES = ("header", "sessions", "samples", "epochs", "snapshots", "knob_bounds", "checkpoint", "stability")
 OPTIONAL_TABLES = ("stability",)  # absent from journals written before the stability monitor

@@ -115,6 +115,7 @@ def journal_data(journal: Journal) -> dict[str, dict[str, np.ndarray]]:
             "samples": seq,
             "nudge_norm": _column(samples, "nudge_norm"),
             "step_norm": _column(samples, "step_norm"),
+            "compliance_tripped": _column(samples, "compliance_tripped"),  # NaN: not recorded (older journals)
         },
         "predictions": {
             "samples": seq,

@@ -22,24 +22,41 @@ def _spans(samples: np.ndarray, mask: np.ndarray, limit: int = 8) -> str:
     return ", ".join(parts[:limit]) + more
 
 
-def flags(data: dict[str, dict[str, np.ndarray]], per_epoch: int, run_summary: dict[str, Any] | None) -> list[str]:
-    """The run's flags (unconverged, saturated, unstable), each with where in the run it happened."""
+def _where(name: str, s: np.ndarray, mask: np.ndarray, per_epoch: int) -> str:
+    """``**name**: N samples, in epoch(s) …; samples …`` or ``name: none``."""
+    count = int(mask.sum())
+    if not count:
+        return f"{name}: none"
+    epochs = sorted({int((k - 1) // max(per_epoch, 1)) + 1 for k in s[mask]})
+    return (
+        f"**{name}**: {count} samples, in epoch(s) {', '.join(map(str, epochs[:12]))}"
+        f"{'…' if len(epochs) > 12 else ''}; samples {_spans(s, mask)}"
+    )
+
+
+def flags(
+    data: dict[str, dict[str, np.ndarray]],
+    per_epoch: int,
+    run_summary: dict[str, Any] | None,
+    sessions: list[dict[str, Any]] | None = None,
+) -> list[str]:
+    """The run's flags (unconverged, saturated, compliance, unstable, faults), each with where it happened."""
     ho = data["homeostasis"]
     s = ho["samples"]
-    out = []
-    for name, mask in (
-        ("unconverged", ho["converged"] == 0),
-        ("saturated (a knob held at its limit)", ho["saturated"] > 0),
-    ):
-        count = int(mask.sum())
-        if count:
-            epochs = sorted({int((k - 1) // max(per_epoch, 1)) + 1 for k in s[mask]})
-            out.append(
-                f"**{name}**: {count} samples, in epoch(s) {', '.join(map(str, epochs[:12]))}"
-                f"{'…' if len(epochs) > 12 else ''}; samples {_spans(s, mask)}"
-            )
-        else:
-            out.append(f"{name}: none")
+    out = [
+        _where("unconverged", s, ho["converged"] == 0, per_epoch),
+        _where("saturated (a knob held at its limit)", s, ho["saturated"] > 0, per_epoch),
+    ]
+    tripped = data.get("nudges", {}).get("compliance_tripped")
+    if tripped is None or (tripped.size and np.all(np.isnan(tripped))):
+        out.append("compliance trips: not recorded for this run (its journal predates samples.compliance_tripped)")
+    else:
+        name = "compliance tripped (a nudge source at its limit; samples kept under safety.on_compliance: flag)"
+        unknown = np.isnan(tripped)
+        out.append(
+            _where(name, s, tripped == 1, per_epoch)
+            + (f" (not recorded for samples {_spans(s, unknown)}, journaled before it was)" if unknown.any() else "")
+        )
     jumps = (run_summary or {}).get("twin_unstable_jumps")
     if jumps is None:
         out.append("unstable jumps of the twin: not recorded for this run")
@@ -48,6 +65,9 @@ def flags(data: dict[str, dict[str, np.ndarray]], per_epoch: int, run_summary: d
             f"{'**unstable**' if jumps else 'unstable'}: {jumps} jump(s) of the twin from unstable states "
             "(a twin statistic kept in summary.json for the last session only; the journal has no per-sample record)"
         )
+    for k in sessions or ():
+        if k.get("exit_status") == "failed" and k.get("error"):
+            out.append(f"**fault**: session {k['id']} stopped after sample {k.get('last_sample')}: {k['error']}")
     return out
 
 
@@ -96,7 +116,8 @@ def summary_page(run: dict[str, Any], files: list[Path]) -> str:
     if "knobs" not in data:
         lines.append("* knob setpoints: not journaled by this run (the knobs figure is empty)")
     lines += ["", "## Flags", ""]
-    lines += [f"* {f}" for f in flags(data, header.samples_per_epoch, read_run_summary(store.path))]
+    run_flags = flags(data, header.samples_per_epoch, read_run_summary(store.path), run["sessions"])
+    lines += [f"* {f}" for f in run_flags]
     lines += ["", "## Sessions", "", "| # | kind | started | ended | status | samples | safe state |"]
     lines.append("|---|---|---|---|---|---|---|")
     sessions = run["sessions"]

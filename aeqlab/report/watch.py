@@ -132,7 +132,7 @@ class RunView:
             "metric": last,
             "flags": [
                 html.escape(f).replace("**", "")
-                for f in flags(data, header.samples_per_epoch, read_run_summary(self.run_dir))
+                for f in flags(data, header.samples_per_epoch, read_run_summary(self.run_dir), run.get("sessions"))
             ],
             "version": self._version,
         }

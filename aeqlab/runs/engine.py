@@ -15,7 +15,9 @@ Modelled on the idea of Bluesky's RunEngine, one level above the sample plans:
   subscriber, then the signal handlers it found are put back.
 
 A subscriber's exception (a journal that cannot write: disk full) stops the run through
-the same way out, and is the run's error.
+the same way out, and is the run's error; so does a nudge source's tripped compliance
+under ``safety.on_compliance: fault`` (the bench raises it at the nudge write; the error
+says which sample, left uncommitted, or which step it cut).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 from aeqlab.engine.plan import execute
 from aeqlab.engine.records import Evaluation, SampleEvent
 from aeqlab.engine.trainer import Trainer
-from aeqlab.errors import AeqlabError, Interrupted, StabilityStop
+from aeqlab.errors import AeqlabError, ComplianceTripped, Interrupted, StabilityStop
 from aeqlab.runs.events import Closed, Opened, RunEvent
 from aeqlab.runs.interrupts import StopRequest, deferred_interrupts, shielded
 from aeqlab.runs.messages import Emit, Evaluate, Halt, MeasureStability, Resume, Rollback, Start, TrainSample, Validate
@@ -126,7 +128,6 @@ class RunEngine:
     _committed = None  # θ* of the last committed step
 
     def _execute(self, plan: RunPlan):
-        trainer = self.trainer
         result = None
         msg = next(plan)
         while True:
@@ -138,35 +139,51 @@ class RunEngine:
                 result = None
             else:
                 self._check_stop()
-                if isinstance(msg, TrainSample):
-                    result: SampleEvent = trainer.train_one(msg.epoch, msg.index, msg.example, msg.beta)
-                elif isinstance(msg, Evaluate):
-                    data = trainer.data
-                    result: Evaluation = trainer.evaluate(data.x_test, data.y_test, self.stop)
-                elif isinstance(msg, Validate):
-                    data = trainer.data
-                    result = trainer.evaluate(data.x_val, data.y_val, self.stop)
-                elif isinstance(msg, MeasureStability):
-                    result = None if self.stability is None else float(self.stability(trainer.data.x_train))
-                elif isinstance(msg, Rollback):
-                    trainer.state.targets = np.array(msg.targets, dtype=float)
-                    if msg.epsilon_factor != 1.0 and self.scale_epsilon is not None:
-                        self.scale_epsilon(msg.epsilon_factor)
-                    result = None
-                elif isinstance(msg, Halt):
-                    raise StabilityStop(f"{msg.reason}, after training sample {trainer.samples_done}")
-                elif isinstance(msg, Start):
-                    trainer.require_oracle()
-                    result = execute(trainer.start_plan(), trainer.target)
-                elif isinstance(msg, Resume):
-                    trainer.require_oracle()
-                    result = execute(trainer.resume_plan(msg.checkpoint, msg.rehome), trainer.target)
-                else:
-                    raise TypeError(f"unknown run message {msg!r}")
+                try:
+                    result = self._step(msg)
+                except ComplianceTripped as exc:  # safety.on_compliance: fault, raised at the nudge write
+                    raise ComplianceTripped(exc.what, during=self._doing(msg), where=exc.where, hint=exc.hint) from None
             try:
                 msg = plan.send(result)
             except StopIteration:
                 return self._committed
+
+    def _step(self, msg):
+        trainer = self.trainer
+        if isinstance(msg, TrainSample):
+            result: SampleEvent = trainer.train_one(msg.epoch, msg.index, msg.example, msg.beta)
+        elif isinstance(msg, Evaluate):
+            data = trainer.data
+            result: Evaluation = trainer.evaluate(data.x_test, data.y_test, self.stop)
+        elif isinstance(msg, Validate):
+            data = trainer.data
+            result = trainer.evaluate(data.x_val, data.y_val, self.stop)
+        elif isinstance(msg, MeasureStability):
+            result = None if self.stability is None else float(self.stability(trainer.data.x_train))
+        elif isinstance(msg, Rollback):
+            trainer.state.targets = np.array(msg.targets, dtype=float)
+            if msg.epsilon_factor != 1.0 and self.scale_epsilon is not None:
+                self.scale_epsilon(msg.epsilon_factor)
+            result = None
+        elif isinstance(msg, Halt):
+            raise StabilityStop(f"{msg.reason}, after training sample {trainer.samples_done}")
+        elif isinstance(msg, Start):
+            trainer.require_oracle()
+            result = execute(trainer.start_plan(), trainer.target)
+        elif isinstance(msg, Resume):
+            trainer.require_oracle()
+            result = execute(trainer.resume_plan(msg.checkpoint, msg.rehome), trainer.target)
+        else:
+            raise TypeError(f"unknown run message {msg!r}")
+        return result
+
+    def _doing(self, msg) -> str:
+        """What a run message was doing, for an error that stopped it."""
+        if isinstance(msg, TrainSample):
+            return f"training sample {self.trainer.samples_done + 1} of epoch {msg.epoch}, which is not committed"
+        if isinstance(msg, Evaluate):
+            return f"the evaluation after epoch {msg.epoch}" if msg.epoch else "the evaluation before training"
+        return "the resume" if isinstance(msg, Resume) else "the start"
 
     def _check_stop(self) -> None:
         if self.stop.requested:

@@ -130,6 +130,7 @@ class JournalRecorder:
                 "target": ev.target,
                 "sample_s": float(ev.seconds),
                 "tracked": cp.state.targets[self.tracked],
+                "compliance_tripped": None if ev.compliance_tripped is None else int(np.any(ev.compliance_tripped)),
                 **ev.record.journal_fields(),
             }
             columns = getattr(ev.record, "JOURNAL_PHASES", PHASE_COLUMNS)

@@ -63,6 +63,8 @@ def summarize(
         summary["homeostasis_iterations_mean"] = float(np.mean([r["homeostasis_iterations"] for r in history]))
         summary["homeostasis_unconverged"] = int(sum(r["homeostasis_unconverged"] for r in history))
         summary["knob_saturations"] = int(sum(r["saturated"] for r in history))
+    if journal.has_sample_column("compliance_tripped"):
+        summary["compliance_tripped_samples"] = len(journal.flagged("compliance_tripped"))
     if closed.targets is not None:
         summary["params_sha256"] = params_sha256(closed.targets)  # of the last committed θ*
     elif (store.path / "params.npy").is_file():

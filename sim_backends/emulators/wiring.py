@@ -17,7 +17,9 @@ from sim_backends.twin import READABLE, WRITABLE, HopfieldTwin
 class TwinChannels:
     """The channels of one emulated instrument and where each meets the twin.
 
-    Unwired channels hold their value and read 0. All twin access goes through
+    Unwired channels hold their value and read 0; a nudge channel wired to its output
+    node (:meth:`wire_node`) reads that node's voltage, the side its compliance limits.
+    All twin access goes through
     ``lock``, shared by every emulator of one twin (they serve on their own threads).
 
     Parameters
@@ -50,6 +52,10 @@ class TwinChannels:
         self.index = np.zeros(n, np.intp)
         self.scale = np.ones(n)
         self.offset = np.zeros(n)
+        # a current source's measured side: the voltage of the output node it drives (index -1: none)
+        self.node = np.full(n, -1, np.intp)
+        self.node_scale = np.ones(n)
+        self.node_offset = np.zeros(n)
 
     def wire(self, channels: ArrayLike, port: str, index: ArrayLike, scale: ArrayLike, offset: ArrayLike) -> None:
         """Connect channels to twin port elements."""
@@ -60,6 +66,13 @@ class TwinChannels:
         self.index[ch] = np.asarray(index, np.intp)
         self.scale[ch] = scale
         self.offset[ch] = offset
+
+    def wire_node(self, channels: ArrayLike, index: ArrayLike, scale: ArrayLike, offset: ArrayLike) -> None:
+        """Nudge channels: their measured side is output node ``index`` (V = offset + scale·model)."""
+        ch = np.asarray(channels, np.intp)
+        self.node[ch] = np.asarray(index, np.intp)
+        self.node_scale[ch] = scale
+        self.node_offset[ch] = offset
 
     def present(self, channels: ArrayLike) -> np.ndarray:
         """SI value the twin's writable ports hold on these channels (0 where unwired)."""
@@ -104,4 +117,8 @@ class TwinChannels:
                     if self.noise:
                         model = model + self._rng.normal(0.0, self.noise, model.size)
                     out[sel] = self.offset[c] + self.scale[c] * model
+            sel = np.flatnonzero((self.port[ch] == "nudges") & (self.node[ch] >= 0))
+            if sel.size:  # a current source measures the voltage its node is at (what its compliance limits)
+                c = ch[sel]
+                out[sel] = self.node_offset[c] + self.node_scale[c] * self.twin.read("outputs", self.node[c])
         return out
