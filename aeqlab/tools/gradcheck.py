@@ -126,6 +126,9 @@ def gradcheck(
                     f"{', a knob at its limit' if res.saturated else ''})",
                     where="gradcheck",
                 )
+            # the steps start with a fresh feedback memory, as they do from θ₀: the secant gains
+            # learnt from the take-up's large knob moves slow the steps' homeostasis down threefold
+            trainer.state.memory = trainer.fresh_memory()
         theta_start = trainer.state.targets.copy()
         for k in range(min(samples, len(data.x_train))):
             calls_before = sum(inst.calls for inst in sb.instruments.values())
