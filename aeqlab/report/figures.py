@@ -250,8 +250,7 @@ def gradient_fidelity(fid: dict[str, np.ndarray], n: Naming | None = None) -> Fi
     ax1.set(ylabel="relative error of the step")
     where = f", on the twin of a {fid['on_twin_of'][0]} run" if "on_twin_of" in fid else " on the twin"
     ax1.set_title(
-        f"Aeqprop step Δθ against the oracle's{where}: β = {fid['beta'][0]:g}, "
-        f"{x.size} snapshot(s) × {steps} step(s)",
+        f"Aeqprop step Δθ against the oracle's{where}: β = {fid['beta'][0]:g}, {x.size} snapshot(s) × {steps} step(s)",
         fontsize=10,
     )
     floor = 1e-16
