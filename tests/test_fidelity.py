@@ -199,3 +199,14 @@ def test_api_gradcheck_from_a_run_folder(iris_run):
     assert from_run.step_norm == direct.step_norm and from_run.start_offset < 1e-9
     with pytest.raises(aeqlab.InputError, match="need a run folder"):
         aeqlab.gradcheck(protocol, epoch=1)
+
+
+def test_summary_states_a_small_loss_in_significant_digits(iris_run, tmp_path):
+    """A regression's loss of 1e-5 must not read 0.0000 (the page uses significant digits)."""
+    from aeqlab.report.data import read_run
+    from aeqlab.report.summary import summary_page
+
+    run = read_run(iris_run[0])
+    run["data"]["learning_curves"]["test_loss"] = np.array([9.6e-4, 2.94e-6])
+    page = summary_page(run, [])
+    assert "test loss 0.00096 → 2.94e-06" in page

@@ -100,10 +100,10 @@ def summary_page(run: dict[str, Any], files: list[Path]) -> str:
     if acc.size > 1:
         lines.append(
             f"* test {metric}: {acc[0]:.3f} before training → {acc[-1]:.3f} (best {np.nanmax(acc):.3f}); "
-            f"test loss {loss[0]:.4f} → {loss[-1]:.4f}"
+            f"test loss {loss[0]:.4g} → {loss[-1]:.4g}"
         )
     elif acc.size:
-        lines.append(f"* test {metric} before training: {acc[0]:.3f}, loss {loss[0]:.4f} (no epoch has ended yet)")
+        lines.append(f"* test {metric} before training: {acc[0]:.3f}, loss {loss[0]:.4g} (no epoch has ended yet)")
     ho = data["homeostasis"]
     lines.append(f"* homeostasis: {np.mean(ho['iterations']):.1f} iterations per sample (free + homeostatic phase)")
     if "gradient_fidelity" in data:
