@@ -188,17 +188,37 @@ def preview(protocol: Protocol, samples: int = 1):
 
 
 def gradcheck(
-    protocol: Protocol,
+    protocol: Protocol | str | Path,
     *,
     beta: float = 1e-3,
     variant: str | None = None,
     nudging: str | None = None,
     samples: int = 3,
+    at: int | None = None,
+    epoch: int | None = None,
 ):
-    """Real Aeqprop steps through the twin's instruments against implicit differentiation (a list per step)."""
+    """Real Aeqprop steps through the twin's instruments against implicit differentiation (a list per step).
+
+    ``protocol`` is a protocol (the check starts at θ₀) or a run folder: then it starts at a
+    parameter snapshot of the run's journal, at sample ``at`` (the last one at or before it),
+    at the end of ``epoch`` (0: before training), or the last one.
+    """
     from aeqlab.tools.gradcheck import gradcheck as _gradcheck
 
-    return _gradcheck(protocol, beta=beta, variant=variant, nudging=nudging, samples=samples)
+    start = None
+    if not isinstance(protocol, Protocol):
+        from aeqlab.report.data import open_run as _open
+        from aeqlab.tools.fidelity import pick, run_protocol
+
+        _, journal = _open(Path(protocol))
+        try:
+            snap, header = pick(journal, at=at, epoch=epoch), journal.header()
+        finally:
+            journal.close()
+        protocol, start = run_protocol(Path(protocol), header.protocol_path, header.n_params), snap.start()
+    elif at is not None or epoch is not None:
+        raise InputError("at and epoch need a run folder, not a protocol", where="aeqlab.gradcheck")
+    return _gradcheck(protocol, beta=beta, variant=variant, nudging=nudging, samples=samples, start=start)
 
 
 def sweep(sweep_file: str | Path, **options: Any):

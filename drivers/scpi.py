@@ -133,7 +133,7 @@ class ScpiLink:
             if reply.strip().split(";")[-1] != "1":
                 raise _Garbled(f"{command!r} was not confirmed (reply {reply[:40]!r})")
 
-        self._checked(f"{command};*OPC?", confirmed, hint="check the instrument's error queue (SYST:ERR?)")
+        self._checked(f"{command};*OPC?", confirmed, hint="check the instrument's error queue with SYST:ERR?")
 
     def query(self, command: str) -> str:
         """Send a query and return the reply (stripped)."""

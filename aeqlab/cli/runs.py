@@ -40,14 +40,20 @@ def report(
         Path | None, typer.Option("-o", "--out", help="folder for the figures (default: RUN_DIR/report)")
     ] = None,
     gradcheck_samples: Annotated[
-        int, typer.Option(min=0, help="steps checked against the twin's oracle for the fidelity figure (0: none)")
+        int,
+        typer.Option(
+            min=0, max=5, help="steps checked against the twin's oracle at each fidelity point (0: no fidelity figure)"
+        ),
     ] = 3,
+    fidelity_points: Annotated[
+        int, typer.Option(min=0, max=20, help="parameter snapshots the fidelity figure checks, spread over the run")
+    ] = 20,
 ) -> None:
     """Figures of a run (PNG) and a summary page, from its journal."""
     from aeqlab.report import make_report
 
     try:
-        result = make_report(run_dir, out, gradcheck_samples=gradcheck_samples)
+        result = make_report(run_dir, out, gradcheck_samples=gradcheck_samples, fidelity_points=fidelity_points)
     except AeqlabError as exc:
         fail(exc)
     for path in result.files:

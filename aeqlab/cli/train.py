@@ -74,21 +74,53 @@ def run(
 
 @app.command()
 def gradcheck(
-    protocol_path: Annotated[Path, typer.Argument(metavar="PROTOCOL", help="protocol YAML file (needs a twin)")],
+    source: Annotated[
+        Path,
+        typer.Argument(
+            metavar="PROTOCOL|RUN_DIR",
+            help="a protocol YAML file (needs a twin): check at θ₀; or a run folder: check at a journaled θ*",
+        ),
+    ],
+    at: Annotated[
+        int | None,
+        typer.Option("--at", min=0, metavar="SAMPLE", help="run folder: the snapshot at or before this sample"),
+    ] = None,
+    epoch: Annotated[
+        int | None,
+        typer.Option("--epoch", min=0, help="run folder: the snapshot at the end of this epoch (0: before training)"),
+    ] = None,
     beta: Annotated[float, typer.Option(help="nudging strength")] = 1e-3,
     variant: Annotated[str | None, typer.Option(help="centered | optimistic | pessimistic")] = None,
     nudging: Annotated[str | None, typer.Option(help="tracking | linearized")] = None,
     samples: Annotated[int, typer.Option(min=1, help="how many steps to check")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary as the last line")] = False,
 ) -> None:
-    """Check real Aeqprop steps taken through the twin's instruments against the exact oracle."""
+    """Check real Aeqprop steps taken through the twin's instruments against the exact oracle.
+
+    From a run folder the check starts at a parameter snapshot of its journal (default:
+    the last one): its knobs are set and homeostasis brings the twin's θ to its θ*.
+    """
     try:
-        _gradcheck(protocol_path, beta, variant, nudging, samples, as_json)
+        _gradcheck(source, at, epoch, beta, variant, nudging, samples, as_json)
     except AeqlabError as exc:
         fail(exc)
 
 
-def _gradcheck(protocol_path, beta, variant, nudging, samples, as_json) -> None:
+def _start_from_run(run_dir: Path, at: int | None, epoch: int | None):
+    """(protocol, start) for a check at a run's journaled snapshot."""
+    from aeqlab.report.data import open_run
+    from aeqlab.tools.fidelity import pick, run_protocol
+
+    _, journal = open_run(run_dir)
+    try:
+        snap = pick(journal, at=at, epoch=epoch)
+        header = journal.header()
+    finally:
+        journal.close()
+    return run_protocol(run_dir, header.protocol_path, header.n_params), snap
+
+
+def _gradcheck(source, at, epoch, beta, variant, nudging, samples, as_json) -> None:
     from aeqlab.tools.gradcheck import gradcheck as check
 
     if not (math.isfinite(beta) and beta > 0):
@@ -99,14 +131,25 @@ def _gradcheck(protocol_path, beta, variant, nudging, samples, as_json) -> None:
         )
     if nudging is not None and nudging not in ("tracking", "linearized"):
         raise InputError(f"unknown nudging {nudging!r}", where="--nudging", hint="use tracking or linearized")
-    protocol, _ = _load(protocol_path)
+    snap = None
+    if Path(source).is_dir():
+        protocol, snap = _start_from_run(Path(source), at, epoch)
+    else:
+        if at is not None or epoch is not None:
+            raise InputError(
+                f"{'--at' if at is not None else '--epoch'} needs a run folder, not a protocol file",
+                where=str(source),
+                hint="give the run folder made by 'aeqlab run'",
+            )
+        protocol, _ = _load(source)
     if protocol.simulation is None:
-        raise ProtocolError("gradcheck needs the protocol's twin ('simulation:' section)", where=str(protocol_path))
+        raise ProtocolError("gradcheck needs the protocol's twin ('simulation:' section)", where=str(source))
     if variant in ("centered", "pessimistic") or (variant is None and protocol.method.variant != "optimistic"):
         b1 = -beta / 2 if (variant or protocol.method.variant) == "centered" else -beta
         if (nudging or protocol.method.nudging) == "tracking" and b1 <= -1:
             raise InputError(f"tracking nudging is singular at beta1 = {b1:g} <= -1", where="--beta")
-    results = check(protocol, beta=beta, variant=variant, nudging=nudging, samples=samples)
+    start = None if snap is None else snap.start()
+    results = check(protocol, beta=beta, variant=variant, nudging=nudging, samples=samples, start=start)
     from rich.table import Table
 
     the_variant = variant or protocol.method.variant
@@ -127,6 +170,12 @@ def _gradcheck(protocol_path, beta, variant, nudging, samples, as_json) -> None:
             str(r.instrument_calls),
         )
     err.print(table)
+    if snap is not None:
+        err.print(
+            f"from {source}: θ* of the snapshot at sample {snap.seq} (epoch {snap.epoch}); the twin's θ was brought "
+            f"to it within {results[0].start_offset:.1e} (max|θ_h − θ*| of the first step)",
+            markup=False,
+        )
     if beta != protocol.method.beta:
         err.print(
             f"note: checked at beta = {beta:g} (--beta); the protocol trains at beta = {protocol.method.beta:g}",
@@ -149,6 +198,7 @@ def _gradcheck(protocol_path, beta, variant, nudging, samples, as_json) -> None:
         "variant": the_variant,
         "nudging": nudging or protocol.method.nudging,
         "samples": len(results),
+        "start": "theta0" if snap is None else {"sample": snap.seq, "epoch": snap.epoch, "run_dir": str(source)},
         "relative_error": worst,
         "cosine": min(r.cosine for r in results),
         "cosine_to_gradient": min(r.cosine_to_gradient for r in results),

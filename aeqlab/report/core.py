@@ -1,7 +1,8 @@
 """``make_report``: the PNG figures and ``summary.md`` of a run, from its journal.
 
-A composition-level module (like the CLI): for a run on a twin it may call
-:func:`aeqlab.tools.gradcheck.gradcheck` for the gradient-fidelity figure. Every figure's
+A composition-level module (like the CLI): for a run whose protocol has a twin it calls
+:func:`aeqlab.tools.fidelity.over_run` (gradcheck at the journal's parameter snapshots)
+for the gradient-fidelity figure. Every figure's
 data comes from the journal, and :func:`make_report` returns the arrays it plotted.
 """
 
@@ -27,7 +28,9 @@ class ReportResult:
     data: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
-def make_report(run_dir: Path, out: Path | None = None, gradcheck_samples: int = 3) -> ReportResult:
+def make_report(
+    run_dir: Path, out: Path | None = None, gradcheck_samples: int = 3, fidelity_points: int = 20
+) -> ReportResult:
     """Write the figures and the summary page of a run; return the files and the plotted arrays.
 
     Parameters
@@ -37,8 +40,12 @@ def make_report(run_dir: Path, out: Path | None = None, gradcheck_samples: int =
     out
         Where to write (default ``RUN_DIR/report``).
     gradcheck_samples
-        Steps checked against the twin's oracle for the gradient-fidelity figure (runs
-        on a twin only; 0 leaves the figure out).
+        Aeqprop steps checked against the twin's oracle at each point of the gradient-fidelity
+        figure (at most 5; 0 leaves the figure out). Needs the protocol's twin (a
+        ``simulation:`` section); a run on a bench is checked on its twin at its journaled θ*.
+    fidelity_points
+        Parameter snapshots the fidelity figure checks, spread over the run (at most 20).
+        The work, done at report time, is at most points × steps Aeqprop cycles on the twin.
     """
     run = read_run(Path(run_dir))
     store, header, data = run["store"], run["header"], run["data"]
@@ -62,47 +69,38 @@ def make_report(run_dir: Path, out: Path | None = None, gradcheck_samples: int =
 
     for name, build in figures.FIGURES.items():
         save(build(data, run["naming"]), name)
-    if header.backend == "sim" and gradcheck_samples > 0:
-        fidelity = _fidelity(store.path, header.protocol_path, gradcheck_samples)
+    if gradcheck_samples > 0 and fidelity_points > 0:
+        fidelity = _fidelity(store.path, header, gradcheck_samples, fidelity_points)
         if isinstance(fidelity, str):
             run["notes"] = [fidelity]
         else:
+            run["notes"] = [f"gradient fidelity: {note}" for note in fidelity.pop("notes")]
+            if header.backend != "sim":
+                fidelity["on_twin_of"] = np.array([header.backend])
             data["gradient_fidelity"] = fidelity
-            save(figures.gradient_fidelity(fidelity), "gradient_fidelity")
+            save(figures.gradient_fidelity(fidelity, run["naming"]), "gradient_fidelity")
     page = out / "summary.md"
     page.write_text(summary_page(run, result.files), encoding="utf-8")
     result.files.append(page)
     return result
 
 
-def _fidelity(run_dir: Path, source: str | None, samples: int) -> dict[str, np.ndarray] | str:
-    """Gradient fidelity of the run's protocol on its twin (the step measured through the instruments vs the oracle).
-
-    The protocol is loaded from the file the run started from when it is still there (its
-    relative data paths resolve from it), else from the run folder's copy; a note (str) when
-    neither loads.
-    """
+def _fidelity(run_dir: Path, header, steps: int, points: int) -> dict[str, np.ndarray] | str:
+    """Gradient fidelity over the run on the protocol's twin (see :func:`aeqlab.tools.fidelity.over_run`),
+    or a note (str) saying why it cannot be computed."""
     from aeqlab.errors import AeqlabError
-    from aeqlab.protocol import load_protocol
-    from aeqlab.tools.gradcheck import gradcheck
+    from aeqlab.report.data import open_run
+    from aeqlab.tools.fidelity import over_run, run_protocol, snapshots
 
-    candidates = [Path(source)] if source and Path(source).is_file() else []
-    candidates.append(run_dir / "protocol.yaml")
-    problem = ""
-    for path in candidates:
+    try:
+        protocol = run_protocol(run_dir, header.protocol_path, header.n_params)
+        _, journal = open_run(run_dir)
         try:
-            protocol, _ = load_protocol(path)
-            break
-        except AeqlabError as exc:
-            problem = exc.one_line()
-    else:
-        return f"gradient fidelity left out: the protocol does not load ({problem})"
-    beta = protocol.method.beta
-    results = gradcheck(protocol, beta=beta, samples=samples)
-    return {
-        "sample": np.array([r.index + 1 for r in results], dtype=float),
-        "relative_error": np.array([r.relative_error for r in results]),
-        "cosine": np.array([r.cosine for r in results]),
-        "cosine_to_gradient": np.array([r.cosine_to_gradient for r in results]),
-        "beta": np.full(len(results), beta),
-    }
+            snaps = snapshots(journal)
+        finally:
+            journal.close()
+        if not snaps:
+            return "gradient fidelity over the run: not computed, the journal holds no parameter snapshot"
+        return over_run(protocol, snaps, steps=steps, points=points)
+    except AeqlabError as exc:
+        return f"gradient fidelity over the run: cannot be computed ({exc.one_line()})"

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import LogLocator, MaxNLocator
 
 from aeqlab.report.names import Naming, param_label
 
@@ -30,6 +30,11 @@ def _axes_style(ax: Any, integer_x: bool = True) -> None:
 def _legend_outside(ax: Any, **kw: Any) -> None:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8, **kw)
+
+
+def _style(j: int) -> dict[str, Any]:
+    """Colour and dash of the j-th of many lines: past the 10 colours the dash changes, so no two look alike."""
+    return {"color": f"C{j % 10}", "ls": ("-", "--", ":", "-.")[(j // 10) % 4]}
 
 
 def _every(n: int) -> int:
@@ -65,10 +70,21 @@ def learning_curves(data: dict[str, dict[str, np.ndarray]], n: Naming) -> Figure
             ax.plot(lc["running_samples"], lc[f"running_{key}"], lw=0.8, alpha=0.6, label="train (running)")
         ax.set(xlabel="training samples", ylabel=name, title=name)
         _axes_style(ax)
+        if key == "loss":
+            _log_if_decades(ax, [lc["test_loss"], lc["train_loss"], lc["running_loss"]])
         _legend_outside(ax)
     if not regression:
         ax1.set_ylim(-0.02, 1.02)
     return fig
+
+
+def _log_if_decades(ax: Any, arrays: list[np.ndarray], decades: float = 1.5) -> None:
+    """A log y axis when the (positive) values span more than ``decades`` decades: a falling loss stays legible."""
+    v = np.concatenate([np.asarray(a, dtype=float).ravel() for a in arrays])
+    v = v[np.isfinite(v)]
+    if v.size and v.min() > 0 and np.log10(v.max() / v.min()) > decades:
+        ax.set_yscale("log")
+        ax.set_ylabel(ax.get_ylabel() + " (log)")
 
 
 def parameters(data: dict[str, dict[str, np.ndarray]], n: Naming) -> Figure:
@@ -79,7 +95,7 @@ def parameters(data: dict[str, dict[str, np.ndarray]], n: Naming) -> Figure:
     values, unit = _si(n, "params", pr["tracked"])
     for j, idx in enumerate(pr["indices"]):
         if j < values.shape[1]:
-            ax.plot(pr["samples"], values[:, j], lw=0.9, label=param_label(n, int(idx)))
+            ax.plot(pr["samples"], values[:, j], lw=0.9, label=param_label(n, int(idx)), **_style(j))
     ax.set(xlabel="training samples", ylabel=f"θ* ({unit})", title="tracked parameters")
     _axes_style(ax)
     _legend_outside(ax, ncol=1 if len(pr["indices"]) <= 16 else 2)
@@ -87,31 +103,38 @@ def parameters(data: dict[str, dict[str, np.ndarray]], n: Naming) -> Figure:
 
 
 def knobs(data: dict[str, dict[str, np.ndarray]], n: Naming) -> Figure:
-    """Knob setpoints over time against the role's limits (from the snapshots' knobs when journaled)."""
-    fig, axs = _new(10, 4.5)
-    ax = axs[0, 0]
+    """Knob setpoints over time against the role's limits (top), and zoomed to the setpoints (bottom)."""
     if "knobs" not in data:
+        fig, axs = _new(10, 4.5)
+        ax = axs[0, 0]
         ax.text(0.5, 0.5, "knob setpoints: not journaled by this run", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return fig
+    fig, axs = _new(10, 6.5, 2, 1, sharex=True, gridspec_kw={"height_ratios": [1, 1.4]})
+    full, zoom = axs[0, 0], axs[1, 0]
     kn = data["knobs"]
     values, unit = _si(n, "knobs", kn["knobs"])
     if "knobs" not in n.calibration:
         unit = "V" if "knobs" in n.limits else unit  # a voltage role without a calibration: V = model
     idx = data["parameters"]["indices"]
     shown = [int(i) for i in idx if i < values.shape[1]] or list(range(min(16, values.shape[1])))
-    ax.plot(kn["samples"], values.min(axis=1), "k:", lw=0.8, label="lowest knob")
-    ax.plot(kn["samples"], values.max(axis=1), "k--", lw=0.8, label="highest knob")
-    for i in shown:
-        name = n.knob_channels[i] if i < len(n.knob_channels) else f"knob {i}"
-        ax.plot(kn["samples"], values[:, i], lw=0.9, label=name)
+    for ax in (full, zoom):
+        ax.plot(kn["samples"], values.min(axis=1), "k:", lw=0.8, label="lowest knob")
+        ax.plot(kn["samples"], values.max(axis=1), "k--", lw=0.8, label="highest knob")
+        for j, i in enumerate(shown):
+            name = n.knob_channels[i] if i < len(n.knob_channels) else f"knob {i}"
+            ax.plot(kn["samples"], values[:, i], lw=0.9, label=name, **_style(j))
+        _axes_style(ax)
     if "knobs" in n.limits:
         lo, hi, lunit = n.limits["knobs"]
-        ax.axhline(lo, color="r", lw=1.2, label=f"limit low {lo:g} {lunit}")
-        ax.axhline(hi, color="r", lw=1.2, label=f"limit high {hi:g} {lunit}")
-    ax.set(xlabel="training samples", ylabel=f"knob setpoint ({unit})", title="knob setpoints against their limits")
-    _axes_style(ax)
-    _legend_outside(ax, ncol=1 if len(shown) <= 16 else 2)
+        full.axhline(lo, color="r", lw=1.2, label=f"limit low {lo:g} {lunit}")
+        full.axhline(hi, color="r", lw=1.2, label=f"limit high {hi:g} {lunit}")
+    full.set(ylabel=f"setpoint ({unit})", title="knob setpoints against their limits")
+    zoom.set(xlabel="training samples", ylabel=f"setpoint ({unit})")
+    zoom.set_title("zoomed to the setpoints (all knobs lie between the dotted and dashed lines)", fontsize=9)
+    # one legend for both panels, right of them (on the top panel alone it would push the panels apart)
+    handles, labels = full.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize=8, ncol=1 if len(shown) <= 16 else 2)
     return fig
 
 
@@ -208,19 +231,37 @@ def nudges(data: dict[str, dict[str, np.ndarray]], n: Naming) -> Figure:
     return fig
 
 
-def gradient_fidelity(fid: dict[str, np.ndarray]) -> Figure:
-    """Relative error and cosine of the measured step against the twin's oracle at points through the run."""
-    fig, axs = _new(11, 3.8, 1, 2)
-    ax1, ax2 = axs[0]
-    ax1.semilogy(fid["sample"], fid["relative_error"], "o")
-    ax1.set(xlabel="training sample checked", ylabel="relative error", title="measured step against the oracle")
-    ax2.plot(fid["sample"], fid["cosine"], "o", label="to the oracle's step")
-    ax2.plot(fid["sample"], fid["cosine_to_gradient"], "s", label="to −∇L")
-    ax2.set(xlabel="training sample checked", ylabel="cosine", title=f"β = {fid['beta'][0]:g}")
+def gradient_fidelity(fid: dict[str, np.ndarray], n: Naming | None = None) -> Figure:
+    """Relative error and cosine of the Aeqprop step against the twin's oracle at snapshots over the run.
+
+    Each point is a parameter snapshot; at it, the same first training examples are stepped
+    (``fid["step_relative_error"]``: every step, drawn faint; the line is the worst of them).
+    The cosines are drawn as 1 − cosine on a log axis (0 is perfect agreement).
+    """
+    fig, axs = _new(10, 6.5, 2, 1, sharex=True)
+    ax1, ax2 = axs[0, 0], axs[1, 0]
+    x = fid["sample"]
+    steps = int(fid["steps"][0]) if "steps" in fid else 1
+    if "step_relative_error" in fid:
+        per = fid["step_relative_error"]
+        xs = np.repeat(x[:, None], per.shape[1], axis=1)
+        ax1.semilogy(xs.ravel(), per.ravel(), ".", color="0.6", ms=4, label="each step")
+    ax1.semilogy(x, fid["relative_error"], "o-", ms=4, label=f"worst of {steps} step(s)")
+    ax1.set(ylabel="relative error of the step")
+    where = f", on the twin of a {fid['on_twin_of'][0]} run" if "on_twin_of" in fid else " on the twin"
+    ax1.set_title(
+        f"Aeqprop step Δθ against the oracle's{where}: β = {fid['beta'][0]:g}, {x.size} snapshot(s) × {steps} step(s)",
+        fontsize=10,
+    )
+    floor = 1e-16
+    ax2.semilogy(x, np.maximum(1 - fid["cosine"], floor), "o-", ms=4, label="to the oracle's step (worst)")
+    ax2.semilogy(x, np.maximum(1 - fid["cosine_to_gradient"], floor), "s--", ms=4, label="to −ε∇L (worst)")
+    ax2.set(xlabel="training samples (parameter snapshot)", ylabel="1 − cosine")
     for ax in (ax1, ax2):
         ax.xaxis.set_major_locator(MaxNLocator(nbins=MAX_TICKS, integer=True))
+        ax.yaxis.set_major_locator(LogLocator(numticks=MAX_TICKS))
         ax.grid(alpha=0.3)
-    _legend_outside(ax2)
+        _legend_outside(ax)
     return fig
 
 

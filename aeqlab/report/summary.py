@@ -71,6 +71,26 @@ def flags(
     return out
 
 
+def fidelity_line(gf: dict[str, np.ndarray]) -> str:
+    """The summary's line on gradient fidelity over the run (worst point named by its sample)."""
+    ok = ~np.isnan(gf["relative_error"])
+    where = f" on the twin of this {gf['on_twin_of'][0]} run" if "on_twin_of" in gf else " on the twin"
+    head = (
+        f"gradient fidelity over the run{where} (β = {gf['beta'][0]:g}; {gf['sample'].size} parameter snapshots "
+        f"from sample {int(gf['sample'][0])} to {int(gf['sample'][-1])}, {int(gf['steps'][0])} step(s) each on the "
+        f"first training examples; computed at report time in {float(gf['seconds'][0]):.1f} s)"
+    )
+    if not ok.any():
+        return f"{head}: no snapshot could be checked"
+    rel = gf["relative_error"][ok]
+    k = int(np.argmax(rel))
+    return (
+        f"{head}: relative error median {np.median(rel):.2e}, worst {rel[k]:.2e} "
+        f"(at sample {int(gf['sample'][ok][k])}); cosine to the oracle's step ≥ {np.nanmin(gf['cosine']):.6f}; "
+        f"see gradient_fidelity.png"
+    )
+
+
 def read_run_summary(run_dir: Path) -> dict[str, Any] | None:
     """``summary.json`` of the run's last session, or None."""
     try:
@@ -100,18 +120,14 @@ def summary_page(run: dict[str, Any], files: list[Path]) -> str:
     if acc.size > 1:
         lines.append(
             f"* test {metric}: {acc[0]:.3f} before training → {acc[-1]:.3f} (best {np.nanmax(acc):.3f}); "
-            f"test loss {loss[0]:.4f} → {loss[-1]:.4f}"
+            f"test loss {loss[0]:.4g} → {loss[-1]:.4g}"
         )
     elif acc.size:
-        lines.append(f"* test {metric} before training: {acc[0]:.3f}, loss {loss[0]:.4f} (no epoch has ended yet)")
+        lines.append(f"* test {metric} before training: {acc[0]:.3f}, loss {loss[0]:.4g} (no epoch has ended yet)")
     ho = data["homeostasis"]
     lines.append(f"* homeostasis: {np.mean(ho['iterations']):.1f} iterations per sample (free + homeostatic phase)")
     if "gradient_fidelity" in data:
-        gf = data["gradient_fidelity"]
-        lines.append(
-            f"* gradient fidelity (β = {gf['beta'][0]:g}, {gf['sample'].size} step(s) from θ₀): "
-            f"relative error ≤ {np.max(gf['relative_error']):.2e}, cosine ≥ {np.min(gf['cosine']):.6f}"
-        )
+        lines.append(f"* {fidelity_line(data['gradient_fidelity'])}")
     lines += [f"* {note}" for note in run.get("notes", [])]
     if "knobs" not in data:
         lines.append("* knob setpoints: not journaled by this run (the knobs figure is empty)")

@@ -102,7 +102,7 @@ class JournalRecorder:
             raise InputError(
                 f"replaying sample {row['seq']} from the last full checkpoint did not give the journaled sample",
                 where=str(self.journal.path),
-                hint="the backend is not deterministic; resume it as a bench would (without its snapshot)",
+                hint="the backend is not deterministic; resume it as a bench would, without its snapshot",
             )
 
     def __call__(self, event: RunEvent) -> None:

@@ -282,7 +282,7 @@ def _session(
                 f"the journal's last full checkpoint is {behind} samples before its last sample, and only a twin "
                 "can replay them from it",
                 where=str(store.journal_path),
-                hint=f"resume on the backend the run used ({header.backend}, with its snapshot)",
+                hint=f"resume on the backend the run used, {header.backend}, with its snapshot",
             )
         if snap is not None and backend.restore is not None:
             backend.restore(snap)

@@ -156,3 +156,42 @@ def test_report_writes_every_figure_and_flags(xor_run, tmp_path):
     assert "**saturated (a knob held at its limit)**: 1 samples, in epoch(s) 2; samples 5" in page
     assert "summary.json for the last session only" in page and "![knobs](knobs.png)" in page
     assert all(f"![{f}]({f}.png)" in page for f in figures.FIGURES)
+
+
+def test_gradient_fidelity_figure_draws_its_data_readably():
+    rng = np.random.default_rng(0)
+    x = np.round(np.linspace(0, 28_740, 20))
+    fid = {
+        "sample": x,
+        "relative_error": 10 ** rng.uniform(-6, 0, 20),
+        "cosine": 1 - 10 ** rng.uniform(-15, -1, 20),
+        "cosine_to_gradient": 1 - 10 ** rng.uniform(-5, -1, 20),
+        "step_relative_error": 10 ** rng.uniform(-7, 0, (20, 3)),
+        "beta": np.full(20, 0.5),
+        "steps": np.array([3]),
+    }
+    fig = figures.gradient_fidelity(fid)
+    fig.canvas.draw()
+    top, bottom = fig.axes
+    lines = {line.get_label(): line for ax in fig.axes for line in ax.get_lines()}
+    assert lines["worst of 3 step(s)"].get_ydata().tolist() == fid["relative_error"].tolist()
+    np.testing.assert_allclose(lines["to the oracle's step (worst)"].get_ydata(), 1 - fid["cosine"])
+    assert len(lines["each step"].get_ydata()) == 60 and "β = 0.5, 20 snapshot(s) × 3 step(s)" in top.get_title()
+    for ax in fig.axes:
+        assert ax.get_yscale() == "log" and len(ax.get_xticks()) <= figures.MAX_TICKS + 3
+        assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1
+    # the sample numbers on the x axis do not run into each other
+    boxes = [t.get_window_extent() for t in bottom.get_xticklabels() if t.get_text()]
+    assert all(a.x1 < b.x0 for a, b in zip(boxes, boxes[1:]))
+
+
+def test_many_lines_never_share_a_look_and_knobs_are_zoomed(xor_run):
+    run = read_run(xor_run[0])
+    fig = figures.parameters(run["data"], run["naming"])
+    looks = [(line.get_color(), line.get_linestyle()) for line in fig.axes[0].get_lines()]
+    assert len(looks) == 16 and len(set(looks)) == 16
+    d = run["data"] | {"knobs": {"samples": np.array([0.0, 4.0]), "knobs": np.full((2, 42), 0.1) + [[0.0], [0.05]]}}
+    fig = figures.knobs(d, run["naming"])
+    full, zoom = fig.axes
+    assert full.get_ylim()[0] <= -5 and full.get_ylim()[1] >= 5  # the limits are in view on top
+    assert -1 < zoom.get_ylim()[0] < 0.1 and 0.15 < zoom.get_ylim()[1] < 1  # the bottom shows the setpoints

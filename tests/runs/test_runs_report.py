@@ -57,7 +57,11 @@ def test_report_figures_plot_the_journal(tmp_path, reference):
     times = query(journal, "SELECT free_s, homeostatic_s, clamped_s, sample_s FROM samples")
     assert all(None not in t and 0 < t[0] + t[1] + t[2] <= t[3] for t in times)
     gf = result.data["gradient_fidelity"]
-    assert gf["relative_error"].size == 2 and np.all(gf["cosine"] > 0.99)
+    # at most 20 snapshots spread over the run, from θ₀ to the last; two steps each
+    snap_seq = [r[0] for r in query(journal, "SELECT seq FROM snapshots ORDER BY seq")]
+    assert len(snap_seq) > 20 and gf["sample"].size == 20 and set(gf["sample"]) <= set(snap_seq)
+    assert gf["sample"][0] == 0 and gf["sample"][-1] == snap_seq[-1] and gf["step_relative_error"].shape == (20, 2)
+    assert np.all(gf["cosine"] > 0.95)  # at the protocol's β = 0.5: no small-β agreement, but the same direction
     page = (tmp_path / "report" / "summary.md").read_text()
     assert f"{summary['test_accuracy']:.3f}" in page and "completed" in page
 
