@@ -129,7 +129,7 @@ def _client(scheduler: str | None, workers: int | None) -> tuple[Any, ExitStack,
         raise InputError(
             f"the sweep's local Dask workers could not start ({' '.join(str(exc).split())[:120]})",
             where=_caller_script() or "aeqlab.sweep",
-            hint='in a script, call aeqlab.sweep under `if __name__ == "__main__":` (workers import the script anew)',
+            hint='in a script, call aeqlab.sweep under `if __name__ == "__main__":`: workers import the script anew',
         ) from None
     client = stack.enter_context(Client(cluster))
     return client, stack, f"a LocalCluster of {n} worker processes × 1 thread (BLAS threads 1), on 127.0.0.1"
