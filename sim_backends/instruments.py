@@ -81,11 +81,14 @@ class _Group(NamedTuple):
     index: np.ndarray | slice  # twin port elements
     offset: np.ndarray
     scale: np.ndarray
+    unit: bool  # offset 0 and scale 1 on every channel: values pass unchanged
 
 
 def _group(port, sel, ch, index, offset, scale, n) -> _Group:
     idx = index[ch]
-    return _Group(port, slice(None) if sel.size == n else sel, ch, compact(idx), offset[ch].copy(), scale[ch].copy())
+    off, sc = offset[ch].copy(), scale[ch].copy()
+    unit = bool(np.all(off == 0.0) and np.all(sc == 1.0))
+    return _Group(port, slice(None) if sel.size == n else sel, ch, compact(idx), off, sc, unit)
 
 
 class SimInstrument:
@@ -228,7 +231,7 @@ class SimInstrument:
 
     def _drive(self, groups: list[_Group], v: np.ndarray) -> None:
         for g in groups:
-            self.twin.write(g.port, g.index, (v[g.sel] - g.offset) / g.scale)
+            self.twin.write(g.port, g.index, v[g.sel] if g.unit else (v[g.sel] - g.offset) / g.scale)
 
     def _drive_any(self, ch: np.ndarray, v: np.ndarray) -> None:
         self._drive(self._split(ch, "voltage-out"), v)
@@ -240,12 +243,16 @@ class SimInstrument:
         ch = np.asarray(channels, np.intp)
         groups = self._split(ch, "voltage-in")
         self._record("read", ch.size)
-        out = np.empty(ch.size)
-        for g in groups:
-            model = self.twin.read(g.port, g.index)
-            if self.faults.noise:
-                model = model + self._rng.normal(0.0, self.faults.noise, model.size)
-            out[g.sel] = g.offset + g.scale * model
+        noise = self.faults.noise
+        if len(groups) == 1 and groups[0].unit and isinstance(groups[0].sel, slice) and not noise:
+            out = self.twin.read(groups[0].port, groups[0].index)  # a new array: the twin's own is not shared
+        else:
+            out = np.empty(ch.size)
+            for g in groups:
+                model = self.twin.read(g.port, g.index)
+                if noise:
+                    model = model + self._rng.normal(0.0, noise, model.size)
+                out[g.sel] = model if g.unit else g.offset + g.scale * model
         for c in self.faults.stuck:
             hit = np.flatnonzero(ch == c)
             if hit.size:
