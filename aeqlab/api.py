@@ -164,13 +164,37 @@ def resume(
     run_dir: str | Path,
     *,
     force: bool = False,
+    from_best: bool = False,
+    epochs: int | None = None,
+    out: str | Path | None = None,
     callbacks: Iterable[Callback] = (),
     stop: threading.Event | None = None,
     progress: bool = False,
     handle_signals: bool | None = None,
 ) -> Run:
-    """Continue an interrupted, killed or faulted run from its last committed sample, on its backend kind."""
+    """Continue an interrupted, killed or faulted run from its last committed sample, on its backend kind.
+
+    With ``from_best``, train on instead from the run's best parameters by its validation
+    split (``best.npz``) in a new *child* run folder (in ``out``, default beside the run),
+    up to epoch ``epochs`` (default: the run's planned epochs); the run's own folder is
+    only read. The child's ``summary["parent"]`` names the run and the best sample.
+    """
     session, _ = _session(callbacks, stop, progress, handle_signals)
+    if from_best:
+        from aeqlab.runs.frombest import from_best as _from_best
+
+        if force:
+            raise InputError(
+                "force applies to a resume of the run itself", where="aeqlab.resume", hint="leave out force"
+            )
+        summary = _from_best(run_dir, open_backend, epochs=epochs, out=out, session=session)
+        return Run(summary["run_dir"])
+    if epochs is not None or out is not None:
+        raise InputError(
+            "epochs and out apply to a resume from the best parameters only",
+            where="aeqlab.resume",
+            hint="add from_best=True, or leave them out",
+        )
     summary = training.resume(run_dir, open_backend, force=force, session=session)
     return Run(summary["run_dir"])
 

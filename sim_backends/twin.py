@@ -218,12 +218,24 @@ class Twin:
             self._check_jump(before, theta_before, moved)
 
     def _check_jump(self, before: list[np.ndarray], theta_before: np.ndarray, moved: float) -> None:
+        """A jump: ρ at the equilibrium it left, and ρ where the parameters held there would put the states.
+
+        The joint relaxation always ends in a minimum of the box-bounded energy, so the state
+        a jump leaves reads ρ < 1 even when the system runs away: past ρ = 1 the states slide
+        to their bounds (where ρ over the free units is small), homeostasis pulls the
+        parameters back, and they slide again. The held ratio (the preflight's) sees the
+        saddle they are pulled toward: ρ ≥ 1 there makes the jump an unstable one. It is
+        computed on a copy, and only for jumps.
+        """
         after, theta_after = self.net.states, self.net.theta
         self.net.states, self.net.theta = before, theta_before
         try:
             rho = self.net.stability_ratio(self.ports["inputs"])
         finally:
             self.net.states, self.net.theta = after, theta_after
+        held = getattr(self.net, "held_stability_ratio", None)
+        if held is not None and rho < 1.0:
+            rho = max(rho, float(self.clone_network().held_stability_ratio(self.ports["inputs"], theta_before)))
         st = self.stats
         st.jumps += 1
         st.events.append(StabilityEvent(st.relaxations, rho, moved))

@@ -158,3 +158,63 @@ def test_ctrl_c_mid_run_leaves_every_source_safe(tmp_path, presses):
     states = {p.name.split(".")[0]: json.loads(p.read_text()) for p in logs_dir.glob("*.state.json")}
     assert set(logs) == {"qdac", "board", "dmm", "smu", "k2450"}
     assert_all_sources_safe(logs, states)
+
+
+def soft_emulated(tmp_path: Path) -> Path:
+    """The emulated iris protocol with every ε × 8 and β = 1, read every 5 samples, stopped at 0.95.
+
+    Its twin starts at ρ ≈ 0.69 (the preflight passes); the bench stability indicator read
+    about 0.7 over the first 5 samples and 1.0 (loops that no longer reach their tolerance)
+    over the next 5 (measured while writing this test).
+    """
+    import re
+
+    text = EMULATED.read_text()
+    text = re.sub(r"epsilon: \{.*\}", "epsilon: {weights: [0.16, 0.04], biases: [0.16, 0.04]}", text)
+    text = re.sub(r"^  beta: 0\.5", "  beta: 1.0", text, flags=re.M)
+    text += "\nstability:\n  monitor_every: 5\n  threshold: 0.95\n  action: stop\n"
+    path = tmp_path / "soft_emulated.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_monitor_stops_an_emulated_run_from_the_bench_indicator_without_asking_the_twin(monkeypatch, tmp_path):
+    from aeqlab.backends import sim
+    from aeqlab.journal import Journal
+
+    asked: list[int] = []  # every reading of the twin's own ρ (the preflight's is the only one allowed)
+
+    def counted(twin, inputs, n=20):
+        asked.append(len(inputs))
+        return sim.stability_preflight(twin, inputs, n)
+
+    monkeypatch.setattr(emulate, "stability_preflight", counted)
+    started = []
+    real_start = emulate.start_emulators
+
+    def start(protocol, twin=None):
+        started.append(real_start(protocol, twin))
+        return started[-1]
+
+    monkeypatch.setattr(emulate, "start_emulators", start)
+    protocol = soft_emulated(tmp_path)
+    code, summary, err = run_cli(["run", str(protocol), "--emulate", "--epochs", "1", "--json", "--out", str(tmp_path)])
+    assert code == 3, err
+    assert summary["status"] == "interrupted" and summary["exit_code"] == 3 and summary["backend"] == "emulate"
+    assert "stopped by the stability monitor" in summary["error"] and "(bench)" in summary["error"]
+    assert summary["safe_state"] == "safe" and summary["stability_source"] == "bench"
+    j = Journal.open_live(Path(summary["run_dir"]) / "journal.sqlite")
+    try:
+        rows, preflight = j.stability(), j.header().extra["preflight_rho"]
+    finally:
+        j.close()
+    assert preflight < 0.8  # the twin was stable at the start
+    assert len(rows) >= 2 and all(r["source"] == "bench" for r in rows)
+    assert rows[0]["rho"] < 0.95 and rows[0]["action"] == "none"  # below the threshold first, then across it
+    assert rows[-1]["rho"] >= 0.95 and rows[-1]["action"] == "stop" and summary["samples"] == rows[-1]["seq"] <= 40
+    assert "homeostasis loops" in rows[-1]["detail"]
+    assert len(asked) == 1  # the preflight's: the monitor never asked the twin
+    emus = started[0]
+    logs = {name: [r.command for r in emu.log] for name, emu in emus.emulators.items()}
+    states = {name: {k: v.tolist() for k, v in emu.output_state().items()} for name, emu in emus.emulators.items()}
+    assert_all_sources_safe(logs, states)

@@ -19,15 +19,40 @@ from aeqlab.errors import AeqlabError
 def resume(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="a run folder made by 'aeqlab run'")],
     force: Annotated[bool, typer.Option("--force", help="continue even though the protocol file changed")] = False,
+    from_best: Annotated[
+        bool,
+        typer.Option("--from-best", help="train on from the run's best parameters (best.npz), in a new child run"),
+    ] = False,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="with --from-best: the child's last epoch (default: the run's)")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="with --from-best: folder for the child run (default: beside RUN_DIR)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary as the last line")] = False,
 ) -> None:
-    """Continue a run from its last committed sample, on the backend it used."""
+    """Continue a run from its last committed sample, on the backend it used (or, --from-best, a child run
+    from its best parameters; RUN_DIR is left as it is)."""
     from aeqlab.backends import open_backend
     from aeqlab.cli.sessions import cli_session, finish_session
+    from aeqlab.errors import InputError
     from aeqlab.runs import training
 
     try:
-        summary = training.resume(run_dir, open_backend, force=force, session=cli_session())
+        if from_best:
+            from aeqlab.runs.frombest import from_best as start_child
+
+            if force:
+                raise InputError("--force applies to a resume of the run itself", where="--force", hint="leave it out")
+            summary = start_child(run_dir, open_backend, epochs=epochs, out=out, session=cli_session())
+        else:
+            if epochs is not None or out is not None:
+                raise InputError(
+                    "--epochs and --out apply to 'resume --from-best' only",
+                    where="aeqlab resume",
+                    hint="add --from-best, or leave them out",
+                )
+            summary = training.resume(run_dir, open_backend, force=force, session=cli_session())
     except AeqlabError as exc:
         fail(exc)
     finish_session(summary, as_json)

@@ -176,6 +176,22 @@ class Journal:
             raise bad(path, f"cannot read the journal ({exc})", "check the file, or try again") from None
         return cls(path, con, writable=False)
 
+    @classmethod
+    def open_untouched(cls, path: Path) -> Journal:
+        """Open read-only a journal no process is writing, leaving no SQLite side files beside it.
+
+        A journal whose write-ahead log still holds transactions (a killed run's) is read
+        with it (as :meth:`open_live` does)."""
+        wal = path.with_name(path.name + "-wal")
+        if wal.is_file() and wal.stat().st_size:
+            return cls.open_live(path)
+        try:
+            con = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, isolation_level=None)
+            con.execute("SELECT count(*) FROM header").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise bad(path, f"cannot read the journal ({exc})", "check the file, or try again") from None
+        return cls(path, con, writable=False)
+
     def close(self) -> None:
         """Close the connection (folds the WAL back into the file; never leaves it locked)."""
         try:
@@ -190,9 +206,11 @@ class Journal:
         self._bounds = None
 
     # ---------------------------------------------------------------- writing
-    def begin_session(self, kind: str, protocol_text: str | None = None) -> int:
-        """A new session (this process); ``protocol_text`` when it runs a changed protocol (``--force``)."""
-        seq = self.last_sample()
+    def begin_session(self, kind: str, protocol_text: str | None = None, after: int = 0) -> int:
+        """A new session (this process); ``protocol_text`` when it runs a changed protocol (``--force``).
+
+        Its first sample follows the journal's last, or ``after`` (a child run's start) when later."""
+        seq = max(self.last_sample(), after)
         sha = hashlib.sha256(protocol_text.encode()).hexdigest() if protocol_text is not None else None
         with self._tx():
             self._upgrade()  # a journal written by an earlier version gets the columns added since
@@ -283,14 +301,23 @@ class Journal:
         return rows[0] if rows else None
 
     def record_initial(
-        self, accuracy: float, loss: float, checkpoint: StoredCheckpoint, snapshot: tuple[np.ndarray, np.ndarray]
+        self,
+        accuracy: float,
+        loss: float,
+        checkpoint: StoredCheckpoint,
+        snapshot: tuple[np.ndarray, np.ndarray],
+        samples: int = 0,
     ) -> None:
-        """The evaluation before training (epoch 0), θ₀'s snapshot and the first checkpoint."""
+        """The evaluation before training (epoch 0), θ₀'s snapshot and the first checkpoint.
+
+        ``samples``: the training samples behind θ₀ (a child run's, taken from its parent's best).
+        """
         with self._tx():
             self.con.execute(
-                "INSERT INTO epochs (epoch, samples, test_accuracy, test_loss) VALUES (0, 0, ?, ?)", (accuracy, loss)
+                "INSERT INTO epochs (epoch, samples, test_accuracy, test_loss) VALUES (0, ?, ?, ?)",
+                (samples, accuracy, loss),
             )
-            self._snapshot(0, 0, *snapshot)
+            self._snapshot(samples, 0, *snapshot)
             self._write_checkpoint(checkpoint)
 
     def record_epoch(

@@ -10,12 +10,16 @@ from aeqlab.journal import Header
 from aeqlab.runs.store import RunStore, file_sha256, split_sha256
 
 
-def protocol_with_kept_data(store: RunStore, header: Header, source: Path, changed: list[str]):
-    """The run's protocol, its data path pointed at the folder's copy (checked against its SHA-256)."""
+def protocol_with_kept_data(store: RunStore, header: Header, source: Path, changed: list[str], text: str | None = None):
+    """The run's protocol, its data path pointed at the folder's copy (checked against its SHA-256).
+
+    The protocol is ``source``'s text, or ``text`` (named as ``source``) when given."""
     from aeqlab.protocol import load_protocol, parse_protocol
 
     kept = header.extra.get("data") or {}
     if "file" not in kept or changed:  # built-in data, a run from before data travelled, or a forced new protocol
+        if text is not None:
+            return parse_protocol(text, str(source)), text
         return load_protocol(source)
     copy = store.path / kept["file"]
     if not copy.is_file():
@@ -32,7 +36,7 @@ def protocol_with_kept_data(store: RunStore, header: Header, source: Path, chang
             where=str(copy),
             hint="restore the file the run trained on, or start a new run",
         )
-    text = source.read_text(encoding="utf-8")
+    text = source.read_text(encoding="utf-8") if text is None else text
     return parse_protocol(_with_data_path(text, str(copy.resolve())), str(source)), text
 
 

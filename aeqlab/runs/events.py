@@ -34,13 +34,14 @@ class Opened(RunEvent):
     """A session begins: a new run (``mode`` start) or a resumed one."""
 
     kind: ClassVar[str] = "open"
-    mode: str = "start"  # start | resume | resume --force
+    mode: str = "start"  # start | resume | resume --force | from-best
     run_dir: str | None = None
     epochs: int = 0
     samples_per_epoch: int = 0
     samples_done: int = 0
     task: str = "classification"
     protocol_text: str | None = None  # a changed protocol a forced resume runs
+    parent: dict[str, Any] | None = None  # a child run's (from-best): the run and the best it starts from
 
 
 @dataclass

@@ -152,10 +152,14 @@ class JournalRecorder:
         elif isinstance(event, InitialEvaluation):
             cp = event.evaluation.checkpoint
             j.record_initial(
-                event.evaluation.accuracy, event.evaluation.loss, self._stored(cp), (cp.state.targets, cp.state.knobs)
+                event.evaluation.accuracy,
+                event.evaluation.loss,
+                self._stored(cp),
+                (cp.state.targets, cp.state.knobs),
+                samples=cp.samples_done,
             )
         elif isinstance(event, Opened):
-            j.begin_session(event.mode, event.protocol_text)
+            j.begin_session(event.mode, event.protocol_text, after=event.samples_done)
         elif isinstance(event, Rehomed):
             j.record_rehome(event.iterations, event.residual)
         elif isinstance(event, StabilityChecked):

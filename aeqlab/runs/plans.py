@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from aeqlab.engine.records import Checkpoint, EpochTotals
+from aeqlab.engine.state import EngineState
 from aeqlab.engine.trainer import Trainer
 from aeqlab.protocol import Schedule
 from aeqlab.runs.events import EpochDone, InitialEvaluation, ParamsSaved, Rehomed, SampleDone
@@ -24,6 +26,22 @@ from aeqlab.runs.messages import Emit, Evaluate, Resume, RunMessage, Start, Trai
 from aeqlab.runs.stability import Best, BestParams, StabilityMonitor
 
 RunPlan = Generator[RunMessage, Any, None]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a child run (``resume --from-best``) starts: another run's parameters at the end of its ``epoch``.
+
+    ``targets`` are θ* there and ``knobs`` the setpoints that held them (None: the knobs as
+    found); ``samples_done`` the training samples behind them; ``beta`` the β the next
+    epoch trains with.
+    """
+
+    targets: np.ndarray
+    knobs: np.ndarray | None
+    epoch: int
+    samples_done: int
+    beta: float
 
 
 def beta_of_epoch(schedule: Schedule, beta0: float, epoch: int, previous: float | None = None) -> float:
@@ -50,8 +68,9 @@ def training(
     rehome: bool = True,
     snapshot_every: int = 1,
     monitor: StabilityMonitor | None = None,
+    origin: Origin | None = None,
 ) -> RunPlan:
-    """The plan of a run up to epoch ``epochs``, from the start or from a checkpoint.
+    """The plan of a run up to epoch ``epochs``, from the start, from a checkpoint or from another run's parameters.
 
     Parameters
     ----------
@@ -70,17 +89,27 @@ def training(
         A full parameter snapshot goes with every N-th sample.
     monitor
         The stability monitor and the best parameters (:mod:`aeqlab.runs.stability`), or None.
+    origin
+        Without ``resume``: a child run's start (:class:`Origin`); after taking the bench as
+        found, homeostasis brings the parameters to the origin's, and training goes on at
+        the epoch after the origin's, in the order the seed gives that epoch.
     """
     schedule = trainer.protocol.schedule
     rng = np.random.default_rng(seed)
     best = monitor.best if monitor is not None else Best()
     if resume is None:
-        yield Start()
-        initial = yield Evaluate(0)
+        found = yield Start()
         beta, epoch, done, totals = beta_of_epoch(schedule, trainer.protocol.method.beta, 1), 1, 0, EpochTotals()
-        initial.checkpoint = trainer.checkpoint(1, 0, beta, rng.bit_generator.state, totals)
+        if origin is not None:
+            beta, epoch = yield from _take_up(trainer, origin, found, rng)
+        initial = yield Evaluate(0)
+        # validated before the first checkpoint is committed: a twin's snapshot then holds the state
+        # the first sample starts from (the validation's relaxations move the twin's states)
+        found = yield from _validated(trainer, best, epoch - 1)
+        initial.checkpoint = trainer.checkpoint(epoch, 0, beta, rng.bit_generator.state, totals)
         yield Emit(InitialEvaluation(evaluation=initial, knobs=trainer.state.knobs.copy()))
-        yield from _validate(trainer, best, 0)
+        if found is not None:
+            yield Emit(found)
     else:
         rehomed = yield Resume(resume, rehome)
         if rehomed is not None:
@@ -145,19 +174,44 @@ def _epoch(
     return beta
 
 
+def _take_up(
+    trainer: Trainer, origin: Origin, found: EngineState, rng: np.random.Generator
+) -> Generator[RunMessage, Any, tuple[float, int]]:
+    """A child run takes up its origin: θ* and knobs set, homeostasis to them; returns (β, epoch) from there."""
+    n = len(trainer.data.y_train)
+    for _ in range(origin.epoch):  # the order generator as it stands at the next epoch's start
+        if trainer.protocol.schedule.shuffle:
+            rng.permutation(n)
+    knobs = found.knobs if origin.knobs is None else np.array(origin.knobs, dtype=float)
+    state = EngineState(targets=np.array(origin.targets, dtype=float), knobs=knobs, memory=found.memory)
+    cp = Checkpoint(
+        origin.epoch + 1, 0, origin.samples_done, origin.beta, rng.bit_generator.state, EpochTotals(), state
+    )
+    rehomed = yield Resume(cp, True)
+    if rehomed is not None:
+        yield Emit(Rehomed(iterations=rehomed.iterations, residual=rehomed.residual))
+    return origin.beta, origin.epoch + 1
+
+
 def _validate(trainer: Trainer, best: Best | None, epoch: int) -> RunPlan:
     """With a validation split, evaluate it; new best parameters are emitted (kept as ``best.npz``)."""
+    found = yield from _validated(trainer, best, epoch)
+    if found is not None:
+        yield Emit(found)
+
+
+def _validated(trainer: Trainer, best: Best | None, epoch: int) -> Generator[RunMessage, Any, BestParams | None]:
+    """With a validation split, evaluate it; returns the event of new best parameters, or None."""
     if best is None or trainer.data.x_val is None:
-        return
+        return None
     val = yield Validate(epoch)
     theta = trainer.state.targets
-    if best.remember(theta, val):
-        yield Emit(
-            BestParams(
-                epoch=epoch,
-                samples_done=trainer.samples_done,
-                accuracy=float(val.accuracy),
-                loss=float(val.loss),
-                theta=theta.copy(),
-            )
-        )
+    if not best.remember(theta, val):
+        return None
+    return BestParams(
+        epoch=epoch,
+        samples_done=trainer.samples_done,
+        accuracy=float(val.accuracy),
+        loss=float(val.loss),
+        theta=theta.copy(),
+    )

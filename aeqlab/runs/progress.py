@@ -115,6 +115,14 @@ class LiveView:
                 markup=False,
                 highlight=False,
             )
+        if ev.parent:
+            p = ev.parent
+            self.console.print(
+                f"  a child run: from the best parameters of {p['run_dir']} (epoch {p['epoch']}, sample "
+                f"{p['samples']}, validation {p['validation_accuracy']:.3f}), beta {p['beta']:g}",
+                markup=False,
+                highlight=False,
+            )
         if self.live_mode:
             self._live = Live(self._render(), console=self.console, auto_refresh=False, transient=False)
             self._live.__enter__()

@@ -50,6 +50,8 @@ def summarize(
         "seed": header.seed,
         "sessions": len(journal.sessions()),
     }
+    if "parent" in header.extra:  # a child run (resume --from-best): the run and the best it started from
+        summary["parent"] = header.extra["parent"]
     if initial is not None:
         summary["initial_test_accuracy"] = initial["test_accuracy"]
         summary["initial_test_loss"] = initial["test_loss"]

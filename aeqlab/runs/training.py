@@ -33,7 +33,7 @@ from aeqlab.runs.data import check_split, protocol_with_kept_data
 from aeqlab.runs.engine import RunEngine, Subscriber
 from aeqlab.runs.events import Opened
 from aeqlab.runs.journaling import JournalRecorder, load_checkpoint
-from aeqlab.runs.plans import training
+from aeqlab.runs.plans import Origin, training
 from aeqlab.runs.stability import StabilityMonitor, restore_monitor
 from aeqlab.runs.store import RunStore, split_sha256, versions
 from aeqlab.runs.summary import linear_baseline, summarize
@@ -97,6 +97,26 @@ def start(
     run_seed = protocol.seed if seed is None else seed
     data = load(protocol.dataset)
     rho = preflight(protocol, backend, data.x_train, source)
+    return begin(
+        protocol, text, source, backend, data, n_epochs, run_seed, out, snapshot_every, session, {"preflight_rho": rho}
+    )
+
+
+def begin(
+    protocol: Protocol,
+    text: str,
+    source: str,
+    backend: Backend,
+    data: Split,
+    n_epochs: int,
+    run_seed: int,
+    out: str | Path | None,
+    snapshot_every: int | None,
+    session: Session | None,
+    extra: dict[str, Any],
+    origin: Origin | None = None,
+) -> dict[str, Any]:
+    """A new run folder and journal (``extra`` goes into the header and ``run.json``), and its first session."""
     store = RunStore(out or protocol.output.dir, protocol.name)
     with store.lock():
         protocol_hash = store.write_protocol(text)
@@ -120,7 +140,7 @@ def start(
             versions=versions(),
             instruments=backend.bench.identities(),
             started=started,
-            extra={"preflight_rho": rho, "task": protocol.dataset.task, "data": kept, **linear_baseline(data)},
+            extra={**extra, "task": protocol.dataset.task, "data": kept, **linear_baseline(data)},
         )
         store.write_json(
             "run.json",
@@ -133,13 +153,16 @@ def start(
                 "versions": header.versions,
                 "instruments": header.instruments,
                 "started": started,
-                "preflight_rho": rho,
+                **extra,
                 "data": kept,
             },
         )
         journal = Journal.create(store.journal_path, header, durable=backend.kind == "bench")
+        mode = "start" if origin is None else "from-best"
         try:
-            return _session(store, journal, header, protocol, data, backend, None, "start", session or Session())
+            return _session(
+                store, journal, header, protocol, data, backend, None, mode, session or Session(), origin=origin
+            )
         finally:
             journal.close()
 
@@ -245,6 +268,7 @@ def _session(
     mode: str,
     session: Session,
     protocol_text: str | None = None,
+    origin: Origin | None = None,
 ) -> dict[str, Any]:
     """One session of the run engine, journaled; returns the summary."""
     trainer = Trainer(protocol, backend.bench, data, oracle=backend.oracle)
@@ -292,12 +316,14 @@ def _session(
                 f"resuming {store.path} at sample {checkpoint.samples_done} "
                 f"(epoch {checkpoint.epoch}, {'twin snapshot restored' if not rehome else 'homeostasis first'})"
             )
-    done_before = checkpoint.samples_done if checkpoint else 0
+    done_before = checkpoint.samples_done if checkpoint else origin.samples_done if origin else 0
+    parent = header.extra.get("parent")
     monitor = None
     if protocol.stability is not None:
         monitor = StabilityMonitor(
             protocol.stability, protocol.method.homeostasis.tolerance, scale_epsilon, quiet_until=replay_until
         )
+        monitor.epsilon_scale = float((parent or {}).get("epsilon_scale", 1.0))  # a child run's ε, from its parent
         restore_monitor(monitor, store, journal, done_before)
     plan = training(
         trainer,
@@ -307,6 +333,7 @@ def _session(
         rehome=rehome,
         snapshot_every=header.snapshot_every,
         monitor=monitor,
+        origin=origin,
     )
     opened = Opened(
         mode=mode,
@@ -316,6 +343,7 @@ def _session(
         samples_done=done_before,
         task=data.task,
         protocol_text=protocol_text,
+        parent=parent,
     )
     closed = engine(plan, opened)
     summary = summarize(store, journal, header, closed, backend, trainer.samples_done - done_before)
@@ -324,8 +352,6 @@ def _session(
     except OSError as exc:  # a full disk: the journal holds everything; the summary is derived from it
         summary["summary_file"] = f"not written: {exc.strerror}"
     return summary
-
-
 
 
 def run_unjournaled(

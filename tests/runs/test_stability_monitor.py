@@ -22,9 +22,10 @@ IRIS = Path(__file__).resolve().parents[2] / "protocols" / "iris_hopfield_sim.ya
 SOFT = "epsilon: {weights: [0.16, 0.04], biases: [0.16, 0.04]}"
 
 
-def soft_iris(stability: str, epochs: int = 1, dataset_extra: str = ""):
+def soft_iris(stability: str, epochs: int = 1, dataset_extra: str = "", soft: bool = True):
     text = IRIS.read_text()
-    text = re.sub(r"epsilon: \{.*\}", SOFT, text)
+    if soft:
+        text = re.sub(r"epsilon: \{.*\}", SOFT, text)
     text = re.sub(r"^  beta: 0\.5", "  beta: 1.0", text, flags=re.M)
     text = re.sub(r"^  epochs: \d+", f"  epochs: {epochs}", text, flags=re.M)
     text = text.replace("  seed: 0\n  input_range", f"  seed: 0\n{dataset_extra}  input_range")
@@ -120,7 +121,10 @@ def test_rollback_restores_the_last_healthy_parameters_and_lowers_beta_and_epsil
 
 def test_the_validation_split_keeps_the_best_parameters_never_from_the_test_set(tmp_path):
     protocol = soft_iris(
-        "  monitor_every: 40\n  threshold: 5.0\n  action: warn\n", epochs=2, dataset_extra="  validation: 0.1\n"
+        "  monitor_every: 40\n  threshold: 5.0\n  action: warn\n",
+        epochs=2,
+        dataset_extra="  validation: 0.1\n",
+        soft=False,  # the example's ε: two epochs with ε × 8 would end in the twin's StabilityError
     )
     data = load(protocol.dataset)
     assert len(data.y_val) == 12 and len(data.y_train) == 120 - 12 and len(data.y_test) == 30
@@ -143,3 +147,56 @@ def test_the_validation_split_keeps_the_best_parameters_never_from_the_test_set(
     j.close()
     np.testing.assert_array_equal(theta[list(seq).index(best["samples"])], best["theta"])
     assert run.summary["best"]["samples"] == best["samples"]
+
+
+# every ε five times the example's, β = 1: the twin starts at ρ ≈ 0.4, is at 0.55 after the first epoch
+# and fails early in the second (ρ 0.8 at sample 140, its own StabilityError before sample 180; measured
+# while writing the twin's held-ratio jump check)
+SOFTER = "epsilon: {weights: [0.1, 0.025], biases: [0.1, 0.025]}"
+
+
+def softer_iris(stability: str | None, epochs: int = 3):
+    text = re.sub(r"epsilon: \{.*\}", SOFTER, IRIS.read_text())
+    text = re.sub(r"^  beta: 0\.5", "  beta: 1.0", text, flags=re.M)
+    text = re.sub(r"^  epochs: \d+", f"  epochs: {epochs}", text, flags=re.M)
+    return parse_protocol(text + ("\nstability:\n" + stability if stability else ""), str(IRIS))
+
+
+@pytest.fixture(scope="module")
+def unmonitored(tmp_path_factory):
+    """The softer iris run without a monitor: the twin fails it (StabilityError) after its first epoch."""
+    protocol = softer_iris(None)
+    with aeqlab.open_bench(protocol) as bench:
+        run = aeqlab.train(protocol, bench, out=tmp_path_factory.mktemp("unmonitored"))
+    return run
+
+
+def test_without_the_monitor_a_run_whose_rho_crosses_one_after_an_epoch_fails_on_the_twin(unmonitored):
+    s = unmonitored.summary
+    assert s["status"] == "failed" and "keeps jumping to distant states" in s["error"], s
+    assert "simulation.epsilon" in s["error"] and s["safe_state"] == "safe"
+    assert unmonitored.header.extra["preflight_rho"] < 0.8  # it started stable
+    assert s["epochs_done"] >= 1 and s["samples"] > unmonitored.header.samples_per_epoch  # after an epoch
+    assert s["twin_unstable_jumps"] >= 5
+
+
+@pytest.mark.parametrize("action", ["stop", "rollback"])
+def test_with_the_monitor_the_same_run_is_stopped_or_rolled_back_before_the_twin_fails(unmonitored, action, tmp_path):
+    failed_at = unmonitored.summary["samples"]
+    extra = "  beta_factor: 0.5\n  epsilon_factor: 0.5\n  max_rollbacks: 3\n" if action == "rollback" else ""
+    protocol = softer_iris(f"  monitor_every: 10\n  threshold: 0.9\n  action: {action}\n" + extra)
+    events: list = []
+    run, _ = train(protocol, tmp_path, events)
+    s = run.summary
+    rows = readings(run.path)
+    acted = [r for r in rows if r["action"] == action]
+    assert acted and acted[0]["seq"] < failed_at and acted[0]["rho"] >= 0.9 and acted[0]["source"] == "twin"
+    assert acted[0]["seq"] > run.header.samples_per_epoch  # it crossed after the first epoch
+    assert "keeps jumping" not in (s.get("error") or "")
+    if action == "stop":
+        assert s["status"] == "interrupted" and s["exit_code"] == 3 and s["samples"] == acted[0]["seq"]
+    else:
+        assert s["status"] == "completed", s.get("error")
+        assert s["rollbacks"] == len(acted) and s["samples"] == 3 * run.header.samples_per_epoch
+    shown = [e for e in events if isinstance(e, StabilityChecked) and e.action == action]
+    assert shown and shown[0].samples_done == acted[0]["seq"]  # the live view's event
