@@ -127,8 +127,8 @@ def judge_logs(folder: Path, rules: dict, found: dict) -> dict:
     return {"counts": out, "unsafe": unsafe, "untouched": untouched}
 
 
-def phases(logs: Path, t_emu: float | None, t_end: float) -> tuple[float, float, float, float]:
-    """(emulators started, first level written, first safe-state step, exit), from the emulators' logs.
+def phases(logs: Path, t_emu: float | None, t_end: float) -> tuple[float, ...]:
+    """(emulators started, first level written, first safe-state step, last command, exit), from the logs.
 
     Training starts with the first input or knob level sent (QDAC ``:sourN:volt V``, board
     ``SET``/``SETM``); the safe state with the first level readback or output-off after that
@@ -159,17 +159,21 @@ def phases(logs: Path, t_emu: float | None, t_end: float) -> tuple[float, float,
         (min((t for t, c in rows(n) if t > t_train and pred(c)), default=np.inf) for n, pred in safe_step.items()),
         default=np.inf,
     )
-    return (np.inf if t_emu is None else t_emu), t_train, t_safe, t_end
+    t_last = max((t for n in SOURCES + ("dmm",) for t, _ in rows(n)), default=-np.inf)
+    return (np.inf if t_emu is None else t_emu), t_train, t_safe, t_last, t_end
 
 
-def phase_of(t: float | None, bounds: tuple[float, float, float, float]) -> str:
-    t_emu, t_train, t_safe, t_end = bounds
+def phase_of(t: float | None, bounds: tuple[float, ...]) -> str:
+    """Where a moment fell: start-up, training, safe state, exit (after the last command), or outside the run."""
+    t_emu, t_train, t_safe, t_last, t_end = bounds
     if t is None:
         return "not reached"
     if t > t_end:
         return "after exit"
     if t < t_emu:
         return "before the emulators"
+    if t > t_last:
+        return "exit"
     return "start-up" if t < t_train else "training" if t < t_safe else "safe state"
 
 

@@ -57,6 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / "protocols" / "iris_bench_emulated.yaml"
 SAFETY = {"voltage_ramp_rate": 200.0, "current_ramp_rate": 2.0e-3}  # V/s, A/s: tighter than some ramps
 FAULTS = ("timeout", "garbled", "mute", "hangup")
+LANDED = ("start-up", "training", "safe state", "exit")  # phases of a live run (exit: after the last command)
 
 
 def write_protocol(folder: Path, train: int, test: int) -> Path:
@@ -101,8 +102,11 @@ def env_for(logs: Path | None, faults: dict | None) -> dict:
     return env
 
 
-def run_once(cmd: list[str], logs: Path, faults: dict | None, signals: list[float]) -> dict:
-    """One process; ``signals`` are seconds after its emulators started (``started.json``) to send SIGINT at."""
+def run_once(cmd: list[str], logs: Path, faults: dict | None, signals: list[float], anchor: str = "started") -> dict:
+    """One process; ``signals`` are seconds after ``<anchor>.json`` appears in its log folder to send SIGINT at.
+
+    The anchor is ``started`` (its emulators serve) or ``fault-<name>`` (that emulator's fault acted).
+    """
     proc = subprocess.Popen(
         [sys.executable, "-m", "aeqlab", *cmd, "--json"],
         env=env_for(logs, faults),
@@ -112,13 +116,13 @@ def run_once(cmd: list[str], logs: Path, faults: dict | None, signals: list[floa
         # a background shell starts us with SIGINT ignored, which children inherit: Ctrl-C must reach the run
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    marker = logs / "started.json"
+    marker, started = logs / f"{anchor}.json", logs / "started.json"
     while signals and proc.poll() is None and not marker.exists():
         time.sleep(0.002)
-    t_emu = json.loads(marker.read_text())["time"] if marker.exists() else None
+    t0 = json.loads(marker.read_text())["time"] if marker.exists() else None
     sent: list[float] = []
-    for at in signals if t_emu is not None else []:
-        while proc.poll() is None and time.time() - t_emu < at:
+    for at in signals if t0 is not None else []:
+        while proc.poll() is None and time.time() - t0 < at:
             time.sleep(0.002)
         if proc.poll() is not None:
             break
@@ -130,31 +134,43 @@ def run_once(cmd: list[str], logs: Path, faults: dict | None, signals: list[floa
         proc.kill()
         stdout, _ = proc.communicate()
     summary = next((json.loads(x) for x in stdout.splitlines()[::-1] if x.startswith("{")), None)
-    if t_emu is None and marker.exists():
-        t_emu = json.loads(marker.read_text())["time"]
+    t_emu = json.loads(started.read_text())["time"] if started.exists() else None
     return {"t_emu": t_emu, "t_end": time.time(), "sent": sent, "code": proc.returncode, "summary": summary}
+
+
+def committed(run_dir: Path) -> int:
+    """Samples the run's journal holds (0 without a journal: it stopped before creating one)."""
+    import sqlite3
+
+    if not (run_dir / "journal.sqlite").is_file():
+        return 0
+    con = sqlite3.connect(f"file:{run_dir / 'journal.sqlite'}?mode=ro", uri=True)
+    try:
+        return int(con.execute("SELECT count(*) FROM samples").fetchone()[0])
+    except sqlite3.Error:
+        return -1  # unreadable: resume must say so, and is counted as not resumable if it cannot finish
+    finally:
+        con.close()
 
 
 def stressed(task: dict, protocol: Path, rules: dict, found: dict) -> dict:
     """One run with its signal and fault, judged; then ``aeqlab resume`` (judged too) when it did not complete."""
     i, out = task["i"], task["out"]
     logs = out / f"run{i:03d}-logs"
-    res = run_once(
-        ["run", str(protocol), "--emulate", "--epochs", "1", "--out", str(out / f"run{i:03d}")],
-        logs,
-        task["fault"],
-        task["signals"],
-    )
+    anchor = f"fault-{task['inst']}" if task["fault_first"] else "started"
+    cmd = ["run", str(protocol), "--emulate", "--epochs", "1", "--out", str(out / f"run{i:03d}")]
+    res = run_once(cmd, logs, task["fault"], task["signals"], anchor)
     bounds = phases(logs, res["t_emu"], res["t_end"])
     judged = [judge_logs(logs, rules, found)]
+    run_dirs = sorted((out / f"run{i:03d}").glob("*/"))
+    if res["summary"] is None and run_dirs and (run_dirs[-1] / "summary.json").is_file():
+        res["summary"] = json.loads((run_dirs[-1] / "summary.json").read_text())
     summary = res["summary"] or {}
     resumed = None
-    if summary.get("status") != "completed":
-        run_dirs = sorted((out / f"run{i:03d}").glob("*/"))
-        if run_dirs and summary.get("samples", 1) and "nothing to resume" not in str(summary.get("resume", "")):
-            again = run_once(["resume", str(run_dirs[-1])], out / f"run{i:03d}-resume-logs", None, [])
-            judged.append(judge_logs(out / f"run{i:03d}-resume-logs", rules, found))
-            resumed = (again["summary"] or {}).get("status") == "completed"
+    if summary.get("status") != "completed" and run_dirs and committed(run_dirs[-1]):
+        again = run_once(["resume", str(run_dirs[-1])], out / f"run{i:03d}-resume-logs", None, [])
+        judged.append(judge_logs(out / f"run{i:03d}-resume-logs", rules, found))
+        resumed = (again["summary"] or {}).get("status") == "completed"
     return {
         **task,
         "res": res,
@@ -196,7 +212,7 @@ def main() -> None:
     spans, safes = [], []
     for k, b in enumerate(bases):
         bounds = phases(args.out / f"base{k}-logs", b["t_emu"], b["t_end"])
-        spans.append(bounds[3] - bounds[0])
+        spans.append(bounds[4] - bounds[0])
         safes.append(bounds[3] - bounds[2])
     k_ref = int(np.argsort(spans)[len(spans) // 2])
     duration, safe_window = float(np.median(spans)), float(np.median(safes))
@@ -204,6 +220,9 @@ def main() -> None:
     for name in SOURCES + ("dmm",):
         rec = json.loads((args.out / f"base{k_ref}-logs" / f"{name}.replies.json").read_text())
         reply_times[name] = np.asarray(rec["times"], float) - bases[k_ref]["t_emu"]
+    ref = phases(args.out / f"base{k_ref}-logs", bases[k_ref]["t_emu"], bases[k_ref]["t_end"])
+    t_safe_ref = ref[2] - ref[0]
+    safe_replies = {n: max(1, int(np.sum(t >= t_safe_ref))) for n, t in reply_times.items()}
     print(
         f"clean runs: {duration:.1f} s from the emulators' start to exit (safe state {safe_window:.2f} s); "
         f"replies {dict((n, len(t)) for n, t in reply_times.items())}",
@@ -215,12 +234,17 @@ def main() -> None:
     for i in range(args.runs):  # every draw up front: the same seed gives the same moments whatever --jobs
         inst = str(rng.choice(list(reply_times)))
         kind = str(rng.choice(FAULTS))
-        t_sig = float(rng.uniform(0.0, duration))
+        moment = float(rng.uniform(0.0, duration))  # the first interrupt's moment, uniform over the run
         double = bool(rng.integers(0, 2))
         gap = float(rng.uniform(0.0, 0.5))
-        # the fault's moment: before the signal or within the safe state it starts, so the run reaches it
-        t_fault = float(rng.uniform(0.0, min(duration, t_sig + safe_window)))
-        at = 1 + int(np.searchsorted(reply_times[inst], t_fault))
+        fault_first = bool(rng.integers(0, 2))
+        then = float(rng.uniform(0.0, safe_window))  # the second one: within the safe state the first starts
+        if fault_first:  # armed at the reply the clean run sent at that moment; the Ctrl-C follows it
+            at = 1 + int(np.searchsorted(reply_times[inst], moment))
+            t_sig = then
+        else:  # the Ctrl-C first; the fault at one of the replies a safe state brings
+            at = 1 + int(np.searchsorted(reply_times[inst], moment)) + int(rng.integers(0, safe_replies[inst]))
+            t_sig = moment
         fault = {inst: [kind, at, 2 if kind == "garbled" else 1]}
         signals = [t_sig, t_sig + gap] if double else [t_sig]
         tasks.append(
@@ -233,6 +257,7 @@ def main() -> None:
                 "at": at,
                 "signals": signals,
                 "label": "double Ctrl-C" if double else "Ctrl-C",
+                "fault_first": fault_first,
             }
         )
 
@@ -240,7 +265,7 @@ def main() -> None:
     unreported: list[str] = []
     untouched: list[str] = []
     not_resumable: list[str] = []
-    nothing_committed = 0
+    nothing_committed, unjudged, missing = 0, 0, []
     with ThreadPoolExecutor(args.jobs) as pool:
         for n, r in enumerate(pool.map(lambda t: stressed(t, protocol, rules, found), tasks), 1):
             i, res, summary = r["i"], r["res"], r["res"]["summary"] or {}
@@ -249,8 +274,11 @@ def main() -> None:
             if r["label"] == "double Ctrl-C":
                 second[r["signal_at"][1] if len(r["signal_at"]) > 1 else "after exit"] += 1
             faults_at[f"{r['kind']}: {r['fault_at']}"] += 1
-            for j in r["judged"]:
+            for j, what in zip(r["judged"], ("", " resume")):
                 totals.update(j["counts"])
+                if j["counts"]["missing_logs"]:
+                    unjudged += 1
+                    missing.append(f"run{i:03d}{what}")
                 untouched += [f"run{i:03d} {ch}" for ch in j["untouched"]]
             safe = str(summary.get("safe_state", "unknown"))
             for ch in r["judged"][0]["unsafe"]:
@@ -262,8 +290,9 @@ def main() -> None:
                 nothing_committed += 1
             elif r["resumed"] is False:
                 not_resumable.append(f"run{i:03d}")
+            what = ("fault, " if r["fault_first"] else "") + r["label"]
             print(
-                f"run {i:3d}: {r['label']:13s} at {r['signals'][0]:5.2f} s ({spot}), {r['kind']:7s} on "
+                f"run {i:3d}: {what:20s} at {r['signals'][0]:5.2f} s ({spot}), {r['kind']:7s} on "
                 f"{r['inst']:5s} at reply {r['at']:4d} ({r['fault_at']}): exit {res['code']}, "
                 f"{summary.get('status')}, safe_state {safe[:50]!r}, resumed {r['resumed']}",
                 flush=True,
@@ -275,8 +304,8 @@ def main() -> None:
                     flush=True,
                 )
 
-    landed = sum(v for k, v in where.items() if k.split(": ")[1] in ("start-up", "training", "safe state"))
-    reached = sum(v for k, v in faults_at.items() if k.split(": ")[1] in ("start-up", "training", "safe state"))
+    landed = sum(v for k, v in where.items() if k.split(": ")[1] in LANDED)
+    reached = sum(v for k, v in faults_at.items() if k.split(": ")[1] in LANDED)
     print("\nwhere the signals landed (the first Ctrl-C of each run):")
     for k, v in sorted(where.items()):
         print(f"  {k}: {v}")
@@ -289,7 +318,7 @@ def main() -> None:
     print(
         f"\nruns {args.runs}, wall "
         f"{(time.time() - t0) / 60:.1f} min; interrupts landed {landed + reached}: {landed} of {args.runs} "
-        f"signals in start-up, training or safe state, {reached} of {args.runs} faults reached"
+        f"signals while the run was alive, {reached} of {args.runs} faults reached"
     )
     print(f"values sent outside a limit:                 {totals['outside_limit']}")
     print(
@@ -302,6 +331,7 @@ def main() -> None:
         f"(nothing committed, nothing to resume: {nothing_committed})"
     )
     print(f"never-driven channels left as found:         {len(untouched)} {untouched[:3]}")
+    print(f"processes whose emulator logs are missing:    {unjudged} {missing[:8]} (not judged)")
 
 
 if __name__ == "__main__":

@@ -58,7 +58,9 @@ class EmulatorSet:
         if folder:
             Path(folder).mkdir(parents=True, exist_ok=True)
             record = {"time": time.time(), "resources": self.resources}
-            (Path(folder) / "started.json").write_text(json.dumps(record), encoding="utf-8")
+            tmp = Path(folder) / "started.json.tmp"
+            tmp.write_text(json.dumps(record), encoding="utf-8")
+            tmp.replace(Path(folder) / "started.json")  # whole or absent for a reader watching the folder
 
     def stop(self) -> None:
         """Stop every emulator (then write the logs if ``AEQLAB_EMULATOR_LOG`` names a folder)."""
