@@ -57,20 +57,48 @@ def open_instruments(protocol: Protocol, resources: dict[str, str] | None = None
     opened: dict[str, Any] = {}
     try:
         for name, cfg in protocol.instruments.items():
-            if cfg.driver == "sim":
-                raise InputError(
-                    f"instrument {name!r} is 'sim', which has no real driver",
-                    where=f"instruments.{name}.driver",
-                    hint=f"name a driver ({', '.join(registry.names())}) or run with --sim",
-                )
-            cls = registry.get(cfg.driver)
-            settings = driver_settings(name, cfg, (resources or {}).get(name))
-            opened[name] = cls.open(name, settings)
+            opened[name] = open_instrument(name, cfg, (resources or {}).get(name))
         return opened
     except BaseException:
         for obj in opened.values():
             obj.close()
         raise
+
+
+def open_instrument(name: str, cfg: Any, resource: str | None = None) -> Any:
+    """Open one instrument (``instruments.<name>``) with its registered driver; nothing is changed."""
+    if cfg.driver == "sim":
+        raise InputError(
+            f"instrument {name!r} is 'sim', which has no real driver",
+            where=f"instruments.{name}.driver",
+            hint=f"name a driver ({', '.join(registry.names())}) or run with --sim",
+        )
+    return registry.get(cfg.driver).open(name, driver_settings(name, cfg, resource))
+
+
+def probe_instruments(protocol: Protocol, resources: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Open, describe and close each instrument on its own: one failure does not hide the others.
+
+    Each entry is :func:`describe`'s with ``ok: True``, or ``{"name", "ok": False, "error"}``
+    with the reason in one line. Nothing is written to any output; each link is closed
+    before the next instrument is opened.
+    """
+    out: list[dict[str, Any]] = []
+    for name, cfg in protocol.instruments.items():
+        try:
+            obj = open_instrument(name, cfg, (resources or {}).get(name))
+            try:
+                info = describe(name, obj)
+            finally:
+                obj.close()
+        except AeqlabError as exc:
+            out.append({"name": name, "ok": False, "error": exc.one_line()})
+        except Exception as exc:  # noqa: BLE001 - a probe reports every instrument, whatever stopped one
+            reason = " ".join(str(exc).split())[:200]
+            out.append({"name": name, "ok": False, "error": f"{name}: {exc.__class__.__name__}: {reason}"})
+        else:
+            out.append({"ok": True, **info})
+    return out
 
 
 def open_bench(protocol: Protocol) -> Backend:

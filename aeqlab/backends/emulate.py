@@ -41,7 +41,7 @@ class EmulatorSet:
         return {name: emu.resource for name, emu in self.emulators.items()}
 
     def write_logs(self, folder: str | Path) -> None:
-        """One file per instrument, one received command per line (``time<TAB>command``)."""
+        """Per instrument: its commands (``<name>.log``, ``time<TAB>command``), final outputs, replies' times."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         for name, emu in self.emulators.items():
@@ -50,6 +50,17 @@ class EmulatorSet:
                     fh.write(f"{rec.time:.6f}\t{rec.command}\n")
             state = {k: np.asarray(v).tolist() for k, v in emu.output_state().items()}
             (folder / f"{name}.state.json").write_text(json.dumps(state), encoding="utf-8")
+            (folder / f"{name}.replies.json").write_text(json.dumps(emu.reply_record()), encoding="utf-8")
+
+    def mark_started(self) -> None:
+        """With ``AEQLAB_EMULATOR_LOG`` set: ``started.json`` there (wall time, resources) once all serve."""
+        folder = os.environ.get(LOG_ENV)
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            record = {"time": time.time(), "resources": self.resources}
+            tmp = Path(folder) / "started.json.tmp"
+            tmp.write_text(json.dumps(record), encoding="utf-8")
+            tmp.replace(Path(folder) / "started.json")  # whole or absent for a reader watching the folder
 
     def stop(self) -> None:
         """Stop every emulator (then write the logs if ``AEQLAB_EMULATOR_LOG`` names a folder)."""
@@ -139,7 +150,9 @@ def start_emulators(protocol: Protocol, twin: Any | None = None) -> EmulatorSet:
         for emu in emulators.values():
             emu.stop()
         raise
-    return EmulatorSet(twin, emulators, lock)
+    emus = EmulatorSet(twin, emulators, lock)
+    emus.mark_started()
+    return emus
 
 
 def _wire(protocol: Protocol, twin: Any, wirings: dict[str, Any]) -> None:

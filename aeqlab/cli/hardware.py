@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from aeqlab.cli.app import app, err, fail
+from aeqlab.cli.app import Exited, app, err, fail
 from aeqlab.errors import AeqlabError, InputError
 
 
@@ -66,31 +66,67 @@ def instruments(
     protocol_path: Annotated[
         Path | None, typer.Argument(metavar="[PROTOCOL]", help="protocol whose instruments to open")
     ] = None,
+    bench: Annotated[bool, typer.Option("--bench", help="open the real instruments the protocol names")] = False,
+    emulated: Annotated[bool, typer.Option("--emulate", help="open the protocol's instruments on emulators")] = False,
     discover: Annotated[
         bool, typer.Option("--discover", help="search VISA (LAN broadcast), serial ports and NI-DAQ devices")
     ] = False,
-    emulated: Annotated[bool, typer.Option("--emulate", help="open the protocol's instruments on emulators")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
-    """Open each configured instrument and print identity, channels, limits and state, changing nothing."""
+    """Open each instrument (--bench or --emulate) and print identity, channels, limits and state, changing nothing.
+
+    Every instrument is reported, ok or failed with its reason; the exit code is 1 if any failed.
+    """
     try:
         out: dict[str, Any] = {}
+        if protocol_path is not None:
+            emulate_them = _instrument_kind(bench=bench, emulate=emulated)
+            protocol = _load(protocol_path)
+        elif not discover:
+            raise InputError("name a protocol, or ask for --discover", where="command line")
+        elif bench or emulated:
+            raise InputError(
+                "--bench and --emulate open a protocol's instruments", where="command line", hint="name the protocol"
+            )
         if discover:
             out["discovered"] = discover_resources()
         if protocol_path is not None:
-            out["instruments"] = _describe(_load(protocol_path), emulated)
-        elif not discover:
-            raise InputError("name a protocol, or ask for --discover", where="command line")
+            out["instruments"] = _describe(protocol, emulate_them)
     except AeqlabError as exc:
         fail(exc)
         return
+    failed = [info["name"] for info in out.get("instruments", []) if not info["ok"]]
     if as_json:
         print(json.dumps(out, default=str))
-        return
+    else:
+        _print_text(out)
+    if failed:
+        n = len(out["instruments"])
+        err.print(f"[red]error:[/red] {len(failed)} of {n} instruments failed: {', '.join(failed)}", markup=True)
+        raise Exited(1)
+
+
+def _instrument_kind(*, bench: bool, emulate: bool) -> bool:
+    """True for emulators, False for the real instruments; neither is opened unless the command line says so."""
+    if bench and emulate:
+        raise InputError("--bench and --emulate exclude each other", where="command line")
+    if not (bench or emulate):
+        raise InputError(
+            "opening instruments needs a choice: the real ones or emulators",
+            where="command line",
+            hint="add --bench for the instruments the protocol names, or --emulate",
+        )
+    return emulate
+
+
+def _print_text(out: dict[str, Any]) -> None:
     for kind, found in out.get("discovered", {}).items():
         print(f"{kind}: {', '.join(found) if found else '(none)'}")
     for info in out.get("instruments", []):
-        print(f"{info['name']}: {info['identity']}")
+        if not info["ok"]:
+            print(f"{info['name']}: FAILED: {info['error']}")
+            continue
+        print(f"{info['name']}: ok: {info['identity']}")
         print(f"  channels: {info['channels']}")
         for what, text in info["limits"].items():
             print(f"  {what}: {text}")
@@ -105,20 +141,17 @@ def _short(value: Any) -> str:
 
 
 def _describe(protocol, emulated: bool) -> list[dict[str, Any]]:
-    from aeqlab.backends.bench import describe, open_instruments
+    from aeqlab.backends.bench import probe_instruments
+
+    if not emulated:
+        return probe_instruments(protocol)
     from aeqlab.backends.emulate import start_emulators
 
-    emus = start_emulators(protocol) if emulated else None
+    emus = start_emulators(protocol)
     try:
-        opened = open_instruments(protocol, emus.resources if emus else None)
-        try:
-            return [describe(name, obj) for name, obj in opened.items()]
-        finally:
-            for obj in opened.values():
-                obj.close()
+        return probe_instruments(protocol, emus.resources)
     finally:
-        if emus is not None:
-            emus.stop()
+        emus.stop()
 
 
 def discover_resources() -> dict[str, list[str]]:

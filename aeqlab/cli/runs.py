@@ -62,7 +62,10 @@ def resume(
 def report(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="a run folder made by 'aeqlab run'")],
     out: Annotated[
-        Path | None, typer.Option("-o", "--out", help="folder for the figures (default: RUN_DIR/report)")
+        Path | None,
+        typer.Option(
+            "-o", "--out", help="folder for the figures (default: RUN_DIR/report, or ./RUN-report when read-only)"
+        ),
     ] = None,
     gradcheck_samples: Annotated[
         int,
@@ -81,6 +84,10 @@ def report(
         result = make_report(run_dir, out, gradcheck_samples=gradcheck_samples, fidelity_points=fidelity_points)
     except AeqlabError as exc:
         fail(exc)
+    if result.note:
+        from aeqlab.cli.app import err
+
+        err.print(result.note, markup=False)
     for path in result.files:
         print(path)
 

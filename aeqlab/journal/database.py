@@ -21,6 +21,7 @@ import numpy as np
 
 from aeqlab.journal.check import bad, check_file
 from aeqlab.journal.codec import digest, pack, utc_now, vec
+from aeqlab.journal.reading import connect_reader
 from aeqlab.journal.reads import Header, JournalReads, StoredCheckpoint
 from aeqlab.journal.schema import ADDED_COLUMNS, FORMAT, PAGE_SIZE, SCHEMA, WAL_LIMIT
 
@@ -135,7 +136,7 @@ class Journal(JournalReads):
     def open_live(cls, path: Path) -> Journal:
         """Open read-only a journal that may be in use (a running process's: every committed sample is seen)."""
         try:
-            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+            con = connect_reader(path, isolation_level=None)  # immutable in a read-only folder
             con.execute("SELECT count(*) FROM header").fetchone()
         except sqlite3.DatabaseError as exc:
             raise bad(path, f"cannot read the journal ({exc})", "check the file, or try again") from None

@@ -17,6 +17,7 @@ from aeqlab.errors import InputError
 from aeqlab.report import figures
 from aeqlab.report.data import read_run
 from aeqlab.report.summary import summary_page
+from aeqlab.runs.run import writable_folder
 
 
 @dataclass
@@ -26,6 +27,7 @@ class ReportResult:
     out: Path
     files: list[Path] = field(default_factory=list)
     data: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    note: str | None = None  # where the figures went instead, when the run folder was read-only
 
 
 def make_report(
@@ -38,7 +40,8 @@ def make_report(
     run_dir
         The run folder.
     out
-        Where to write (default ``RUN_DIR/report``).
+        Where to write (default ``RUN_DIR/report``; ``./<run name>-report`` when the run
+        folder is read-only, which :attr:`ReportResult.note` then says).
     gradcheck_samples
         Aeqprop steps checked against the twin's oracle at each point of the gradient-fidelity
         figure (at most 5; 0 leaves the figure out). Needs the protocol's twin (a
@@ -55,12 +58,8 @@ def make_report(
             where=str(store.path),
             hint="resume it with 'aeqlab resume' first",
         )
-    out = Path(out) if out is not None else store.path / "report"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create the report folder: {exc.strerror}", where=str(out)) from None
-    result = ReportResult(out=out, data=data)
+    out, note = writable_folder(store.path, out, inside="report", suffix="report")
+    result = ReportResult(out=out, data=data, note=note)
 
     def save(fig, name: str) -> None:
         path = out / f"{name}.png"

@@ -9,10 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from aeqlab.errors import AeqlabError, InputError
+from aeqlab.errors import InputError
 from aeqlab.journal import Journal
+from aeqlab.journal.check import check_file
+from aeqlab.journal.reading import folder_writable
 from aeqlab.report.names import Naming, naming
-from aeqlab.runs.store import RunLock, RunStore
+from aeqlab.runs.store import RunStore, lock_held
 
 
 def corrupt(journal: Journal, exc: Exception) -> InputError:
@@ -29,12 +31,12 @@ def open_run(run_dir: Path, live: bool = False) -> tuple[RunStore, Journal]:
     store = RunStore.existing(run_dir)
     if live:
         return store, Journal.open_live(store.journal_path)
-    if store.journal_path.is_file():
-        try:
-            with RunLock(store.path):
-                pass
-        except AeqlabError:  # a live run: its writer keeps the file consistent, and a copy could be torn
-            return store, Journal.open_live(store.journal_path)
+    if store.journal_path.is_file() and lock_held(store.path):
+        # a live run: its writer keeps the file consistent, and a copy could be torn
+        return store, Journal.open_live(store.journal_path)
+    if not folder_writable(store.path):  # checked on a copy, then read without writing beside it
+        check_file(store.journal_path)
+        return store, Journal.open_live(store.journal_path)
     return store, Journal.open(store.journal_path)
 
 

@@ -7,9 +7,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aeqlab.errors import AeqlabError, InputError
+from aeqlab.errors import InputError
 from aeqlab.journal import FILE
-from aeqlab.runs.store import RunLock
+from aeqlab.journal.reading import connect_reader
+from aeqlab.runs.store import lock_held
 
 
 def _seconds(a: str | None, b: str | None) -> float | None:
@@ -32,7 +33,7 @@ def run_row(path: Path) -> dict[str, Any]:
     """One line of the runs table; never raises (an unreadable journal says so)."""
     row: dict[str, Any] = {"run": path.name, "path": str(path)}
     try:
-        con = sqlite3.connect(f"file:{path / FILE}?mode=ro", uri=True)
+        con = connect_reader(path / FILE)  # no -wal, -shm or lock file in a read-only folder
         try:
             h = con.execute(
                 "SELECT protocol_name, protocol_path, protocol_text, backend, seed, started, epochs, samples_per_epoch "
@@ -50,12 +51,8 @@ def run_row(path: Path) -> dict[str, Any]:
         row.update(status="unreadable", reason="the journal has no header", failed_start=False)
         return row
     status = sess[-1][2] if sess else "created"
-    if status == "running":
-        try:
-            with RunLock(path):
-                status = "killed"  # nobody holds the folder: the process died without ending its session
-        except AeqlabError:
-            pass
+    if status == "running" and lock_held(path) is False:
+        status = "killed"  # nobody holds the folder: the process died without ending its session
     # the reason is the last failing session's error (a later clean session clears nothing: say what failed)
     reason = next((s[3] for s in reversed(sess) if s[3]), None)
     if status == "killed" and not reason:

@@ -22,6 +22,7 @@ from typing import Any
 
 from aeqlab.errors import AeqlabError, InputError
 from aeqlab.journal import FILE
+from aeqlab.journal.reading import connect_reader
 from aeqlab.report import figures
 from aeqlab.report.data import read_run
 from aeqlab.report.summary import flags, read_run_summary
@@ -91,7 +92,7 @@ class RunView:
 
     def _probe(self) -> str:
         """A cheap fingerprint of the journal's content: last sample, epochs, sessions and their status."""
-        con = sqlite3.connect(f"file:{self.run_dir / FILE}?mode=ro", uri=True)
+        con = connect_reader(self.run_dir / FILE)
         try:
             row = con.execute(
                 "SELECT (SELECT coalesce(max(seq), 0) FROM samples), (SELECT count(*) FROM epochs), "

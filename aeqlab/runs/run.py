@@ -230,20 +230,25 @@ class Run:
         return path
 
 
-def writable_folder(run_dir: Path, out: str | Path | None) -> tuple[Path, str | None]:
-    """Where to write what is derived from a run: ``out``, else the run folder, else ``./<run>-export``.
+def writable_folder(
+    run_dir: Path, out: str | Path | None, *, inside: str | None = None, suffix: str = "export"
+) -> tuple[Path, str | None]:
+    """Where to write what is derived from a run: ``out``, else in the run folder, else ``./<run>-<suffix>``.
 
+    ``inside`` names a subfolder of the run folder (the report's ``report/``). A run folder
+    this process may not write (a read-only mount, another user's archive) is never
+    written: the files go to ``<run name>-<suffix>`` in the current directory instead.
     Returns the folder (created) and a note for a person when the run folder was read-only.
     """
-    import os
+    from aeqlab.journal.reading import folder_writable
 
     note = None
     if out is not None:
         folder = Path(out)
-    elif os.access(run_dir, os.W_OK):
-        folder = run_dir
+    elif folder_writable(run_dir):
+        folder = run_dir / inside if inside else run_dir
     else:
-        folder = Path.cwd() / f"{run_dir.name}-export"
+        folder = Path.cwd() / f"{run_dir.name}-{suffix}"
         note = f"the run folder is read-only: writing to {folder}"
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import time
 from importlib import metadata
@@ -198,6 +199,44 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         self._lock.release()
+
+
+def lock_held(folder: Path) -> bool | None:
+    """Whether a process trains in ``folder`` now (holds its ``.lock``); None when that cannot be told.
+
+    In a folder this process may not write (a read-only mount), the lock file is neither
+    created nor taken: an existing ``.lock`` is probed with a shared ``flock`` on a
+    read-only descriptor, which a training process's exclusive lock refuses.
+    """
+    from aeqlab.journal.reading import folder_writable
+
+    folder = Path(folder)
+    if folder_writable(folder):
+        try:
+            with RunLock(folder):
+                return False
+        except InputError:
+            return True
+    lock = folder / ".lock"
+    if not lock.is_file():
+        return False  # a training process always creates it
+    try:
+        import fcntl
+    except ImportError:  # no flock here: cannot tell without writing
+        return None
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    finally:
+        os.close(fd)  # releases the probe's lock
 
 
 def _jsonable(obj: Any) -> Any:

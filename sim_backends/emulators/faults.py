@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections import deque
 
 FAULTS_ENV = "AEQLAB_EMULATOR_FAULTS"
@@ -45,14 +46,36 @@ class ReplyFaults:
         self.drop_every = 0  # every N-th reply is never sent (a timeout); 0: never
         self._replies = 0
         self.scheduled = scheduled_fault(getattr(self, "name", ""))
+        self.reply_times: deque[float] = deque(maxlen=200_000)  # when each reply was due (wall clock)
+        self.fault_fired: float | None = None  # when the scheduled fault first acted on a reply
+
+    def _announce(self) -> None:
+        """With ``AEQLAB_EMULATOR_LOG`` set, ``fault-<name>.json`` there when the scheduled fault first acts."""
+        folder = os.environ.get("AEQLAB_EMULATOR_LOG")  # the emulate backend's log folder
+        if folder:
+            try:
+                path = os.path.join(folder, f"fault-{getattr(self, 'name', 'emulator')}.json")
+                with open(path + ".tmp", "w", encoding="utf-8") as fh:
+                    json.dump({"time": self.fault_fired, "reply": self._replies}, fh)
+                os.replace(path + ".tmp", path)  # whole or absent for a reader watching the folder
+            except OSError:
+                pass  # a record for observers only
+
+    def reply_record(self) -> dict[str, object]:
+        """Replies due so far (their times) and when the scheduled fault first acted (None: not yet)."""
+        return {"replies": self._replies, "times": list(self.reply_times), "fault_fired": self.fault_fired}
 
     def _next_fault(self) -> tuple[str, object] | None:
         """The fault for the reply about to be sent: ``("drop"|"delay"|"garbage", arg)`` or None."""
         self._replies += 1
+        self.reply_times.append(time.time())
         if self._faults:
             return self._faults.popleft()
         if self.scheduled is not None and self._replies >= self.scheduled[1]:
             kind, at, count = self.scheduled
+            if self.fault_fired is None and (kind in ("mute", "hangup") or self._replies < at + count):
+                self.fault_fired = self.reply_times[-1]
+                self._announce()
             if kind == "mute":
                 return ("drop", None)
             if kind == "hangup":
