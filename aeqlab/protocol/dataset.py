@@ -50,8 +50,9 @@ class Dataset(Strict):
     seed: Seed = _f(0, "seed of the split", "1")
     stratify: bool = _f(True, "keep class proportions in the split (classification)")
     task: Literal["classification", "regression"] = _f(
-        "classification", "classification: integer labels, one-hot targets (one output per class); regression: the targets "
-        "themselves (one output per target)"
+        "classification",
+        "classification: integer labels, one-hot targets (one output per class); regression: the targets "
+        "themselves (one output per target)",
     )
     input_range: tuple[Finite, Finite] = _f((0.0, 1.0), "inputs are scaled into this range", "model units")
     target_range: tuple[Finite, Finite] = _f((0.0, 1.0), "one-hot off/on values", "model units")
