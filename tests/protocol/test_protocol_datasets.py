@@ -81,14 +81,15 @@ def test_a_target_width_that_is_not_the_outputs_is_refused_at_the_targets_line(t
     with pytest.raises(ProtocolError) as err:
         load_protocol(path)
     msg = str(err.value)
-    assert f"p.yaml:{line_of(path, 'targets:')}:3: dataset.targets: data set d.csv has 3 target columns (y1, y2, y3)" in msg
+    where = f"p.yaml:{line_of(path, 'targets:')}:3: dataset.targets: "
+    assert where + "data set d.csv has 3 target columns (y1, y2, y3)" in msg
     assert "but the network has 2 outputs (one output per target" in msg
 
 
 def test_a_regression_on_the_label_column_has_one_target(tmp_path):
     x = np.linspace(-1, 1, 20)
     write_csv(tmp_path / "d.csv", ["x", "label"], np.c_[x, x**2])
-    with pytest.raises(ProtocolError, match="dataset.label: data set d.csv has 1 target column .label., but the network"):
+    with pytest.raises(ProtocolError, match="dataset.label: data set d.csv has 1 target column .label., but the net"):
         load_protocol(protocol(tmp_path, "  path: d.csv\n  task: regression\n", "[1, 4, 2]"))
     p, _ = load_protocol(protocol(tmp_path, "  path: d.csv\n  task: regression\n", "[1, 4, 1]", "adc/ai0"))
     split = load(p.dataset)
@@ -98,7 +99,7 @@ def test_a_regression_on_the_label_column_has_one_target(tmp_path):
 @pytest.mark.parametrize(
     ("dataset", "key", "fragment"),
     [
-        ("  path: d.csv\n  label: kind\n", "dataset.label", "d.csv has no label column 'kind' (its columns: a, b, label)"),
+        ("  path: d.csv\n  label: kind\n", "dataset.label", "d.csv has no label column 'kind' (its columns: a, b"),
         ("  path: d.csv\n  columns: [a, c]\n", "dataset.columns", "d.csv has no column 'c' (its columns: a, b, label)"),
         ("  path: d.csv\n  task: regression\n  targets: [y]\n", "dataset.targets", "no target column 'y'"),
         ("  path: d.csv\n  columns: [a, label]\n", "dataset.columns", "'label' is both an input and a target"),
