@@ -175,3 +175,16 @@ def test_several_npz_targets_set_the_outputs(tmp_path):
         load_protocol(protocol(tmp_path, "  path: d.npz\n  task: regression\n  label: y\n", "[2, 4, 3]", "adc/ai0:2"))
     with pytest.raises(ProtocolError, match="dataset.targets: 'targets' names CSV columns"):
         load_protocol(protocol(tmp_path, "  path: d.npz\n  task: regression\n  targets: [y]\n"))
+
+
+def test_the_docs_document_every_dataset_field_and_the_examples_validate(tmp_path):
+    from helpers import ROOT
+
+    doc = (ROOT / "docs" / "protocols.md").read_text(encoding="utf-8")
+    section = doc[doc.index("### Data sets: `dataset`") :]
+    section = section[: section.index("\n### ", 1)]
+    for field in Dataset.model_fields:
+        assert f"| `{field}` |" in section, f"docs/protocols.md: no row for dataset.{field}"
+    for example in ("moons_hopfield_sim.yaml", "sine_hopfield_sim.yaml"):
+        p, _ = load_protocol(PROTOCOLS / example)
+        assert p.dataset.path.endswith(".csv") and f"protocols/{example}" in section
