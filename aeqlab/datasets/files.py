@@ -24,7 +24,7 @@ import numpy as np
 if TYPE_CHECKING:
     from aeqlab.protocol import Dataset as DatasetConfig
 
-SCAN_ROWS = 100_000  # rows of a CSV whose cells validate reads; beyond them, the header only
+SCAN_ROWS = 50_000  # rows of a CSV whose cells validate reads; beyond them, the header only
 
 
 class DataFileError(ValueError):
@@ -109,8 +109,8 @@ def _read_csv(cfg: DatasetConfig, limit: int | None = None) -> tuple[np.ndarray,
     """Inputs, targets (class numbers or values), and whether every row was read (``limit`` caps the rows)."""
     name = Path(cfg.path).name
     regression = cfg.task == "regression"
-    xs: list[list[float]] = []
-    ys: list = []
+    cells: list[list[str]] = []
+    lines: list[int] = []
     complete = True
     with open(cfg.path, newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
@@ -118,27 +118,39 @@ def _read_csv(cfg: DatasetConfig, limit: int | None = None) -> tuple[np.ndarray,
         if not header:
             raise DataFileError(f"{name} is empty: a CSV starts with a header row naming its columns")
         ix, it = _layout(cfg, header)
+        used = ix + it
         for row in reader:
-            line = reader.line_num
-            if not row or all(not c.strip() for c in row):
+            if not row:
                 continue
-            if limit is not None and len(xs) >= limit:
+            if limit is not None and len(cells) >= limit:
                 complete = False
                 break
             if len(row) != len(header):
-                raise DataFileError(f"{name} line {line} has {len(row)} cells, the header {len(header)}")
-            xs.append([_number(row[i], line, header[i], name) for i in ix])
-            if regression:
-                ys.append([_number(row[i], line, header[i], name) for i in it])
-            else:
-                ys.append(_label(row[it[0]], line, header[it[0]], name))
-    if not xs:
+                if not "".join(row).strip():
+                    continue  # a blank line
+                raise DataFileError(f"{name} line {reader.line_num} has {len(row)} cells, the header {len(header)}")
+            cells.append([row[i] for i in used])
+            lines.append(reader.line_num)
+    if not cells:
         raise DataFileError(f"{name} has a header but no example rows")
-    x = np.asarray(xs, dtype=float)
-    y = np.asarray(ys, dtype=float) if regression else np.asarray(ys, dtype=int)
-    if regression and y.shape[1] == 1 and not cfg.targets:
-        y = y[:, 0]  # one target named by 'label': one value per example, as an NPZ has it
-    return x, y, complete
+    columns = [header[i] for i in used]
+    try:
+        table = np.array(cells, dtype=float)  # parsed in C; a bad cell is then found cell by cell
+    except ValueError:
+        table = np.array([[_number(c, line, col, name) for c, col in zip(r, columns)] for r, line in zip(cells, lines)])
+    bad = ~np.isfinite(table)
+    bad[:, len(ix) :] &= regression  # a label's problem is reported as a label below
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        _number(cells[r][c], lines[r], columns[c], name)  # raises, naming the cell
+    x, y = table[:, : len(ix)], table[:, len(ix) :]
+    if regression:
+        return x, (y[:, 0] if y.shape[1] == 1 and not cfg.targets else y), complete  # 'label': one value each
+    wrong = ~(np.isfinite(y[:, 0]) & (y[:, 0] >= 0) & (y[:, 0] == np.round(y[:, 0])))
+    if wrong.any():
+        r = int(np.argmax(wrong))
+        _label(cells[r][-1], lines[r], columns[-1], name)  # raises, naming the cell
+    return x, y[:, 0].astype(int), complete
 
 
 # ------------------------------------------------------------------ NPZ

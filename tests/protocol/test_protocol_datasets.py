@@ -133,8 +133,8 @@ def test_a_label_that_is_not_a_class_number_says_what_a_regression_is(tmp_path):
 
 
 def test_a_row_of_the_wrong_length_is_named(tmp_path):
-    (tmp_path / "d.csv").write_text("a,b,label\n0,1,0\n1,0\n")
-    with pytest.raises(ProtocolError, match="d.csv line 3 has 2 cells, the header 3"):
+    (tmp_path / "d.csv").write_text("a,b,label\n0,1,0\n\n\n1,0\n")  # blank lines are skipped, and counted
+    with pytest.raises(ProtocolError, match="d.csv line 5 has 2 cells, the header 3"):
         load_protocol(protocol(tmp_path, "  path: d.csv\n"))
 
 
