@@ -55,7 +55,23 @@ class Trainer:
         self.state: EngineState | None = None
         self.samples_done = 0
         self.rehome_result: PhaseResult | None = None
+        self._check_widths()
         self.targets = data.targets(data.y_train)
+
+    def _check_widths(self) -> None:
+        """Refuse data whose width is not the bench's (a CSV longer than validate reads is checked only here)."""
+        d = self.data
+        for role, need, what in (
+            ("inputs", d.x_train.shape[1], "features"),
+            ("outputs", d.n_classes, "targets" if d.task == "regression" else "classes"),
+        ):
+            have = self.bench.roles[role].size
+            if have != need:
+                raise InputError(
+                    f"data set {d.name} has {need} {what}, but the bench has {have} {role}",
+                    where="dataset",
+                    hint=f"give roles.{role} {need} channels, or change the data",
+                )
 
     def require_oracle(self) -> None:
         """Refuse a method that needs the twin's oracle on a bench without one (before anything moves)."""

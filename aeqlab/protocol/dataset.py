@@ -22,10 +22,21 @@ class Dataset(Strict):
 
     name: Literal["iris", "digits", "xor"] | None = _f(None, "built-in data set (or give 'path')")
     path: str | None = _f(
-        None, "a .csv (header row, one example per row) or .npz (arrays x, y) file, relative to the protocol"
+        None, "a .csv (a header row naming the columns, one example per row) or .npz (named arrays) file, relative to "
+        "the protocol"
     )
-    columns: list[str] | None = _f(None, "CSV: the input columns, in input order (default: all but the label)")
-    label: str = _f("label", "CSV: the column of integer class labels; NPZ: the labels array")
+    columns: list[str] | None = _f(
+        None, "CSV: the input columns, in input order (default: every column that is not a target)", min_length=1
+    )
+    label: str = _f(
+        "label",
+        "classification: the column (CSV) or array (NPZ) of integer class labels 0, 1, ...; regression: the "
+        "target column (CSV, unless 'targets' names several) or the targets array (NPZ: one per example, or "
+        "examples × targets)",
+    )
+    targets: list[str] | None = _f(
+        None, "CSV regression: the target columns, in output order, one output each (default: [label])", min_length=1
+    )
     features: str = _f("x", "NPZ: the array of inputs (examples × features)")
     feature_range: tuple[Finite, Finite] | None = _f(
         None, "raw feature values mapped to input_range (default: each feature's min and max)", "data units"
@@ -39,7 +50,9 @@ class Dataset(Strict):
     seed: Seed = _f(0, "seed of the split", "1")
     stratify: bool = _f(True, "keep class proportions in the split (classification)")
     task: Literal["classification", "regression"] = _f(
-        "classification", "classification: integer labels, one-hot targets; regression: the targets themselves"
+        "classification",
+        "classification: integer labels, one-hot targets (one output per class); regression: the targets "
+        "themselves (one output per target)",
     )
     input_range: tuple[Finite, Finite] = _f((0.0, 1.0), "inputs are scaled into this range", "model units")
     target_range: tuple[Finite, Finite] = _f((0.0, 1.0), "one-hot off/on values", "model units")
@@ -64,6 +77,23 @@ class Dataset(Strict):
         problems: list[tuple[tuple, str]] = []
         if (self.name is None) == (self.path is None):
             problems.append((("name",), "give either a built-in 'name' (iris, digits, xor) or a 'path', not both"))
+        if self.name is not None and self.task == "regression":
+            problems.append(
+                (("task",), f"the built-in {self.name} is a classification (a regression reads a CSV or NPZ 'path')")
+            )
+        if self.targets is not None and self.task != "regression":
+            problems.append(
+                (
+                    ("targets",),
+                    "names the target columns of a regression (set task: regression, or name a classification's "
+                    "label column with 'label')",
+                )
+            )
+        for key in ("columns", "targets"):
+            names = getattr(self, key) or []
+            twice = sorted({c for c in names if names.count(c) > 1})
+            if twice:
+                problems.append(((key,), f"column {twice[0]!r} is named twice"))
         for key in ("input_range", "target_range", "feature_range"):
             box = getattr(self, key)
             if box is not None and not box[0] < box[1]:

@@ -197,32 +197,49 @@ class Protocol(Strict):
                         f"[{lim.low:g}, {lim.high:g}] V (narrow input_range or widen the limits)",
                     )
                 )
-        shape = self.dataset.shape()
-        if shape is None and self.dataset.path is not None:
-            from aeqlab.datasets import peek_shape
+        return out + self._check_data()
+
+    def _check_data(self) -> list[tuple[tuple, str]]:
+        """The data set's width against the inputs, its class count or target width against the outputs."""
+        ds = self.dataset
+        detail = ""
+        if ds.path is None:
+            if ds.name is None:
+                return []
+            features, outputs = ds.shape()
+            detail = f"{outputs} classes"
+            key = ("dataset", "name")
+        else:
+            from aeqlab.datasets import DataFileError, inspect
 
             try:
-                shape = peek_shape(self.dataset)
-            except (ValueError, OSError) as exc:
-                out.append((("dataset", "path"), str(exc)))
-        if shape is not None:
-            features, classes = shape
-            source = self.dataset.name or Path(self.dataset.path or "").name
-            if features != self.roles.inputs.size:
-                out.append(
-                    (
-                        ("roles", "inputs", "channels"),
-                        f"{self.roles.inputs.size} inputs, but data set {source} has {features} features",
-                    )
+                found = inspect(ds)
+            except DataFileError as exc:
+                return [(("dataset", exc.key), str(exc))]
+            except OSError as exc:
+                return [(("dataset", "path"), f"cannot read {Path(ds.path).name}: {exc.strerror or exc}")]
+            features, outputs, detail = found.features, found.outputs, found.detail
+            key = ("dataset", "targets" if ds.task == "regression" and ds.targets else "label")
+        source = ds.name or Path(ds.path or "").name
+        out = []
+        if features != self.roles.inputs.size:
+            out.append(
+                (
+                    ("roles", "inputs", "channels"),
+                    f"{self.roles.inputs.size} inputs, but data set {source} has {features} features",
                 )
-            if classes is not None and classes != self.roles.outputs.size:
-                out.append(
-                    (
-                        ("roles", "outputs", "channels"),
-                        f"{self.roles.outputs.size} outputs, but data set {source} has {classes} "
-                        + ("targets" if self.dataset.task == "regression" else "classes"),
-                    )
+            )
+        have = self.roles.outputs.size
+        if outputs is not None and outputs != have:
+            per = "one output per target" if ds.task == "regression" else "one output per class"
+            twin = f" and the twin {outputs} output{'s' * (outputs != 1)}" if self.simulation is not None else ""
+            out.append(
+                (
+                    key,
+                    f"data set {source} has {detail}, but the network has {have} output{'s' * (have != 1)} "
+                    f"({per}: give roles.outputs {outputs} channel{'s' * (outputs != 1)}{twin}, or change the data)",
                 )
+            )
         return out
 
     def is_simulated_only(self) -> bool:

@@ -138,21 +138,42 @@ def knobs(data: dict[str, dict[str, np.ndarray]], n: Naming) -> Figure:
     return fig
 
 
+MAX_TARGET_PANELS = 4
+
+
+def _regression_predictions(pr: dict[str, np.ndarray], n: Naming, k: int) -> Figure:
+    """ŷ against y, one panel per target (the first few), each with its R² over the samples shown."""
+    targets = pr["target"].reshape(pr["target"].shape[0], -1)
+    outputs = pr["free_output"].reshape(targets.shape[0], -1)
+    width = targets.shape[1]
+    shown = min(width, MAX_TARGET_PANELS)
+    fig, axs = _new(4.2 * shown + 1.3, 4.8, 1, shown)
+    for j in range(shown):
+        ax = axs[0, j]
+        y, unit = _si(n, "outputs", targets[-k:, j])
+        yh, _ = _si(n, "outputs", outputs[-k:, j])
+        ax.plot(y, yh, ".", ms=4)
+        lo, hi = np.nanmin([y.min(), yh.min()]), np.nanmax([y.max(), yh.max()])
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="ŷ = y")
+        sst = float(np.sum((y - y.mean()) ** 2))
+        r2 = 1.0 - float(np.sum((yh - y) ** 2)) / sst if sst > 0 else float("nan")
+        name = f"target {j + 1} of {width}: " if width > 1 else ""
+        ax.set(xlabel=f"target y ({unit})", ylabel=f"prediction ŷ ({unit})", title=f"{name}R² {r2:.3f}, last {k}")
+        _axes_style(ax, integer_x=False)
+    if width > shown:
+        fig.suptitle(f"the first {shown} of {width} targets")
+    _legend_outside(axs[0, shown - 1])
+    return fig
+
+
 def predictions(data: dict[str, dict[str, np.ndarray]], n: Naming, last: int | None = None) -> Figure:
     """Confusion matrix (classification) or ŷ against y (regression) of the last epoch's training samples."""
     pr = data["predictions"]
     k = last if last is not None else max(1, min(pr["samples"].size, 200))
+    if n.task == "regression":
+        return _regression_predictions(pr, n, k)
     fig, axs = _new(5.5, 4.8)
     ax = axs[0, 0]
-    if n.task == "regression":
-        y, unit = _si(n, "outputs", pr["target"][-k:, 0])
-        yh, _ = _si(n, "outputs", pr["free_output"][-k:, 0])
-        ax.plot(y, yh, ".", ms=4)
-        lo, hi = np.nanmin([y.min(), yh.min()]), np.nanmax([y.max(), yh.max()])
-        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="ŷ = y")
-        ax.set(xlabel=f"target y ({unit})", ylabel=f"prediction ŷ ({unit})", title=f"ŷ against y, last {k} samples")
-        _axes_style(ax, integer_x=False)
-        return fig
     labels, pred = pr["label"][-k:].astype(int), pr["predicted"][-k:].astype(int)
     m = max(int(labels.max(initial=0)), int(pred.max(initial=0))) + 1
     cm = confusion(labels, pred, m)

@@ -124,6 +124,12 @@ def summary_page(run: dict[str, Any], files: list[Path]) -> str:
         )
     elif acc.size:
         lines.append(f"* test {metric} before training: {acc[0]:.3f}, loss {loss[0]:.4g} (no epoch has ended yet)")
+    width = data["predictions"]["target"].reshape(data["predictions"]["target"].shape[0], -1).shape[1]
+    if n.task == "regression" and width > 1:
+        lines.append(
+            f"* R² pools the {width} targets: 1 − Σ‖ŷ − y‖² / Σ‖y − ȳ‖² over every target column (each target's "
+            "R² on the last training samples: predictions.png)"
+        )
     ho = data["homeostasis"]
     lines.append(f"* homeostasis: {np.mean(ho['iterations']):.1f} iterations per sample (free + homeostatic phase)")
     if "gradient_fidelity" in data:

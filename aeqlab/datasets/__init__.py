@@ -1,8 +1,10 @@
 """Data sets: built-in (offline: scikit-learn's bundled files, or made here) or files.
 
-A file is a CSV (a header row, one example per row, an integer label column) or an
-NPZ (an examples × features array and a label array). Inputs are scaled into the
-protocol's input range; targets are one-hot vectors with the protocol's off/on values.
+A file is a CSV (a header row, one example per row, columns named) or an NPZ (named
+arrays), for a classification (integer labels) or a regression (one or several
+targets): see :mod:`aeqlab.datasets.files`. Inputs are scaled into the protocol's input
+range; a classification's targets are one-hot vectors with the protocol's off/on
+values, a regression's the file's values themselves.
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from aeqlab.datasets.files import DataFileError, FileShape, inspect, outputs_of, read_file
 from aeqlab.errors import InputError
 
 if TYPE_CHECKING:  # the protocol's dataset section; the protocol reads data through this module
     from aeqlab.protocol import Dataset as DatasetConfig
+
+
+__all__ = ["DataFileError", "FileShape", "Split", "hold_out_validation", "inspect", "load", "read_file"]
 
 
 @dataclass(frozen=True)
@@ -49,8 +55,8 @@ def load(cfg: DatasetConfig) -> Split:
     if cfg.path is not None:
         try:
             x, y = read_file(cfg)
-        except ValueError as exc:
-            raise InputError(str(exc), where=f"dataset.path ({cfg.path})") from None
+        except DataFileError as exc:
+            raise InputError(str(exc), where=f"dataset.{exc.key} ({cfg.path})") from None
         test_size = cfg.test_size if cfg.test_size is not None else 0.2
         if test_size >= 1:
             test_size = int(test_size)
@@ -63,7 +69,7 @@ def load(cfg: DatasetConfig) -> Split:
             )
         except ValueError as exc:
             raise InputError(f"cannot split the data: {exc}", where="dataset.test_size") from None
-        n_classes = int(y.max()) + 1 if cfg.task == "classification" else y.reshape(len(y), -1).shape[1]
+        n_classes = outputs_of(cfg, y)[0]
         if cfg.feature_range is not None:
             x_lo, x_hi = cfg.feature_range
         else:
@@ -126,94 +132,3 @@ def hold_out_validation(split: Split, fraction: float, seed: int) -> Split:
         x_val=split.x_train[val],
         y_val=split.y_train[val],
     )
-
-
-def _read_csv(cfg: DatasetConfig) -> tuple[np.ndarray, np.ndarray]:
-    import csv
-
-    with open(cfg.path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.reader(fh))
-    if len(rows) < 2:
-        raise ValueError(f"{cfg.path}: needs a header row and at least one example")
-    header = [h.strip() for h in rows[0]]
-    columns = _columns(cfg, header)
-    idx = [header.index(c) for c in columns]
-    li = header.index(cfg.label)
-    try:
-        x = np.array([[float(r[i]) for i in idx] for r in rows[1:] if r], dtype=float)
-        y = np.array([int(r[li]) for r in rows[1:] if r], dtype=int)
-    except (ValueError, IndexError) as exc:
-        raise ValueError(f"{cfg.path}: not a table of numbers with integer labels ({exc})") from None
-    return x, y
-
-
-def _columns(cfg: DatasetConfig, header: list[str]) -> list[str]:
-    if cfg.label not in header:
-        raise ValueError(f"{cfg.path}: no label column {cfg.label!r} (columns: {', '.join(header)})")
-    columns = cfg.columns if cfg.columns is not None else [h for h in header if h != cfg.label]
-    missing = [c for c in columns if c not in header]
-    if missing:
-        raise ValueError(f"{cfg.path}: no column {missing[0]!r} (columns: {', '.join(header)})")
-    return list(columns)
-
-
-def _read_npz(cfg: DatasetConfig) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        with np.load(cfg.path, allow_pickle=False) as z:
-            if cfg.features not in z or cfg.label not in z:
-                raise ValueError(f"{cfg.path}: needs arrays {cfg.features!r} and {cfg.label!r} (has {', '.join(z)})")
-            x = np.asarray(z[cfg.features], dtype=float)
-            y = np.asarray(z[cfg.label])
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"{cfg.path}: not a readable .npz file ({exc})") from None
-    if cfg.columns is not None:
-        raise ValueError(f"{cfg.path}: 'columns' applies to CSV files only")
-    if cfg.task == "regression":
-        if x.ndim != 2 or y.ndim not in (1, 2) or y.shape[0] != x.shape[0]:
-            raise ValueError(
-                f"{cfg.path}: {cfg.features} must be examples × features and {cfg.label} one target "
-                "(or a row of targets) per example"
-            )
-        return x, y.astype(float)
-    if x.ndim != 2 or y.shape != (x.shape[0],):
-        raise ValueError(f"{cfg.path}: {cfg.features} must be examples × features and {cfg.label} one label each")
-    return x, y.astype(int)
-
-
-def read_file(cfg: DatasetConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs (examples × features) and integer labels of a CSV or NPZ data file.
-
-    Raises
-    ------
-    ValueError
-        When the file does not hold what the protocol says.
-    """
-    x, y = _read_npz(cfg) if Path(cfg.path).suffix.lower() == ".npz" else _read_csv(cfg)
-    if x.shape[0] == 0 or not np.all(np.isfinite(x)):
-        raise ValueError(f"{cfg.path}: needs at least one example, all values finite")
-    if cfg.task == "regression":
-        if not np.all(np.isfinite(y)):
-            raise ValueError(f"{cfg.path}: regression targets must be finite")
-    elif y.min() < 0:
-        raise ValueError(f"{cfg.path}: labels are class numbers 0, 1, 2, ...")
-    return x, y
-
-
-def peek_shape(cfg: DatasetConfig) -> tuple[int, int | None]:
-    """(features, classes) of a data file, reading only what it needs (CSV: the header).
-
-    Raises
-    ------
-    ValueError
-        When the file does not hold what the protocol says.
-    """
-    if Path(cfg.path).suffix.lower() == ".csv":
-        import csv
-
-        with open(cfg.path, newline="", encoding="utf-8") as fh:
-            header = [h.strip() for h in next(csv.reader(fh), [])]
-        return len(_columns(cfg, header)), None
-    x, y = _read_npz(cfg)
-    if cfg.task == "regression":
-        return x.shape[1], y.reshape(len(y), -1).shape[1]
-    return x.shape[1], int(y.max()) + 1 if y.size else None
