@@ -12,6 +12,7 @@ from aeqlab.engine.backend import Backend
 from aeqlab.engine.bench import Bench
 from aeqlab.errors import AeqlabError, InputError
 from aeqlab.protocol import Protocol
+from aeqlab.signals import shielded
 from drivers import registry
 from drivers.base import DriverSettings, Ramp
 from drivers.capabilities import WallClock
@@ -60,8 +61,9 @@ def open_instruments(protocol: Protocol, resources: dict[str, str] | None = None
             opened[name] = open_instrument(name, cfg, (resources or {}).get(name))
         return opened
     except BaseException:
-        for obj in opened.values():
-            obj.close()
+        with shielded():  # nothing was driven: the links are closed, uncut by a second Ctrl-C
+            for obj in opened.values():
+                obj.close()
         raise
 
 
@@ -107,8 +109,9 @@ def open_bench(protocol: Protocol) -> Backend:
     try:
         bench = Bench(protocol, instruments, WallClock())
     except BaseException:
-        for obj in instruments.values():
-            obj.close()
+        with shielded():
+            for obj in instruments.values():
+                obj.close()
         raise
     return Backend("bench", bench, diagnostics=lambda: _link_stats(instruments))
 

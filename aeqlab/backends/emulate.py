@@ -22,6 +22,7 @@ from aeqlab.engine.backend import Backend
 from aeqlab.engine.bench import Bench
 from aeqlab.errors import InputError
 from aeqlab.protocol import Protocol
+from aeqlab.signals import shielded
 from drivers.capabilities import WallClock
 from sim_backends.emulators import EMULATORS, TwinChannels
 
@@ -147,8 +148,9 @@ def start_emulators(protocol: Protocol, twin: Any | None = None) -> EmulatorSet:
             emu.drop_every = int(getattr(sim, "timeout_every", 0) or 0)
             emulators[name] = emu.start()
     except BaseException:
-        for emu in emulators.values():
-            emu.stop()
+        with shielded():  # a second Ctrl-C must not leave emulators running
+            for emu in emulators.values():
+                emu.stop()
         raise
     emus = EmulatorSet(twin, emulators, lock)
     emus.mark_started()
@@ -177,14 +179,16 @@ def open_emulated(protocol: Protocol) -> Backend:
     try:
         instruments = open_instruments(protocol, emus.resources)
     except BaseException:
-        emus.stop()
+        with shielded():
+            emus.stop()
         raise
     try:
         bench = Bench(protocol, instruments, WallClock())
     except BaseException:
-        for obj in instruments.values():
-            obj.close()
-        emus.stop()
+        with shielded():
+            for obj in instruments.values():
+                obj.close()
+            emus.stop()
         raise
 
     def diagnostics() -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from aeqlab.engine.bench import Bench
+from aeqlab.signals import shielded
 
 
 @dataclass
@@ -57,7 +58,8 @@ class Backend:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        try:
-            self.safe_state()
-        finally:
-            self.close()
+        with shielded():  # a Ctrl-C now would only cut the way to the safe state short
+            try:
+                self.safe_state()
+            finally:
+                self.close()

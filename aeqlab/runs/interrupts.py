@@ -20,6 +20,9 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from aeqlab.signals import can_install as _can_install
+from aeqlab.signals import going_safe, shielded  # noqa: F401 - shielded is re-exported
+
 
 class StopRequest:
     """A flag a run polls between samples: set by a signal, a callback, code, or the caller's event."""
@@ -43,10 +46,6 @@ class StopRequest:
         return self.requested
 
 
-def _can_install() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
 @contextmanager
 def deferred_interrupts(
     stop: StopRequest, notify: Callable[[str], None] | None = None, enabled: bool = True
@@ -68,7 +67,7 @@ def deferred_interrupts(
 
     def on_signal(signum: int, frame) -> None:  # noqa: ARG001 - signal handler signature
         if stop.requested and signum == signal.SIGINT:
-            signal.signal(signal.SIGINT, _going_safe(notify))  # the way out must not be cut short
+            signal.signal(signal.SIGINT, going_safe(notify))  # the way out must not be cut short
             raise KeyboardInterrupt
         stop.request("interrupted")
         if notify is not None:
@@ -78,30 +77,6 @@ def deferred_interrupts(
     previous_term = signal.signal(signal.SIGTERM, on_signal)
     try:
         yield stop
-    finally:
-        signal.signal(signal.SIGINT, previous_int)
-        signal.signal(signal.SIGTERM, previous_term)
-
-
-def _going_safe(notify: Callable[[str], None] | None):
-    def handler(signum: int, frame) -> None:  # noqa: ARG001 - signal handler signature
-        if notify is not None:
-            notify("already stopping: every source is being put in its safe state")
-
-    return handler
-
-
-@contextmanager
-def shielded(notify: Callable[[str], None] | None = None, enabled: bool = True) -> Iterator[None]:
-    """Ctrl-C and SIGTERM only print a note within the block (the safe state and the journal's last words)."""
-    if not (enabled and _can_install()):
-        yield
-        return
-    handler = _going_safe(notify)
-    previous_int = signal.signal(signal.SIGINT, handler)
-    previous_term = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
     finally:
         signal.signal(signal.SIGINT, previous_int)
         signal.signal(signal.SIGTERM, previous_term)

@@ -1,0 +1,43 @@
+"""Ctrl-C on the way to the safe state: a block no SIGINT or SIGTERM cuts short.
+
+The lowest layer of aeqlab, so that every path that puts sources in their safe state
+(the run engine's exit, a backend's way out, a start-up that failed) can shield
+itself. Handlers are installed only in the main thread (elsewhere the block runs as
+it is), and the ones found are always put back.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+
+def can_install() -> bool:
+    """Signal handlers can be changed here (the main thread only)."""
+    return threading.current_thread() is threading.main_thread()
+
+
+def going_safe(notify: Callable[[str], None] | None):
+    def handler(signum: int, frame) -> None:  # noqa: ARG001 - signal handler signature
+        if notify is not None:
+            notify("already stopping: every source is being put in its safe state")
+
+    return handler
+
+
+@contextmanager
+def shielded(notify: Callable[[str], None] | None = None, enabled: bool = True) -> Iterator[None]:
+    """Ctrl-C and SIGTERM only print a note within the block (the safe state and the journal's last words)."""
+    if not (enabled and can_install()):
+        yield
+        return
+    handler = going_safe(notify)
+    previous_int = signal.signal(signal.SIGINT, handler)
+    previous_term = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous_int)
+        signal.signal(signal.SIGTERM, previous_term)
