@@ -76,6 +76,7 @@ def training(
     best = monitor.best if monitor is not None else Best()
     if resume is None:
         yield Start()
+        trainer.state.memory.dither_seed = int(seed)  # the knob dither follows the run's seed, as the order does
         initial = yield Evaluate(0)
         beta, epoch, done, totals = beta_of_epoch(schedule, trainer.protocol.method.beta, 1), 1, 0, EpochTotals()
         initial.checkpoint = trainer.checkpoint(1, 0, beta, rng.bit_generator.state, totals)
