@@ -184,3 +184,33 @@ def test_a_short_iris_run_on_10_bit_knob_dacs_learns_better_with_the_mitigation(
     with_it = short_run(homeostasis(iris10, **on), tmp_path, "on")
     assert without <= 0.5  # the updates freeze: about chance on three classes
     assert with_it >= without + 0.25
+
+
+def test_a_dithered_twin_resumed_from_its_checkpoint_goes_on_bit_for_bit(iris10):
+    """The dither draws continue where they were: the journal's checkpoint keeps their count."""
+    data = load(iris10.dataset)
+    y = data.targets(data.y_train)
+
+    def go(trainer, backend, samples):
+        for i in samples:
+            execute(trainer.sample_plan(data.x_train[i], y[i], iris10.method.beta), backend.bench)
+        return trainer.state.targets.copy()
+
+    backend = open_backend(iris10, "sim")
+    trainer = Trainer(iris10, backend.bench, data)
+    trainer.start()
+    go(trainer, backend, range(4))
+    snapshot = backend.snapshot()
+    parts = to_parts(trainer.checkpoint(1, 4, iris10.method.beta, {}, EpochTotals()))
+    straight = go(trainer, backend, range(4, 8))
+    backend.close()
+
+    again_backend = open_backend(iris10, "sim")
+    again_backend.restore(snapshot)
+    mem = trainer.state.memory
+    resumed = Trainer(iris10, again_backend.bench, data)
+    resumed.resume(from_parts(*parts, mem.knob_low, mem.knob_high), rehome=False)
+    again = go(resumed, again_backend, range(4, 8))
+    again_backend.close()
+    np.testing.assert_array_equal(again, straight)
+    assert resumed.state.memory.dither_draws == mem.dither_draws == 16
