@@ -220,6 +220,13 @@ class Method(Strict):
             problems.append(
                 (("free_phase_homeostasis",), f"method {self.name} moves θ by homeostasis: it must be true")
             )
+        if self.homeostasis.targets == "incremental":
+            problems.append(
+                (
+                    ("homeostasis", "targets"),
+                    f"method {self.name} sets its targets itself: incremental targets are Aeqprop's (use measured)",
+                )
+            )
         if self.name == "spsa" and self.spsa.c <= 10 * self.homeostasis.tolerance:
             problems.append(
                 (
