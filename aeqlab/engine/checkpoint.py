@@ -25,6 +25,8 @@ def to_parts(cp: Checkpoint) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         "totals": dict(cp.totals.__dict__),
         "gains_min_step": mem.knob_gains.min_step,
         "gains_bounds": list(mem.knob_gains.bounds),
+        "dither_seed": mem.dither_seed,
+        "dither_draws": mem.dither_draws,
     }
     # the adaptive settle's observations; its last readings go with the arrays
     settle = SettleMemory(window=mem.settle.window, seen=mem.settle.seen).to_state()
@@ -47,7 +49,14 @@ def from_parts(s: dict[str, Any], a: dict[str, np.ndarray], low: np.ndarray, hig
     targets, knobs, gains, chi = a["targets"], a["knobs"], a["knob_gains"], a["susceptibility"]
     sg = SecantGains(gains.size, 1.0, min_step=s["gains_min_step"], bounds=tuple(s["gains_bounds"]))
     sg.gain = gains.copy()
-    memory = FeedbackMemory(knob_gains=sg, susceptibility=chi.copy(), knob_low=low.copy(), knob_high=high.copy())
+    memory = FeedbackMemory(
+        knob_gains=sg,
+        susceptibility=chi.copy(),
+        knob_low=low.copy(),
+        knob_high=high.copy(),
+        dither_seed=int(s.get("dither_seed", 0)),  # journals written before the dither have neither
+        dither_draws=int(s.get("dither_draws", 0)),
+    )
     if "settle" in s:  # journals written before the adaptive settle have none
         settle = dict(s["settle"])
         for name in ("theta", "outputs"):

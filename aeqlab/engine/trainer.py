@@ -219,4 +219,5 @@ class Trainer:
             susceptibility=np.eye(b.roles["nudges"].size),
             knob_low=low,
             knob_high=high,
+            dither_seed=int(self.protocol.seed),
         )

@@ -20,6 +20,17 @@ class Homeostasis(Strict):
     averages: int = _f(
         1, "readings averaged at every step (noisy readbacks: noise falls as 1/√averages)", "1", ge=1, le=1000
     )
+    targets: Literal["measured", "incremental"] = _f(
+        "measured",
+        "the next sample's targets: the measured θ′ (measured), or the previous targets plus the measured "
+        "step θ′ − θ_h (incremental: steps smaller than a knob DAC step add up instead of being lost)",
+    )
+    dither: Annotated[float, Field(ge=0, allow_inf_nan=False)] = _f(
+        0.0,
+        "width of a uniform dither added to the knob setpoints, drawn afresh for every held phase (one knob "
+        "DAC step: the rounded output is right on average); 0: none",
+        "model units",
+    )
 
 
 class Tracking(Strict):
@@ -208,6 +219,13 @@ class Method(Strict):
         if not self.free_phase_homeostasis:
             problems.append(
                 (("free_phase_homeostasis",), f"method {self.name} moves θ by homeostasis: it must be true")
+            )
+        if self.homeostasis.targets == "incremental":
+            problems.append(
+                (
+                    ("homeostasis", "targets"),
+                    f"method {self.name} sets its targets itself: incremental targets are Aeqprop's (use measured)",
+                )
             )
         if self.name == "spsa" and self.spsa.c <= 10 * self.homeostasis.tolerance:
             problems.append(

@@ -99,6 +99,7 @@ def training(
     best = monitor.best if monitor is not None else Best()
     if resume is None:
         found = yield Start()
+        trainer.state.memory.dither_seed = int(seed)  # the knob dither follows the run's seed, as the order does
         beta, epoch, done, totals = beta_of_epoch(schedule, trainer.protocol.method.beta, 1), 1, 0, EpochTotals()
         if origin is not None:
             beta, epoch = yield from _take_up(trainer, origin, found, rng)

@@ -4,7 +4,8 @@
 2. homeostatic phase: nudging β₁; feedback on the knobs until the measured θ = θ*;
    θ_h is read at its end;
 3. clamped phase: knobs frozen, nudging β₂; the system (θ included) settles;
-4. read θ′: the new targets. The step is θ′ − θ_h.
+4. read θ′: the new targets (or, with ``homeostasis.targets: incremental``, the old
+   targets plus the step). The step is θ′ − θ_h.
 
 Nudging is a current +β(y − ŷ) into each output node (toward the target), either
 fixed from the free-phase error (``linearized``) or re-measured until consistent
@@ -163,7 +164,11 @@ def train_sample(state: EngineState, x: np.ndarray, y: np.ndarray, method: Metho
     )
     theta_new = clamped.theta
     yield Set("nudges", np.zeros_like(y))
-    state.targets = theta_new.copy()
+    if method.homeostasis.targets == "incremental":
+        # both readings were taken at the same frozen knobs: DAC rounding and homeostasis error cancel
+        state.targets = state.targets + (theta_new - theta_h)
+    else:
+        state.targets = theta_new.copy()
     loss = 0.5 * float(np.sum((y_free - y) ** 2))
     return SampleRecord(
         prediction=y_free,

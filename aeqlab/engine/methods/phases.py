@@ -164,6 +164,14 @@ class FeedbackMemory:
     knob_low: np.ndarray
     knob_high: np.ndarray
     settle: SettleMemory = field(default_factory=SettleMemory)  # what the adaptive settle predicts from
+    dither_seed: int = 0  # seed of the knob dither (homeostasis.dither)
+    dither_draws: int = 0  # dither vectors drawn so far: the next one is drawn from (seed, draws)
+
+    def dither(self, n: int, width: float) -> np.ndarray:
+        """A fresh dither vector, uniform in ±width/2 per knob; reproducible from the seed and the count."""
+        rng = np.random.default_rng((self.dither_seed, self.dither_draws))
+        self.dither_draws += 1
+        return rng.uniform(-0.5 * width, 0.5 * width, n)
 
 
 def _max_abs(a: np.ndarray) -> float:
@@ -201,6 +209,11 @@ def run_phase(
     current = nudge.initial_current.copy() if nudge is not None else None
     if current is not None:
         yield Set("nudges", current)
+    # dither: the knobs go on the wire as u + d, d drawn once for this phase (the loop's corrections
+    # then act on what it wrote); a DAC rounds u + d, and over phases the rounding averages out
+    offset = memory.dither(u.size, homeostasis.dither) if hold and homeostasis.dither > 0 else None
+    if offset is not None:
+        yield Set("knobs", dithered(u, offset, memory))
     accel = Anderson(homeostasis.memory)
     root = None
     if track:
@@ -255,7 +268,7 @@ def run_phase(
             u_new = np.clip(z_new, memory.knob_low, memory.knob_high)
             saturated |= bool(np.any(u_new != z_new))
             u = u_new
-            yield Set("knobs", u)
+            yield Set("knobs", u if offset is None else dithered(u, offset, memory))
         if track and res_i > tol_i:
             current = root.step(current, current + nudge.beta * outputs, nudge.beta * nudge.target)
             yield Set("nudges", current)
@@ -275,6 +288,11 @@ def run_phase(
         settle_timeouts=settle_timeouts,
         first_residual=first_residual,
     )
+
+
+def dithered(u: np.ndarray, offset: np.ndarray, memory: FeedbackMemory) -> np.ndarray:
+    """The knob values written for setpoints ``u`` with the phase's dither ``offset``, inside the knob bounds."""
+    return np.clip(u + offset, memory.knob_low, memory.knob_high)
 
 
 def adaptive_wait(
