@@ -21,13 +21,14 @@ anything. The figures are upper estimates:
 
 from __future__ import annotations
 
+import math
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from aeqlab.datasets.files import npz_shapes
 from aeqlab.errors import InputError
 from aeqlab.protocol import Protocol
 
@@ -69,20 +70,8 @@ def available_bytes() -> int | None:
 
 def _npz_values(path: Path) -> int | None:
     """Values of every array in an NPZ file, from the arrays' headers (None when they cannot be read)."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            total = 0
-            for name in z.namelist():
-                with z.open(name) as fh:
-                    version = np.lib.format.read_magic(fh)
-                    if version == (1, 0):
-                        shape, _, _ = np.lib.format.read_array_header_1_0(fh)
-                    else:
-                        shape, _, _ = np.lib.format.read_array_header_2_0(fh)
-                    total += int(np.prod(shape, dtype=object))
-            return total
-    except (OSError, ValueError, zipfile.BadZipFile):
-        return None  # the loader reports an unreadable file in its own words
+    arrays = npz_shapes(path)
+    return None if arrays is None else sum(math.prod(shape) for shape, _ in arrays.values())
 
 
 def _data_values(protocol: Protocol) -> int:

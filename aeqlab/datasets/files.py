@@ -15,6 +15,7 @@ Every problem is a :class:`DataFileError` naming the dataset key to change.
 from __future__ import annotations
 
 import csv
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -154,6 +155,26 @@ def _read_csv(cfg: DatasetConfig, limit: int | None = None) -> tuple[np.ndarray,
 
 
 # ------------------------------------------------------------------ NPZ
+def npz_shapes(path: str | Path) -> dict[str, tuple[tuple[int, ...], int]] | None:
+    """Each array of an NPZ file: its shape and item size, from the headers alone (nothing is expanded).
+
+    None when the file is not a readable NPZ (the loader then says why in its own words).
+    """
+    try:
+        with zipfile.ZipFile(path) as z:
+            out = {}
+            for name in z.namelist():
+                with z.open(name) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    fmt = np.lib.format
+                    read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                    shape, _, dtype = read(fh)
+                    out[name.removesuffix(".npy")] = (tuple(int(n) for n in shape), int(dtype.itemsize))
+            return out
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+
+
 def _read_npz(cfg: DatasetConfig) -> tuple[np.ndarray, np.ndarray]:
     name = Path(cfg.path).name
     if cfg.columns is not None:

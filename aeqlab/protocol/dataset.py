@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from aeqlab.protocol.clip import clip
-from aeqlab.protocol.fields import MAX_DATA_BYTES, MAX_ROWS, Finite, Seed, Strict, _f, _problems
+from aeqlab.protocol.fields import MAX_DATA_BYTES, MAX_NPZ_BYTES, MAX_ROWS, Finite, Seed, Strict, _f, _problems
 
 BUILTIN_DATASETS = {"iris": (4, 3), "digits": (64, 10), "xor": (2, 2)}  # (features, classes)
 BUILTIN_SIZES = {"iris": 150, "digits": 1797}  # examples (xor's four points are train and test)
@@ -129,6 +129,8 @@ def _check_data_file(path: Path) -> None:
         raise ValueError(f"{shown!r} is not a regular file (a data file is a .csv or .npz file)")
     if info.st_size > MAX_DATA_BYTES:
         raise ValueError(f"{shown!r} has {info.st_size} bytes, more than a data file may have ({MAX_DATA_BYTES})")
+    if path.suffix.lower() == ".npz":
+        _check_npz(path, shown)
     if path.suffix.lower() != ".csv":
         return
     rows = 0
@@ -140,3 +142,28 @@ def _check_data_file(path: Path) -> None:
         raise ValueError(f"cannot read {shown!r}: {exc.strerror or exc}") from None
     if rows - 1 > MAX_ROWS:  # the header is not an example
         raise ValueError(f"{shown!r} has {rows - 1} rows, more than {MAX_ROWS} examples (use a sample of the data)")
+
+
+def _check_npz(path: Path, shown: str) -> None:
+    """An NPZ's arrays, from their headers: at most MAX_ROWS examples, and at most MAX_NPZ_BYTES expanded.
+
+    A compressed file of a few megabytes can expand to gigabytes: nothing is loaded before this.
+    """
+    from aeqlab.datasets.files import npz_shapes
+
+    arrays = npz_shapes(path)
+    if arrays is None:
+        return  # not a readable NPZ: the loader says so
+    total = 0
+    for name, (shape, itemsize) in arrays.items():
+        if shape and shape[0] > MAX_ROWS:
+            raise ValueError(
+                f"{shown!r}: array {name!r} has {shape[0]} rows, more than {MAX_ROWS} examples "
+                "(use a sample of the data)"
+            )
+        total += math.prod(shape) * itemsize
+    if total > MAX_NPZ_BYTES:
+        raise ValueError(
+            f"{shown!r} expands to {total} bytes of arrays, more than a data file may ({MAX_NPZ_BYTES}); "
+            "use a sample of the data"
+        )

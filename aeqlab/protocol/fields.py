@@ -85,7 +85,8 @@ MAX_CHANNELS = 65_536  # channels of one instrument (or one range such as dac/ao
 MAX_LAYER = 4096  # units in one layer of the twin
 MAX_PARAMS = 10_000_000  # trainable parameters of the twin (each is a knob and a readback: 80 MB of float64)
 MAX_DATA_BYTES = 256 << 20  # a data file (CSV or NPZ)
-MAX_ROWS = 1_000_000  # examples in a CSV data file
+MAX_ROWS = 1_000_000  # examples in a CSV data file (and rows of an NPZ's arrays)
+MAX_NPZ_BYTES = 4 * MAX_DATA_BYTES  # an NPZ's arrays expanded (read from their headers before loading)
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # what every random generator (numpy, scikit-learn) accepts

@@ -225,6 +225,31 @@ def test_a_csv_with_too_many_rows_is_refused_at_the_data_path(tmp_path, monkeypa
     assert load_protocol(proto)[0].dataset.path.endswith("d.csv")
 
 
+def test_an_npz_that_expands_beyond_the_cap_is_refused_from_its_headers_before_loading(tmp_path, monkeypatch):
+    import numpy as np
+
+    import aeqlab.protocol.dataset as dataset
+
+    x = np.zeros((2_000, 2))  # zeros compress to almost nothing: the file is small, the arrays are not
+    np.savez_compressed(tmp_path / "d.npz", x=x, label=np.zeros(2_000, dtype=np.int64))
+    assert (tmp_path / "d.npz").stat().st_size < 2_000
+    text = XOR.replace("  name: xor\n", "  path: d.npz\n")
+    proto = tmp_path / "p.yaml"
+    proto.write_text(text, encoding="utf-8")
+
+    def no_load(*_a, **_k):
+        raise AssertionError("an array was loaded before its size was checked")
+
+    monkeypatch.setattr(dataset, "MAX_NPZ_BYTES", 30_000)  # 2,000 × 3 values × 8 bytes = 48,000 expanded
+    monkeypatch.setattr(np, "load", no_load)
+    with pytest.raises(ProtocolError, match=r"p.yaml:35:9: dataset.path: .*expands to 48000 bytes of arrays, more than"):
+        load_protocol(proto)
+    monkeypatch.setattr(dataset, "MAX_NPZ_BYTES", 10**9)
+    monkeypatch.setattr(dataset, "MAX_ROWS", 1_000)
+    with pytest.raises(ProtocolError, match=r"dataset.path: .*array 'x' has 2000 rows, more than 1000 examples"):
+        load_protocol(proto)
+
+
 def test_located_is_unchanged_for_plain_files():
     # the node checks do not change what is read
     located = parse_located("a: &x {b: 1}\nc: *x\nd: 2024-01-02\n", "f.yaml")
