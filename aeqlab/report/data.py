@@ -185,7 +185,6 @@ class Follower:
             self._data = _assemble(self, header)
         return self._data
 
-
     def naming(self, header: Any) -> Naming:
         """The run's names and units (parsed from the protocol once per protocol)."""
         if self._naming is None or self._naming[0] != header.protocol_sha256:

@@ -108,7 +108,8 @@ class RunView:
     def key(self, name: str) -> str:
         """What figure ``name`` shows, as a string: the versions of the sources it plots."""
         v = self.refresh()["versions"]
-        return "-".join(str(v[s]) for s in SOURCES.get(name, DEFAULT_SOURCES))
+        empty = "" if v["samples"] else "empty-"  # the placeholder of a run without samples goes with its first
+        return empty + "-".join(str(v[s]) for s in SOURCES.get(name, DEFAULT_SOURCES))
 
     def refresh(self) -> dict[str, Any]:
         """The run as read now (the rows the journal gained since the last refresh are read, no more)."""

@@ -160,3 +160,21 @@ def test_live_view_shows_the_same_running_means(long_run):
             n = min(k + 1, 200)
             expect = f"last {n}: loss {lc['running_loss'][k]:.4f} acc {lc['running_accuracy'][k]:.3f}"
             assert view.running() == expect
+
+
+def test_a_run_without_samples_shows_placeholders_replaced_by_its_first_samples(xor_run, tmp_path):
+    d = copy_run(xor_run[0], tmp_path / "run")
+    con = sqlite3.connect(d / "journal.sqlite")
+    first = con.execute("SELECT * FROM samples WHERE seq = 1").fetchone()
+    con.execute("DELETE FROM samples")
+    con.execute("DELETE FROM epochs WHERE epoch > 0")
+    con.execute("DELETE FROM snapshots WHERE seq > 0")
+    con.commit()
+    view = RunView(d)
+    assert all(b"no committed samples yet" in view.svg(name) for name in figures.FIGURES)
+    con.execute(f"INSERT INTO samples VALUES ({','.join('?' * len(first))})", first)
+    con.commit()
+    con.close()
+    assert view.state()["samples"] == 1
+    for name in figures.FIGURES:  # the knobs too, although no snapshot came with the sample
+        assert b"no committed samples yet" not in view.svg(name), name
