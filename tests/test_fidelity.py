@@ -210,3 +210,22 @@ def test_summary_states_a_small_loss_in_significant_digits(iris_run, tmp_path):
     run["data"]["learning_curves"]["test_loss"] = np.array([9.6e-4, 2.94e-6])
     page = summary_page(run, [])
     assert "test loss 0.00096 → 2.94e-06" in page
+
+
+def test_report_checks_fewer_steps_on_a_large_network_by_default_and_says_so(iris_run, tmp_path, monkeypatch):
+    from aeqlab.report import core, read_run
+
+    run_dir, _ = iris_run
+    n_params = read_run(run_dir)["header"].n_params
+    assert core.default_steps(n_params) == 3 and core.default_steps(9610) == 1  # iris small, digits large
+    small = make_report(run_dir, tmp_path / "small", fidelity_points=2)
+    assert small.data["gradient_fidelity"]["step_relative_error"].shape == (2, 3)
+    assert "step per snapshot" not in (tmp_path / "small" / "summary.md").read_text()
+    monkeypatch.setattr(core, "LARGE_NETWORK", n_params - 1)  # iris counted as large
+    large = make_report(run_dir, tmp_path / "large", fidelity_points=2)
+    gf = large.data["gradient_fidelity"]
+    assert gf["steps"].tolist() == [1] and gf["step_relative_error"].shape == (2, 1)
+    page = (tmp_path / "large" / "summary.md").read_text()
+    assert f"1 step per snapshot, the default for a network of more than {n_params - 1:,} parameters" in page
+    asked = make_report(run_dir, tmp_path / "asked", gradcheck_samples=2, fidelity_points=2)
+    assert asked.data["gradient_fidelity"]["steps"].tolist() == [2]  # an explicit count is kept

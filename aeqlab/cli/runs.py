@@ -68,11 +68,14 @@ def report(
         ),
     ] = None,
     gradcheck_samples: Annotated[
-        int,
+        int | None,
         typer.Option(
-            min=0, max=5, help="steps checked against the twin's oracle at each fidelity point (0: no fidelity figure)"
+            min=0,
+            max=5,
+            help="steps checked against the twin's oracle at each fidelity point (0: no fidelity figure; "
+            "default 3, or 1 for a network of more than 2,000 parameters)",
         ),
-    ] = 3,
+    ] = None,
     fidelity_points: Annotated[
         int, typer.Option(min=0, max=20, help="parameter snapshots the fidelity figure checks, spread over the run")
     ] = 20,

@@ -19,6 +19,15 @@ from aeqlab.report.data import read_run
 from aeqlab.report.summary import summary_page
 from aeqlab.runs.run import writable_folder
 
+STEPS = 3  # Aeqprop steps per fidelity point by default ...
+LARGE_STEPS = 1  # ... and for a network of more than LARGE_NETWORK parameters (a step costs ∝ its size)
+LARGE_NETWORK = 2000
+
+
+def default_steps(n_params: int) -> int:
+    """Steps per fidelity point when none are asked for: fewer on a large network (digits: 1, not 3)."""
+    return LARGE_STEPS if n_params > LARGE_NETWORK else STEPS
+
 
 @dataclass
 class ReportResult:
@@ -31,7 +40,7 @@ class ReportResult:
 
 
 def make_report(
-    run_dir: Path, out: Path | None = None, gradcheck_samples: int = 3, fidelity_points: int = 20
+    run_dir: Path, out: Path | None = None, gradcheck_samples: int | None = None, fidelity_points: int = 20
 ) -> ReportResult:
     """Write the figures and the summary page of a run; return the files and the plotted arrays.
 
@@ -44,11 +53,14 @@ def make_report(
         folder is read-only, which :attr:`ReportResult.note` then says).
     gradcheck_samples
         Aeqprop steps checked against the twin's oracle at each point of the gradient-fidelity
-        figure (at most 5; 0 leaves the figure out). Needs the protocol's twin (a
-        ``simulation:`` section); a run on a bench is checked on its twin at its journaled θ*.
+        figure (at most 5; 0 leaves the figure out; None: 3, or 1 on a network of more than
+        2,000 parameters, see :func:`default_steps`, and the summary says so). Needs the
+        protocol's twin (a ``simulation:`` section); a run on a bench is checked on its twin
+        at its journaled θ*.
     fidelity_points
         Parameter snapshots the fidelity figure checks, spread over the run (at most 20).
-        The work, done at report time, is at most points × steps Aeqprop cycles on the twin.
+        The work, done at report time, is at most points × steps Aeqprop cycles on the twin
+        (digits, 9,610 parameters: about 1 s per cycle on a loaded 2-core machine).
     """
     run = read_run(Path(run_dir))
     store, header, data = run["store"], run["header"], run["data"]
@@ -60,6 +72,14 @@ def make_report(
         )
     out, note = writable_folder(store.path, out, inside="report", suffix="report")
     result = ReportResult(out=out, data=data, note=note)
+    notes: list[str] = []
+    if gradcheck_samples is None:
+        gradcheck_samples = default_steps(header.n_params)
+        if gradcheck_samples != STEPS:
+            notes.append(
+                f"gradient fidelity: {gradcheck_samples} step per snapshot, the default for a network of more than "
+                f"{LARGE_NETWORK:,} parameters (this one has {header.n_params:,}); --gradcheck-samples N checks more"
+            )
 
     def save(fig, name: str) -> None:
         path = out / f"{name}.png"
@@ -73,7 +93,7 @@ def make_report(
         if isinstance(fidelity, str):
             run["notes"] = [fidelity]
         else:
-            run["notes"] = [f"gradient fidelity: {note}" for note in fidelity.pop("notes")]
+            run["notes"] = notes + [f"gradient fidelity: {note}" for note in fidelity.pop("notes")]
             if header.backend != "sim":
                 fidelity["on_twin_of"] = np.array([header.backend])
             data["gradient_fidelity"] = fidelity

@@ -4,7 +4,10 @@ Built with the object API (no pyplot state, no backend switch), so they render i
 notebook as well as into PNG/SVG files. Axes are in SI units where the protocol has a
 calibration for the role, else in model units (the label says which). Every figure stays
 readable from 1 to thousands of epochs: markers are thinned to at most ``MAX_MARKERS`` per
-line, tick counts are bounded, legends sit outside the axes.
+line, tick counts are bounded, legends sit outside the axes. Every per-sample series is
+decimated to at most ``MAX_POINTS`` points before it is drawn (:func:`decimate`: the
+minimum and maximum of each stretch of samples, so spikes stay visible), which keeps
+the figures of a run of hundreds of thousands of samples quick to draw and small as SVG.
 """
 
 from __future__ import annotations
@@ -19,6 +22,37 @@ from aeqlab.report.names import Naming, param_label
 
 MAX_MARKERS = 30
 MAX_TICKS = 8
+MAX_POINTS = 1000
+
+
+def envelope(y: np.ndarray, max_points: int = MAX_POINTS) -> np.ndarray:
+    """Indices of at most ``max_points`` of ``y``: the first, the last, and each stretch's minimum and maximum.
+
+    ``y`` may be 2-D (rows are samples): the stretches' extremes of every column are kept, for
+    series drawn together (a stack), in at most ``max_points`` indices in all.
+    """
+    y = np.asarray(y, dtype=float)
+    n = y.shape[0]
+    if n <= max_points:
+        return np.arange(n)
+    y2 = y.reshape(n, -1)
+    buckets = max(1, (max_points - 2) // (2 * y2.shape[1]))
+    size = -(-n // buckets)
+    pad = buckets * size - n
+    keep = [np.array([0, n - 1])]
+    for col in y2.T:
+        lo = np.pad(np.where(np.isnan(col), np.inf, col), (0, pad), constant_values=np.inf).reshape(buckets, size)
+        hi = np.pad(np.where(np.isnan(col), -np.inf, col), (0, pad), constant_values=-np.inf).reshape(buckets, size)
+        base = np.arange(buckets) * size
+        keep += [base + lo.argmin(axis=1), base + hi.argmax(axis=1)]
+    idx = np.unique(np.concatenate(keep))
+    return idx[idx < n]
+
+
+def decimate(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` and ``y`` at the indices of :func:`envelope` (unchanged when they hold at most ``max_points``)."""
+    idx = envelope(y, max_points)
+    return np.asarray(x)[idx], np.asarray(y)[idx]
 
 
 def _axes_style(ax: Any, integer_x: bool = True) -> None:
@@ -62,12 +96,14 @@ def learning_curves(data: dict[str, dict[str, np.ndarray]], n: Naming) -> Figure
     fig, axs = _new(11, 4, 1, 2)
     ax1, ax2 = axs[0]
     for ax, key, name in ((ax1, "accuracy", metric), (ax2, "loss", "loss ½‖ŷ − y‖²")):
-        ts, es = lc["test_samples"], lc["epoch_samples"]
-        ax.plot(ts, lc[f"test_{key}"], "o-", ms=4, markevery=_every(ts.size), label="test")
-        ax.plot(es, lc[f"train_{key}"], "s-", ms=4, markevery=_every(es.size), label="train (epoch)")
+        ts, ty = decimate(lc["test_samples"], lc[f"test_{key}"])
+        es, ey = decimate(lc["epoch_samples"], lc[f"train_{key}"])
+        ax.plot(ts, ty, "o-", ms=4, markevery=_every(ts.size), label="test")
+        ax.plot(es, ey, "s-", ms=4, markevery=_every(es.size), label="train (epoch)")
         show_running = lc["running_samples"].size and not (regression and key == "accuracy")
         if show_running:  # a regression's per-sample 'correct' is meaningless: its running R² is not drawn
-            ax.plot(lc["running_samples"], lc[f"running_{key}"], lw=0.8, alpha=0.6, label="train (running)")
+            rs, ry = decimate(lc["running_samples"], lc[f"running_{key}"])
+            ax.plot(rs, ry, lw=0.8, alpha=0.6, label=running_label(lc))
         ax.set(xlabel="training samples", ylabel=name, title=name)
         _axes_style(ax)
         if key == "loss":
@@ -76,6 +112,12 @@ def learning_curves(data: dict[str, dict[str, np.ndarray]], n: Naming) -> Figure
     if not regression:
         ax1.set_ylim(-0.02, 1.02)
     return fig
+
+
+def running_label(lc: dict[str, np.ndarray]) -> str:
+    """The legend of the running curves: which window they average over."""
+    w = int(lc["running_window"][0]) if "running_window" in lc else 0
+    return f"train (running: mean of the last {w} samples)" if w > 1 else "train (running)"
 
 
 def _log_if_decades(ax: Any, arrays: list[np.ndarray], decades: float = 1.5) -> None:
@@ -95,7 +137,7 @@ def parameters(data: dict[str, dict[str, np.ndarray]], n: Naming) -> Figure:
     values, unit = _si(n, "params", pr["tracked"])
     for j, idx in enumerate(pr["indices"]):
         if j < values.shape[1]:
-            ax.plot(pr["samples"], values[:, j], lw=0.9, label=param_label(n, int(idx)), **_style(j))
+            ax.plot(*decimate(pr["samples"], values[:, j]), lw=0.9, label=param_label(n, int(idx)), **_style(j))
     ax.set(xlabel="training samples", ylabel=f"θ* ({unit})", title="tracked parameters")
     _axes_style(ax)
     _legend_outside(ax, ncol=1 if len(pr["indices"]) <= 16 else 2)
@@ -119,11 +161,11 @@ def knobs(data: dict[str, dict[str, np.ndarray]], n: Naming) -> Figure:
     idx = data["parameters"]["indices"]
     shown = [int(i) for i in idx if i < values.shape[1]] or list(range(min(16, values.shape[1])))
     for ax in (full, zoom):
-        ax.plot(kn["samples"], values.min(axis=1), "k:", lw=0.8, label="lowest knob")
-        ax.plot(kn["samples"], values.max(axis=1), "k--", lw=0.8, label="highest knob")
+        ax.plot(*decimate(kn["samples"], values.min(axis=1)), "k:", lw=0.8, label="lowest knob")
+        ax.plot(*decimate(kn["samples"], values.max(axis=1)), "k--", lw=0.8, label="highest knob")
         for j, i in enumerate(shown):
             name = n.knob_channels[i] if i < len(n.knob_channels) else f"knob {i}"
-            ax.plot(kn["samples"], values[:, i], lw=0.9, label=name, **_style(j))
+            ax.plot(*decimate(kn["samples"], values[:, i]), lw=0.9, label=name, **_style(j))
         _axes_style(ax)
     if "knobs" in n.limits:
         lo, hi, lunit = n.limits["knobs"]
@@ -202,7 +244,14 @@ def timing(data: dict[str, dict[str, np.ndarray]], n: Naming) -> Figure:
     ax = axs[0, 0]
     parts = [np.nan_to_num(ti[k]) for k in ("free_s", "homeostatic_s", "clamped_s")]
     rest = np.maximum(np.nan_to_num(ti["sample_s"]) - sum(parts), 0.0)
-    ax.stackplot(ti["samples"], *parts, rest, labels=["free", "homeostatic", "clamped", "other"], alpha=0.8)
+    idx = envelope(np.column_stack([*parts, rest]))
+    ax.stackplot(
+        ti["samples"][idx],
+        *(p[idx] for p in parts),
+        rest[idx],
+        labels=["free", "homeostatic", "clamped", "other"],
+        alpha=0.8,
+    )
     ax.set(xlabel="training samples", ylabel="time per sample (s)", title="time per phase")
     _axes_style(ax)
     _legend_outside(ax)
@@ -214,8 +263,8 @@ def homeostasis(data: dict[str, dict[str, np.ndarray]], n: Naming) -> Figure:
     ho = data["homeostasis"]
     fig, axs = _new(10, 6.5, 2, 1, sharex=True)
     ax1, ax2 = axs[0, 0], axs[1, 0]
-    ax1.plot(ho["samples"], ho["free_iterations"], ".", ms=2, label="free phase")
-    ax1.plot(ho["samples"], ho["homeostatic_iterations"], ".", ms=2, label="homeostatic phase")
+    ax1.plot(*decimate(ho["samples"], ho["free_iterations"]), ".", ms=2, label="free phase")
+    ax1.plot(*decimate(ho["samples"], ho["homeostatic_iterations"]), ".", ms=2, label="homeostatic phase")
     cap = n.homeostasis.get("max_iterations")
     if cap:
         ax1.axhline(cap, color="r", lw=1, label=f"max_iterations {cap} (per phase)")
@@ -226,7 +275,7 @@ def homeostasis(data: dict[str, dict[str, np.ndarray]], n: Naming) -> Figure:
     ax1.set(ylabel="iterations per phase", title="homeostasis: each sample runs a free and a homeostatic phase")
     _axes_style(ax1)
     _legend_outside(ax1)
-    ax2.semilogy(ho["samples"], np.maximum(ho["residual"], 1e-16), ".", ms=2, label="residual")
+    ax2.semilogy(*decimate(ho["samples"], np.maximum(ho["residual"], 1e-16)), ".", ms=2, label="residual")
     tol = n.homeostasis.get("tolerance")
     if tol:
         ax2.axhline(tol, color="r", lw=1, label=f"tolerance {tol:g}")
@@ -242,9 +291,9 @@ def nudges(data: dict[str, dict[str, np.ndarray]], n: Naming) -> Figure:
     nu = data["nudges"]
     fig, axs = _new(10, 5, 2, 1, sharex=True)
     scale, _, unit = n.calibration.get("nudges", (1.0, 0.0, "model units, no calibration"))
-    axs[0, 0].semilogy(nu["samples"], np.maximum(np.abs(scale) * nu["nudge_norm"], 1e-16), ".", ms=2)
+    axs[0, 0].semilogy(*decimate(nu["samples"], np.maximum(np.abs(scale) * nu["nudge_norm"], 1e-16)), ".", ms=2)
     axs[0, 0].set(ylabel=f"‖I‖ ({unit})", title="clamped nudge and parameter step")
-    axs[1, 0].semilogy(nu["samples"], np.maximum(nu["step_norm"], 1e-16), ".", ms=2)
+    axs[1, 0].semilogy(*decimate(nu["samples"], np.maximum(nu["step_norm"], 1e-16)), ".", ms=2)
     axs[1, 0].set(xlabel="training samples", ylabel="‖θ′ − θ_h‖ (model units)")
     for ax in axs[:, 0]:
         ax.xaxis.set_major_locator(MaxNLocator(nbins=MAX_TICKS, integer=True))

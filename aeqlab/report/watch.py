@@ -1,9 +1,12 @@
 """The live page of a run: a small read-only HTTP server that renders the report's figures as SVG.
 
 ``aeqlab watch`` serves one page per run folder. The page polls ``state.json`` every few
-seconds and reloads the figures (``fig/NAME.svg``) when the journal gained samples or the
-run's status changed. The journal is opened read-only (SQLite ``mode=ro``) at every change,
-so the server never writes to a run and works for runs in progress and finished ones alike.
+seconds and reloads a figure (``fig/NAME.svg``) when its data changed. The journal is opened
+read-only (SQLite ``mode=ro``) at each refresh, so the server never writes to a run and works
+for runs in progress and finished ones alike. A refresh stays light on a long run: only the
+rows the journal gained are read (:class:`~aeqlab.report.data.Follower`), every curve is
+decimated before it is drawn (:func:`~aeqlab.report.figures.decimate`), and a figure is drawn
+again only when a source it plots (samples, epochs, snapshots) changed.
 Nothing is fetched from the network: the page is plain HTML and a few lines of JavaScript.
 """
 
@@ -22,9 +25,8 @@ from typing import Any
 
 from aeqlab.errors import AeqlabError, InputError
 from aeqlab.journal import FILE
-from aeqlab.journal.reading import connect_reader
 from aeqlab.report import figures
-from aeqlab.report.data import read_run
+from aeqlab.report.data import Follower, read_run
 from aeqlab.report.summary import flags, read_run_summary
 
 PAGE = """<!doctype html>
@@ -45,7 +47,7 @@ body {{ font-family: sans-serif; margin: 1em 2em; color: #222; }}
 <div class="figs">{images}</div>
 <script>
 const names = {names};
-let version = null;
+const shown = {{}};
 async function poll() {{
   try {{
     const r = await fetch("state.json", {{cache: "no-store"}});
@@ -57,11 +59,11 @@ async function poll() {{
     document.getElementById("metric").textContent = s.metric;
     document.getElementById("flags").innerHTML = s.flags.map(f => "<li>" + f + "</li>").join("");
     document.getElementById("updated").textContent = new Date().toLocaleTimeString();
-    if (s.version !== version) {{
-      version = s.version;
-      const v = encodeURIComponent(version);
-      // swap each figure only once its new version has loaded: no blank images, no cancelled loads
-      for (const n of names) {{
+    // reload a figure only when its data changed; swap it in once the new version has loaded
+    for (const n of names) {{
+      if (s.figures[n] !== shown[n]) {{
+        shown[n] = s.figures[n];
+        const v = encodeURIComponent(s.figures[n]);
         const next = new Image();
         next.onload = () => {{ document.getElementById("fig-" + n).src = next.src; }};
         next.src = "fig/" + n + ".svg?v=" + v;
@@ -74,8 +76,16 @@ poll(); setInterval(poll, {interval_ms});
 """
 
 
+# what each figure plots: it is drawn again only when one of these changed (see Follower.versions)
+SOURCES = {
+    "learning_curves": ("samples", "epochs"),
+    "knobs": ("snapshots",),
+}
+DEFAULT_SOURCES = ("samples",)
+
+
 class RunView:
-    """The run's figures and state, re-read from the journal whenever it changed (thread-safe)."""
+    """The run's figures and state, updated from what the journal gained (thread-safe)."""
 
     def __init__(self, run_dir: Path, min_age: float = 0.0):
         self.run_dir = Path(run_dir)
@@ -86,31 +96,27 @@ class RunView:
                 "no journal in this folder", where=str(self.run_dir), hint="give a folder made by 'aeqlab run'"
             )
         self._lock = threading.Lock()
-        self._version: str | None = None
+        self._follower = Follower()
         self._run: dict[str, Any] | None = None
-        self._svg: dict[str, bytes] = {}
+        self._svg: dict[str, tuple[str, bytes]] = {}  # figure → (the key of the data it shows, its SVG)
 
-    def _probe(self) -> str:
-        """A cheap fingerprint of the journal's content: last sample, epochs, sessions and their status."""
-        con = connect_reader(self.run_dir / FILE)
-        try:
-            row = con.execute(
-                "SELECT (SELECT coalesce(max(seq), 0) FROM samples), (SELECT count(*) FROM epochs), "
-                "(SELECT count(*) FROM sessions), (SELECT exit_status FROM sessions ORDER BY id DESC LIMIT 1)"
-            ).fetchone()
-        finally:
-            con.close()
-        return "-".join(str(v) for v in row)
+    @property
+    def _version(self) -> str:
+        v = self._run["versions"] if self._run else {}
+        return "-".join(str(v.get(k)) for k in ("samples", "epochs", "snapshots", "sessions"))
+
+    def key(self, name: str) -> str:
+        """What figure ``name`` shows, as a string: the versions of the sources it plots."""
+        v = self.refresh()["versions"]
+        empty = "" if v["samples"] else "empty-"  # the placeholder of a run without samples goes with its first
+        return empty + "-".join(str(v[s]) for s in SOURCES.get(name, DEFAULT_SOURCES))
 
     def refresh(self) -> dict[str, Any]:
-        """The run as read now (re-read only when the fingerprint changed)."""
+        """The run as read now (the rows the journal gained since the last refresh are read, no more)."""
         with self._lock:
             if self._run is not None and time.monotonic() - self._read_at < self.min_age:
                 return self._run
-            version = self._probe()
-            if version != self._version or self._run is None:
-                self._run = read_run(self.run_dir, live=True)
-                self._version, self._svg = version, {}
+            self._run = read_run(self.run_dir, live=True, follower=self._follower)
             self._read_at = time.monotonic()
             return self._run
 
@@ -136,13 +142,14 @@ class RunView:
                 for f in flags(data, header.samples_per_epoch, read_run_summary(self.run_dir), run.get("sessions"))
             ],
             "version": self._version,
+            "figures": {name: self.key(name) for name in figures.FIGURES},
         }
 
     def svg(self, name: str) -> bytes:
         """One figure of the report as SVG."""
-        run = self.refresh()
+        run, key = self.refresh(), self.key(name)
         with self._lock:
-            if name not in self._svg:
+            if self._svg.get(name, ("",))[0] != key:  # drawn only when its data changed
                 if run["n_samples"] == 0:
                     fig = figures.Figure(figsize=(6, 1))
                     fig.text(0.5, 0.5, "no committed samples yet", ha="center", va="center")
@@ -150,8 +157,8 @@ class RunView:
                     fig = figures.FIGURES[name](run["data"], run["naming"])
                 buf = io.BytesIO()
                 fig.savefig(buf, format="svg")
-                self._svg[name] = buf.getvalue()
-            return self._svg[name]
+                self._svg[name] = (key, buf.getvalue())
+            return self._svg[name][1]
 
     def page(self, interval: float) -> bytes:
         """The HTML page."""

@@ -1,8 +1,9 @@
 """The live view of a run in a terminal, as a subscriber of the run engine; plain lines elsewhere.
 
 On a terminal the live lines show the epoch and sample progress with a labelled ETA,
-the running loss and accuracy (R² for a regression) of the epoch's free-phase
-predictions, homeostasis iterations, the last nudge size and samples per second;
+the running loss and accuracy of the free-phase predictions over the last
+:func:`running_window` samples (the same window as the report's and the watch page's
+"train (running)" curves; fewer at the start), homeostasis iterations, the last nudge size and samples per second;
 fields that do not fit the width go to the next line (never cut), and each finished
 epoch leaves one line above the live ones. Without a terminal (a log file, a pipe,
 CI) the same figures go out as plain lines: one per epoch and one every few seconds.
@@ -11,6 +12,7 @@ CI) the same figures go out as plain lines: one per epoch and one every few seco
 from __future__ import annotations
 
 import time
+from collections import deque
 
 import numpy as np
 from rich.console import Console, Group
@@ -23,6 +25,12 @@ from aeqlab.runs.events import Closed, EpochDone, InitialEvaluation, Opened, Run
 from aeqlab.runs.stability import StabilityChecked
 
 LOG_EVERY_S = 5.0
+RUNNING_WINDOW = 200  # samples: the running curves appear during the first epoch of a long run
+
+
+def running_window(samples_per_epoch: int) -> int:
+    """Samples the running loss and accuracy average over: an epoch, at most :data:`RUNNING_WINDOW`."""
+    return max(1, min(int(samples_per_epoch), RUNNING_WINDOW))
 
 
 def _clock(seconds: float) -> str:
@@ -70,9 +78,7 @@ class LiveView:
         self._t0 = self._last_log = time.perf_counter()
         self._n = 0
         self._iters = 0.0
-        self._epoch_n = 0
-        self._correct = 0
-        self._loss = 0.0
+        self._recent: deque[tuple[int, float]] = deque(maxlen=1)  # (correct, loss) of the last samples
         self._sse_targets: list[np.ndarray] = []
         self._nudge = 0.0
         self._test = "-"
@@ -103,6 +109,7 @@ class LiveView:
         self.epochs, self.per_epoch, self.start = ev.epochs, ev.samples_per_epoch, ev.samples_done
         self.metric = "R²" if ev.task == "regression" else "acc"
         self.run_dir = ev.run_dir
+        self._recent = deque(maxlen=running_window(ev.samples_per_epoch))
         self._done = ev.samples_done
         self._epoch = ev.samples_done // max(self.per_epoch, 1) + 1
         self._t0 = self._last_log = time.perf_counter()
@@ -137,11 +144,7 @@ class LiveView:
         ev = event.sample
         rec = ev.record
         self._n += 1
-        if ev.index == 0 or self._epoch_n > ev.index:
-            self._epoch_n, self._correct, self._loss = 0, 0, 0.0
-        self._epoch_n += 1
-        self._correct += rec.correct
-        self._loss += rec.loss
+        self._recent.append((int(rec.correct), float(rec.loss)))
         self._iters += rec.homeostasis_iterations
         fields = rec.journal_fields()
         self._nudge = float(fields.get("nudge_norm", 0.0))
@@ -195,20 +198,25 @@ class LiveView:
     def _fields(self) -> list[str]:
         rate = self._rate()
         eta = (self.total - self._done) / rate if rate > 0 and self._n else float("nan")
-        n = max(self._epoch_n, 1)
-        running = [f"acc {self._correct / n:.3f}"] if self.metric == "acc" else []  # a regression's R² is per epoch
         return [
             f"epoch {self._epoch}/{self.epochs}",
             f"sample {self._done}/{self.total}",
             f"ETA {_clock(eta)}",
-            f"loss {self._loss / n:.4f}",
-            *running,
+            self.running(),
             f"homeostasis {self._iters / max(self._n, 1):.1f} it",
             f"nudge {self._nudge:.2e}",
             f"{rate:.1f} samples/s",
             f"test {self.metric} {self._test}",
             *([f"rho {self._rho}"] if self._rho != "-" else []),
         ]
+
+    def running(self) -> str:
+        """``last 200: loss 0.1234 acc 0.812``: the means over the running window (a regression's R² is per epoch)."""
+        if not self._recent:
+            return f"last {self._recent.maxlen}: no sample yet"
+        correct, loss = np.mean(np.array(self._recent, dtype=float), axis=0)
+        acc = f" acc {correct:.3f}" if self.metric == "acc" else ""
+        return f"last {len(self._recent)}: loss {loss:.4f}{acc}"
 
     def _render(self) -> Group:
         width = max(self.console.width, 20)
