@@ -18,6 +18,7 @@ from aeqlab.engine.bench import Bench
 from aeqlab.errors import ProtocolError
 from aeqlab.protocol import Protocol
 from sim_backends import physics
+from sim_backends.blind import BlindSystem
 from sim_backends.clock import SimulatedClock
 from sim_backends.energy import EnergyNetwork, EnergySpec, load_function
 from sim_backends.hopfield import HopfieldNetwork, HopfieldSpec, half_xavier
@@ -291,3 +292,35 @@ def twin_oracle(twin: Any) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | N
         return eps * gradient
 
     return oracle
+
+
+def open_blind(protocol: Protocol) -> Backend:
+    """Stand-in instruments over no physics, for previewing a bench protocol that has no twin.
+
+    Each instrument of the protocol becomes a simulated one with its ranges, each role wired
+    with its own calibration (no hidden errors); readings are placeholders
+    (:class:`~sim_backends.blind.BlindSystem`). Nothing real is opened.
+    """
+    sizes = {r: getattr(protocol.roles, r).size for r in ("inputs", "outputs", "knobs", "params", "nudges")}
+    system = BlindSystem(sizes)
+    counts: dict[str, int] = {}
+    for role_name in sizes:
+        for ref in getattr(protocol.roles, role_name).refs():
+            counts[ref.instrument] = max(counts.get(ref.instrument, 0), ref.last + 1)
+    instruments = {
+        name: SimInstrument(name, system, cfg.channels or counts.get(name, 1),
+                            voltage_range=tuple(cfg.voltage_range), current_range=tuple(cfg.current_range))
+        for name, cfg in protocol.instruments.items()
+    }
+    for role_name in sizes:
+        role = getattr(protocol.roles, role_name)
+        cal, pos = role.calibration, 0
+        for ref in role.refs():
+            idx = np.arange(pos, pos + ref.count)
+            instruments[ref.instrument].wire(np.arange(ref.first, ref.last + 1), role_name, idx,
+                                             np.full(ref.count, cal.scale), np.full(ref.count, cal.offset))
+            pos += ref.count
+    bench = Bench(protocol, dict(instruments), system.clock)
+    backend = Backend("blind", bench, lambda: {}, lambda snap: None, lambda: {"placeholder_reads": system.reads})
+    backend.instruments = instruments  # type: ignore[attr-defined]
+    return backend
