@@ -137,7 +137,7 @@ class EnergyTwin(Strict):
         problems: list[tuple[tuple, str]] = []
         for k, i in enumerate(self.outputs):
             if i >= self.states:
-                problems.append((("outputs", k), f"state index {i} beyond the {self.states} states (0..{self.states - 1})"))
+                problems.append((("outputs", k), f"state index {i} beyond the states 0..{self.states - 1}"))
         if len(set(self.outputs)) != len(self.outputs):
             problems.append((("outputs",), "each output is a different state"))
         if isinstance(self.epsilon, list) and len(self.epsilon) != self.params:

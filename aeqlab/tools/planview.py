@@ -330,7 +330,8 @@ def render(pv: Preview, protocol: Protocol, console: Any, source: str | Path = "
         for note in BLIND_NOTES:
             console.print(f"note: {note}", markup=False)
         for s in pv.samples:
-            console.print(f"sample {s['sample']}: feedback iterations and loss not predicted (no physics)", markup=False)
+            console.print(f"sample {s['sample']}: feedback iterations and loss not predicted (no physics)",
+                          markup=False)
         return
     for s in pv.samples:
         phases = ", ".join(f"{k} {v}" for k, v in s.items() if k not in ("sample", "converged", "saturated", "loss"))

@@ -88,7 +88,8 @@ def test_validate_never_imports_the_energy_module(protocols_dir, tmp_path):
         f"open({str(marker)!r}, 'w').close()\nraise RuntimeError('broken on purpose')\n"
     )
     (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "diode_regression.npz").write_bytes((protocols_dir / "data" / "diode_regression.npz").read_bytes())
+    data = (protocols_dir / "data" / "diode_regression.npz").read_bytes()
+    (tmp_path / "data" / "diode_regression.npz").write_bytes(data)
     path = tmp_path / "p.yaml"
     path.write_text((protocols_dir / "diode_regression_sim.yaml").read_text())
     proc = run_cli("validate", str(path))
