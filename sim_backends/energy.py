@@ -17,8 +17,8 @@ is given; otherwise five-point central differences of E with the step
 ``h = 2e-4·(1 + |z|)`` per coordinate (truncation ~h⁴·E⁽⁵⁾/30, rounding ~1e-16·|E|/h: about
 1e-12 of the energy's scale for smooth energies, 1e-10 for the example's stiff diodes), four
 energy evaluations per coordinate: supply the derivatives for speed. The Hessian is always
-central differences of the gradient with ``h = 1e-5·(1 + |z|)`` (with an exact gradient: error ~1e-10 relative). The gradient oracle
-(``linear_response``) and the stability ratio come from that Hessian by implicit
+central differences of the gradient with ``h = 1e-5·(1 + |z|)`` (with an exact gradient: error
+~1e-10 relative). The gradient oracle (``linear_response``) and the stability ratio come from that Hessian by implicit
 differentiation at the equilibrium; states or parameters at a bound are held.
 """
 
