@@ -112,7 +112,9 @@ class EnergyTwin(Strict):
     outputs: list[Annotated[int, Field(ge=0)]] = _f(description="indices into s of the outputs", unit="1", min_length=1)
     params: int = _f(description="floating parameters theta (= knobs = readbacks)", unit="1", gt=0, le=MAX_PARAMS)
     epsilon: Positive | list[Positive] = _f(description="coupling of each parameter to its knob", unit="model units")
-    theta0: list[Finite] | EnergyInit = _f(description="starting parameters: a list, or {low, high, seed}")
+    theta0: list[Finite] | EnergyInit = _f(
+        description="starting parameters: a list, or {low, high, seed}", unit="model units"
+    )
     state_bounds: tuple[float, float] | None = _f(None, "box of every state [low, high]", "model units")
     param_bounds: tuple[float, float] | None = _f(None, "box of every parameter [low, high]", "model units")
     constants: dict[str, Any] = _f({}, "keyword arguments passed to the energy and derivative functions")
