@@ -48,8 +48,10 @@ class Twin:
     """A physical system with floating parameters behind instrument ports.
 
     The physics object (a :class:`~sim_backends.hopfield.HopfieldNetwork`, a
-    :class:`~sim_backends.spring.SpringNetwork`, ...) provides ``relax(x, u, I)``,
-    ``states``, ``outputs``, ``theta``, ``stability_ratio(x)`` and ``coupling_summary()``.
+    :class:`~sim_backends.spring.SpringNetwork`, an :class:`~sim_backends.energy.EnergyNetwork`
+    or a plug-in's) satisfies :class:`~sim_backends.physics.TwinPhysics`: ``spec`` (sizes),
+    ``relax(x, u, I)``, ``states``, ``outputs``, ``theta``, ``stability_ratio(x)`` and
+    ``coupling_summary()``.
 
     Parameters
     ----------
@@ -92,6 +94,7 @@ class Twin:
         drift_seed: int = 0,
         unstable_limit: int = 5,
         unstable_window: int = 2000,
+        coupling_place: str = "simulation.epsilon",
     ):
         spec = net.spec
         self.net = net
@@ -102,6 +105,7 @@ class Twin:
         self.strict_stability = strict_stability
         self.unstable_limit = unstable_limit
         self.unstable_window = unstable_window
+        self.coupling_place = coupling_place  # the protocol key a StabilityError points at
         self._unstable: deque[int] = deque()
         self.ports = {
             "inputs": np.zeros(spec.n_inputs),
@@ -252,7 +256,7 @@ class Twin:
                 f"relaxations, the last by {moved:.2f}) from equilibria with stability ratio rho = {rho:.2f} >= 1: "
                 f"the floating parameters are coupled too softly "
                 f"({self.net.coupling_summary()})",
-                where="simulation.epsilon",
+                where=self.coupling_place,
                 hint=(
                     f"scale every epsilon by about {0.6 / rho:.2g} or less"
                     if np.isfinite(rho)

@@ -17,7 +17,10 @@ from aeqlab.engine.backend import Backend
 from aeqlab.engine.bench import Bench
 from aeqlab.errors import ProtocolError
 from aeqlab.protocol import Protocol
+from sim_backends import physics
+from sim_backends.blind import BlindSystem
 from sim_backends.clock import SimulatedClock
+from sim_backends.energy import EnergyNetwork, EnergySpec, load_function
 from sim_backends.hopfield import HopfieldNetwork, HopfieldSpec, half_xavier
 from sim_backends.instruments import InstrumentFaults, SimInstrument
 from sim_backends.spring import SpringNetwork, triangular_network
@@ -39,15 +42,16 @@ def build_twin(protocol: Protocol, *, tolerance: float | None = None, realtime: 
             where="simulation",
             hint="add one: 'aeqlab init twin' writes a template",
         )
+    tol = tolerance or sim.tolerance
     if sim.model == "spring":
         lat = sim.spring
         spring = triangular_network(
             lat.rows, lat.cols, eps=lat.eps, stiffness_spread=lat.stiffness_spread, seed=lat.seed, inputs=lat.inputs
         )
         spring = type(spring)(**{**spring.__dict__, "output_pairs": tuple(tuple(p) for p in lat.output_pairs)})
-        net = SpringNetwork(spring, tolerance=tolerance or sim.tolerance, max_sweeps=min(sim.max_sweeps, 500))
+        net = SpringNetwork(spring, tolerance=tol, max_sweeps=min(sim.max_sweeps, 500))
         theta0 = spring.rest_lengths()
-    else:
+    elif sim.model == "hopfield":
         spec = HopfieldSpec(
             layers=tuple(sim.layers),
             eps_weights=tuple(sim.epsilon.weights),
@@ -55,8 +59,11 @@ def build_twin(protocol: Protocol, *, tolerance: float | None = None, realtime: 
             hidden_clip=tuple(sim.hidden_clip),
             output_clip=tuple(sim.output_clip),
         )
-        net = HopfieldNetwork(spec, tolerance=tolerance or sim.tolerance, max_sweeps=sim.max_sweeps)
+        net = HopfieldNetwork(spec, tolerance=tol, max_sweeps=sim.max_sweeps)
         theta0 = half_xavier(spec, tuple(sim.init.gains), np.random.default_rng(sim.init.seed))
+    else:
+        net = _user_physics(protocol, tol)  # imports the user's code
+        theta0 = np.asarray(net.theta, float).copy()
     return Twin(
         net,
         theta0,
@@ -65,7 +72,57 @@ def build_twin(protocol: Protocol, *, tolerance: float | None = None, realtime: 
         settling_tau=sim.settling_tau,
         drift_rate=sim.drift,
         drift_seed=sim.noise_seed,
+        coupling_place=sim.epsilon_place,
     )
+
+
+def _user_physics(protocol: Protocol, tolerance: float) -> Any:
+    """The physics of an energy-defined or plug-in twin (this imports user code), checked against the roles."""
+    sim = protocol.simulation
+    where = f"simulation.{'energy.module' if sim.model == 'energy' else 'model'}"
+    try:
+        if sim.model == "energy":
+            e = sim.energy
+            eps = np.broadcast_to(np.asarray(e.epsilon, float), (e.params,)).copy()
+            if isinstance(e.theta0, list):
+                theta0 = np.asarray(e.theta0, float)
+            else:
+                theta0 = np.random.default_rng(e.theta0.seed).uniform(e.theta0.low, e.theta0.high, e.params)
+            inf = (-np.inf, np.inf)
+            spec = EnergySpec(e.inputs, e.states, e.params, tuple(e.outputs), eps,
+                              tuple(e.state_bounds or inf), tuple(e.param_bounds or inf))
+            net = EnergyNetwork(
+                spec,
+                load_function(e.module, e.function),
+                load_function(e.module, e.gradient) if e.gradient else None,
+                dict(e.constants),
+                theta0,
+                tolerance=tolerance,
+                max_sweeps=min(sim.max_sweeps, 200),
+            )
+        else:
+            factory = physics.plugin_factory(sim.model)
+            try:
+                net = factory(dict(sim.options))
+            except Exception as exc:  # noqa: BLE001 - the plug-in's code, reported in one line
+                raise physics.TwinLoadError(
+                    f"the twin plug-in {sim.model!r} failed to build: {type(exc).__name__}: {exc}",
+                    hint="check simulation.options against what the plug-in expects",
+                ) from None
+            physics.check_physics(net, sim.model)
+    except physics.TwinLoadError as exc:
+        raise ProtocolError(str(exc), where=where, hint=exc.hint) from None
+    sizes = {"inputs": net.spec.n_inputs, "outputs": net.spec.n_outputs, "knobs": net.spec.n_params,
+             "params": net.spec.n_params}
+    for role, n in sizes.items():
+        have = getattr(protocol.roles, role).size
+        if have != int(n):
+            raise ProtocolError(
+                f"roles.{role} has {have} channels, but the twin's {sim.describe()} needs {int(n)}",
+                where=f"roles.{role}.channels",
+                hint="wire as many channels as the twin has ports",
+            )
+    return net
 
 
 def build_sim_bench(protocol: Protocol, *, tolerance: float | None = None, realtime: bool = False) -> SimBench:
@@ -235,3 +292,35 @@ def twin_oracle(twin: Any) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | N
         return eps * gradient
 
     return oracle
+
+
+def open_blind(protocol: Protocol) -> Backend:
+    """Stand-in instruments over no physics, for previewing a bench protocol that has no twin.
+
+    Each instrument of the protocol becomes a simulated one with its ranges, each role wired
+    with its own calibration (no hidden errors); readings are placeholders
+    (:class:`~sim_backends.blind.BlindSystem`). Nothing real is opened.
+    """
+    sizes = {r: getattr(protocol.roles, r).size for r in ("inputs", "outputs", "knobs", "params", "nudges")}
+    system = BlindSystem(sizes)
+    counts: dict[str, int] = {}
+    for role_name in sizes:
+        for ref in getattr(protocol.roles, role_name).refs():
+            counts[ref.instrument] = max(counts.get(ref.instrument, 0), ref.last + 1)
+    instruments = {
+        name: SimInstrument(name, system, cfg.channels or counts.get(name, 1),
+                            voltage_range=tuple(cfg.voltage_range), current_range=tuple(cfg.current_range))
+        for name, cfg in protocol.instruments.items()
+    }
+    for role_name in sizes:
+        role = getattr(protocol.roles, role_name)
+        cal, pos = role.calibration, 0
+        for ref in role.refs():
+            idx = np.arange(pos, pos + ref.count)
+            instruments[ref.instrument].wire(np.arange(ref.first, ref.last + 1), role_name, idx,
+                                             np.full(ref.count, cal.scale), np.full(ref.count, cal.offset))
+            pos += ref.count
+    bench = Bench(protocol, dict(instruments), system.clock)
+    backend = Backend("blind", bench, lambda: {}, lambda snap: None, lambda: {"placeholder_reads": system.reads})
+    backend.instruments = instruments  # type: ignore[attr-defined]
+    return backend

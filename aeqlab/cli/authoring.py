@@ -113,12 +113,15 @@ def init(
 
 @app.command()
 def plan(
-    protocol_path: Annotated[Path, typer.Argument(metavar="PROTOCOL", help="protocol YAML file (needs a twin)")],
+    protocol_path: Annotated[
+        Path, typer.Argument(metavar="PROTOCOL", help="protocol YAML file (on its twin, or blind without one)")
+    ],
     samples: Annotated[int, typer.Option("--samples", min=1, max=100, help="training samples to show")] = 1,
 ) -> None:
     """Show what the instruments will be told in the first training sample(s); opens no instrument.
 
-    The samples run on the protocol's twin; every value is checked against its limits.
+    The samples run on the protocol's twin; every value is checked against its limits. Without a
+    'simulation:' section the preview is blind: order, limits, ramps and safe state, readings marked unknown.
     """
     from rich.console import Console
 

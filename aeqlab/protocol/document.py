@@ -178,7 +178,7 @@ class Protocol(Strict):
             }
             for role_name, n in expect.items():
                 have = getattr(self.roles, role_name).size
-                if have != n:
+                if n is not None and have != n:  # a plug-in twin's sizes are checked when it is built
                     out.append(
                         (
                             ("roles", role_name, "channels"),

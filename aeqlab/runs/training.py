@@ -57,11 +57,11 @@ def preflight(protocol: Protocol, backend: Backend, x_train: np.ndarray, where: 
         return None
     rho = backend.stability(x_train)
     if rho >= 1.0:
-        eps = protocol.simulation.epsilon
+        sim = protocol.simulation
         raise ProtocolError(
             f"the twin is unstable at its starting parameters: stability ratio rho = {rho:.2f} >= 1 "
-            f"with epsilon weights {eps.weights}, biases {eps.biases}",
-            where=f"{where}: simulation.epsilon",
+            f"with {sim.coupling_text()}",
+            where=f"{where}: {sim.epsilon_place}",
             hint=f"scale every epsilon by {0.6 / rho:.2g} or less",
         )
     return rho

@@ -7,6 +7,13 @@ calibration, checks them against the role's limits, the instruments' ranges and 
 safety maxima, and forwards them, so values that depend on measurements are the
 twin's real ones. A value beyond a limit stops the preview and is reported at the
 protocol line of the limit it breaks. A composition root: it may open backends.
+
+A bench protocol without a ``simulation:`` section is previewed *blind*: stand-in
+instruments over no physics (:func:`aeqlab.backends.sim.open_blind`). What is known without
+physics is shown (the order of the actions, the values taken from the data and the protocol,
+the limits, the ramps at the safety slew rates, the safe state at the end); the readings are
+placeholders and are marked, as are the values computed from them, and the feedback
+iteration counts and the loss are not predicted.
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ class Action:
     on: bool | None = None
     iteration: int = 0  # settle waits so far within the sample (one per feedback iteration with fixed waits)
     problem: str = ""
+    known: bool = True  # False: a placeholder reading, or a value computed from one (a blind preview)
+    ramp_s: float = 0.0  # time the slowest channel needs at the safety slew rate from its last value
 
 
 class PlanLimitError(ProtocolError):
@@ -62,7 +71,18 @@ class Recorder:
     located: Located | None = None
     actions: list[Action] = field(default_factory=list)
     sample: int = 0
+    blind: bool = False  # readings are placeholders: they and what follows from them are marked unknown
     _iteration: int = 0
+    _read: bool = False  # a reading was taken in this sample (blind: later values depend on it)
+    last_si: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def ramp(self, role: str, si: np.ndarray) -> float:
+        """Seconds the largest step of ``role`` to ``si`` takes at the safety slew rate (0 without one)."""
+        safety = self.protocol.safety
+        rate = safety.current_ramp_rate if role == "nudges" else safety.voltage_ramp_rate
+        before = self.last_si.get(role, np.zeros_like(si))
+        self.last_si[role] = np.asarray(si, float).copy()
+        return float(np.max(np.abs(si - before), initial=0.0)) / rate if rate else 0.0
 
     @property
     def roles(self) -> dict[str, Any]:
@@ -79,6 +99,8 @@ class Recorder:
             model = np.asarray(msg.values, dtype=float)
             si = w.to_si(model)
             action = Action(self.sample, "set", msg.role, model, si, _unit(msg.role), iteration=self._iteration)
+            action.known = not (self.blind and self._read and msg.role != "inputs")
+            action.ramp_s = self.ramp(msg.role, si)
             self.actions.append(action)
             problem, where = self._check(msg.role, si)
             if problem:
@@ -91,7 +113,11 @@ class Recorder:
             si = w.to_si(values)
             it = self._iteration
             action = Action(self.sample, "read", msg.role, values, si, _unit(msg.role), iteration=it)
+            action.known = not self.blind
+            self._read = True
             self.actions.append(action)
+            if self.blind:
+                return values  # a placeholder: checked against nothing
             problem, where = self._check(msg.role, si, source=False)
             if problem:
                 action.problem = problem
@@ -111,6 +137,18 @@ class Recorder:
     def next_sample(self) -> None:
         self.sample += 1
         self._iteration = 0
+        self._read = False
+
+    def safe_actions(self) -> None:
+        """The safe state at the end, as actions: sources to zero (``zero``) or currents off (``hold``)."""
+        hold = self.protocol.safety.safe_state == "hold"
+        for role in ("inputs", "knobs", "nudges"):
+            si = self.last_si.get(role, np.zeros(self.bench.roles[role].size))
+            target = si if hold and role != "nudges" else np.zeros_like(si)
+            a = Action(self.sample + 1, "safe", role, None, target, _unit(role))
+            a.ramp_s = self.ramp(role, target)
+            self.actions.append(a)
+        self.actions.append(Action(self.sample + 1, "switch", "nudges", on=False))
 
     def _place(self, *paths: tuple) -> str:
         if self.located is None:
@@ -176,6 +214,18 @@ class Preview:
     actions: list[Action]
     samples: list[dict[str, Any]]
     error: AeqlabError | None = None
+    blind: bool = False  # no twin: readings are placeholders (see :data:`BLIND_NOTES`)
+
+
+BLIND_NOTES = (
+    "no 'simulation:' section: previewed without physics (stand-in instruments; nothing real was opened)",
+    "known: the order of the actions, the inputs (from the data), the values from the protocol, every limit, "
+    "the ramps at the safety slew rates, and the safe state at the end",
+    "NOT predicted: the readings (marked 'placeholder': each parameter read as its knob's value, each output as 0), "
+    "the values computed from them (marked 'from readings'), how many feedback iterations each loop takes "
+    "(each is shown stopping at its first check), the loss and anything an instrument would report",
+    "the start assumes the sources are at 0 as found; add a 'simulation:' section for a preview on a twin",
+)
 
 
 def preview(protocol: Protocol, located: Located | None, samples: int = 1) -> Preview:
@@ -191,15 +241,15 @@ def preview(protocol: Protocol, located: Located | None, samples: int = 1) -> Pr
     from aeqlab.engine.plan import execute
     from aeqlab.engine.trainer import Trainer
 
-    if protocol.simulation is None:
-        raise ProtocolError(
-            "'aeqlab plan' runs the samples on the protocol's twin, and this protocol has no 'simulation:' section",
-            where=str(located.values[()].file) if located else None,
-            hint="add one: 'aeqlab init twin' writes a template",
-        )
+    blind = protocol.simulation is None
     data = load(protocol.dataset)
-    backend = open_backend(protocol, "sim")
-    recorder = Recorder(backend.bench, protocol, located)
+    if blind:
+        from aeqlab.backends.sim import open_blind
+
+        backend = open_blind(protocol)
+    else:
+        backend = open_backend(protocol, "sim")
+    recorder = Recorder(backend.bench, protocol, located, blind=blind)
     info: list[dict[str, Any]] = []
     try:
         trainer = Trainer(protocol, backend.bench, data, oracle=backend.oracle, target=recorder)
@@ -220,11 +270,12 @@ def preview(protocol: Protocol, located: Located | None, samples: int = 1) -> Pr
                     "loss": rec.loss,
                 }
             )
+        recorder.safe_actions()
     except AeqlabError as exc:
-        return Preview(recorder.actions, info, exc)
+        return Preview(recorder.actions, info, exc, blind)
     finally:
         backend.__exit__(None, None, None)  # the twin's sources safe, then closed
-    return Preview(recorder.actions, info)
+    return Preview(recorder.actions, info, blind=blind)
 
 
 def _values(a: Action, which: str) -> str:
@@ -241,8 +292,12 @@ def render(pv: Preview, protocol: Protocol, console: Any, source: str | Path = "
     """Print the preview as a rich table, then one line per sample."""
     from rich.table import Table
 
-    table = Table(title=f"plan of {source or protocol.name}: instrument actions (twin, no instrument opened)")
-    for col in ("#", "sample", "cycle", "action", "role", "channels", "model units", "SI", "limits", "check"):
+    how = "no twin: placeholder readings" if pv.blind else "twin"
+    table = Table(title=f"plan of {source or protocol.name}: instrument actions ({how}, no instrument opened)")
+    cols = ["#", "sample", "cycle", "action", "role", "channels", "model units", "SI", "limits", "check"]
+    if pv.blind:
+        cols.insert(-1, "ramp")
+    for col in cols:
         table.add_column(col, justify="right" if col in ("#", "sample", "cycle") else "left")
     from rich.markup import escape
 
@@ -259,10 +314,25 @@ def render(pv: Preview, protocol: Protocol, console: Any, source: str | Path = "
             model, si = "", "on" if a.on else "off"
         else:
             model, si = _values(a, "model"), _values(a, "si")
+        if a.kind == "safe":
+            model = ""
         check = "" if a.kind in ("settle", "switch") else ("[red]BEYOND LIMIT[/red]" if a.problem else "ok")
-        cells = [str(n), "start" if a.sample == 0 else str(a.sample), str(a.iteration or ""), a.kind, a.role, chans]
-        table.add_row(*(escape(c) for c in [*cells, model, si, limits]), check)
+        if not a.known:
+            check = "placeholder" if a.kind == "read" else "from readings"
+            if a.kind == "read":
+                model, si = "?", "?"
+        stage = "end" if a.kind == "safe" or (pv.blind and a.sample > len(pv.samples)) else str(a.sample)
+        cells = [str(n), "start" if a.sample == 0 else stage, str(a.iteration or ""), a.kind, a.role, chans]
+        extra = [f"{a.ramp_s:.3g} s" if a.ramp_s else ""] if pv.blind else []
+        table.add_row(*(escape(c) for c in [*cells, model, si, limits, *extra]), check)
     console.print(table)
+    if pv.blind:
+        for note in BLIND_NOTES:
+            console.print(f"note: {note}", markup=False)
+        for s in pv.samples:
+            console.print(f"sample {s['sample']}: feedback iterations and loss not predicted (no physics)",
+                          markup=False)
+        return
     for s in pv.samples:
         phases = ", ".join(f"{k} {v}" for k, v in s.items() if k not in ("sample", "converged", "saturated", "loss"))
         console.print(

@@ -106,14 +106,39 @@ def test_plan_value_beyond_a_limit_is_reported_at_the_limit_line(tmp_path):
     assert "BEYOND LIMIT" in proc.stdout
 
 
-def test_plan_without_a_twin_says_so(tmp_path):
-    text = (PROTOCOLS / "xor_hopfield_sim.yaml").read_text(encoding="utf-8")
-    start = text.index("simulation:")
-    text = text[:start] + text[text.index("dataset:") :]
+def _bench_without_twin(tmp_path, **replace):
+    text = next(p for p in TEMPLATES if p.name == "nidaq_keithley2450.yaml").read_text(encoding="utf-8")
+    text = text[: text.index("\nsimulation:")] + text[text.index("\ndataset:") :]
+    for old, new in replace.items():
+        assert old in text
+        text = text.replace(old, new)
     path = tmp_path / "notwin.yaml"
     path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_plan_without_a_twin_previews_what_is_known_and_says_what_is_not(tmp_path, backends_opened):
+    result = invoke("plan", str(_bench_without_twin(tmp_path)))
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "no twin: placeholder readings" in out and "NOT predicted" in out and "placeholder" in out
+    assert "from readings" in out and "feedback iterations and loss not predicted" in out
+    rows = [r for r in out.splitlines() if r.startswith("│")]
+    kinds = [r.split("│")[4].strip() for r in rows]
+    # the order: nudges zeroed and switched on, the first input, feedback, then the safe state at the end
+    assert kinds[:2] == ["set", "switch"] and kinds[-4:] == ["safe", "safe", "safe", "switch"]
+    first_input = next(r for r in rows if "│ inputs" in r and "│ set" in r)
+    assert "-1 V, -1 V" in first_input  # XOR's first point, scaled into input_range: known from the data
+    assert "1 s" in first_input  # 1 V from 0 at safety.voltage_ramp_rate = 1 V/s
+    assert all("?" in r for r in rows if "│ read" in r)  # no reading is presented as a prediction
+    assert backends_opened == []  # no backend of real (or emulated) instruments, and no driver looked up
+
+
+def test_plan_without_a_twin_refuses_inputs_beyond_their_limits(tmp_path):
+    path = _bench_without_twin(tmp_path, **{"limits: {low: -1.5 V, high: 1.5 V}": "limits: {low: -0.5 V, high: 0.5 V}"})
     proc = aeqlab("plan", str(path))
-    assert proc.returncode == 2 and "no 'simulation:' section" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "roles.inputs" in proc.stderr or "input_range" in proc.stderr
 
 
 def test_plan_reading_beyond_a_limit_is_reported_at_the_limit_line(tmp_path):
