@@ -93,10 +93,9 @@ def needs(protocol: Protocol, kind: str) -> list[Need]:
     """The parts of the memory a run of ``protocol`` on backend ``kind`` needs (bytes, upper estimates)."""
     sim = protocol.simulation
     roles = protocol.roles
-    if sim is not None and kind != "bench":
-        n_params = sim.n_params
-    else:
-        n_params = max(roles.knobs.size, roles.params.size)
+    n_params = max(roles.knobs.size, roles.params.size)
+    if sim is not None and kind != "bench" and sim.n_params is not None:
+        n_params = max(n_params, sim.n_params)  # an energy or plug-in twin's size is known once built: the roles'
     channels = sum(getattr(roles, r).size for r in ("inputs", "outputs", "nudges"))
     out = [
         Need(
