@@ -104,3 +104,17 @@ def run_cli(
         errs.write(code + "\n")
         code = 1
     return Result(0 if code is None else int(code), out.getvalue(), errs.getvalue(), leaked)
+
+
+def capsys_cli(capsys, *args: str) -> tuple[int, str, str]:
+    """``aeqlab ARGS`` through the typer app in this process, output taken from pytest's ``capsys``:
+    (exit code, stdout, stderr)."""
+    from aeqlab.cli import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err

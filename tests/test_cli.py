@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from clirunner import Result, run_cli
+from clirunner import Result, capsys_cli, run_cli
 
 REQUIRED = {
     "status",
@@ -179,15 +179,7 @@ def test_ctrl_c_while_the_command_line_loads_or_runs_is_exit_130_and_one_line(tm
 
 
 def _cli(capsys, *args: str) -> tuple[int, str, str]:
-    from aeqlab.cli import main
-
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return capsys_cli(capsys, *args)
 
 
 def test_help_version_and_bare_aeqlab(capsys):

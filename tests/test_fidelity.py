@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clirunner import capsys_cli
 
 import aeqlab
 from aeqlab.journal import Journal
@@ -142,15 +143,7 @@ def test_report_of_a_run_without_a_twin_says_fidelity_cannot_be_computed(iris_ru
 
 
 def cli(capsys, *args: str) -> tuple[int, str, str]:
-    from aeqlab.cli import main
-
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return capsys_cli(capsys, *args)
 
 
 def test_cli_gradcheck_from_a_run_folder(iris_run, capsys):
