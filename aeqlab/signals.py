@@ -14,6 +14,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
+def put_back(signum: int, previous) -> None:
+    """Reinstall the handler ``signal.signal`` returned when ours went in.
+
+    ``None`` means it was installed by C code, not from Python, and cannot be put back;
+    the default action is then the closest (restoring ``None`` would raise instead).
+    """
+    signal.signal(signum, signal.SIG_DFL if previous is None else previous)
+
+
 def can_install() -> bool:
     """Signal handlers can be changed here (the main thread only)."""
     return threading.current_thread() is threading.main_thread()
@@ -39,5 +48,5 @@ def shielded(notify: Callable[[str], None] | None = None, enabled: bool = True) 
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous_int)
-        signal.signal(signal.SIGTERM, previous_term)
+        put_back(signal.SIGINT, previous_int)
+        put_back(signal.SIGTERM, previous_term)

@@ -16,6 +16,7 @@ import typer
 
 from aeqlab.cli.app import Exited, app, err, fail
 from aeqlab.errors import AeqlabError, InputError
+from aeqlab.signals import put_back
 
 
 def _load(path: Path):
@@ -55,7 +56,7 @@ def emulate(
     finally:
         emus.stop()
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            put_back(sig, handler)
         if log is not None:
             emus.write_logs(log)
     raise typer.Exit(0)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from aeqlab.signals import can_install as _can_install
-from aeqlab.signals import going_safe, shielded  # noqa: F401 - shielded is re-exported
+from aeqlab.signals import going_safe, put_back, shielded  # noqa: F401 - shielded is re-exported
 
 
 class StopRequest:
@@ -78,5 +78,5 @@ def deferred_interrupts(
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGINT, previous_int)
-        signal.signal(signal.SIGTERM, previous_term)
+        put_back(signal.SIGINT, previous_int)
+        put_back(signal.SIGTERM, previous_term)

@@ -23,6 +23,7 @@ import numpy as np
 
 from aeqlab.errors import AeqlabError
 from aeqlab.journal import Journal
+from aeqlab.signals import put_back
 
 BLAS_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -240,4 +241,4 @@ def ignore_sigint() -> None:
 def restore_sigint() -> None:
     """The worker's SIGINT handler as it was before the sweep (a user's scheduler keeps its workers as found)."""
     if threading.current_thread() is threading.main_thread() and _PREVIOUS_SIGINT:
-        signal.signal(signal.SIGINT, _PREVIOUS_SIGINT.pop())
+        put_back(signal.SIGINT, _PREVIOUS_SIGINT.pop())
