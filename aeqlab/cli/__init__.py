@@ -11,6 +11,7 @@ import sys
 import typer
 
 from aeqlab.cli import (  # noqa: F401  (each module registers its commands on the app)
+    advise,
     authoring,
     hardware,
     runs,
