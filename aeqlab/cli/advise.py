@@ -88,11 +88,11 @@ def _advise(protocol_file: Path, target_rho: float, probe_epochs: int, write: Pa
         f"{advice.rho_protocol:.3f}; target {advice.target_rho:g}; threshold {advice.threshold:g}; "
         f"probes of {advice.probe_epochs} of {advice.epochs} epochs"
     )
-    table = Table(show_edge=False, pad_edge=False)
-    for col in ("epsilon x", "beta", "rho start", "rho probe", "rho end (proj.)", metric, "val loss", "homeo it", ""):
-        table.add_column(col, justify="right" if col else "left")
+    table = Table(show_edge=False, pad_edge=False, caption="rho: start, after the probe, projected to the end")
+    for col in ("eps x", "beta", "rho0", "rho", "rho end", metric, "val loss", "homeo", ""):
+        table.add_column(col, justify="left" if not col else "right", no_wrap=True)
     for c in advice.candidates:
-        mark = "[green]recommended[/green]" if c is advice.chosen else ("ok" if c.accepted else escape(c.why))
+        mark = "[green]recommended[/green]" if c is advice.chosen else escape(c.verdict)
         table.add_row(
             f"{c.scale:.3g}",
             f"{c.beta:g}",

@@ -148,6 +148,14 @@ class RunEngine:
             except StopIteration:
                 return self._committed
 
+    def _stability(self, x: np.ndarray, examples: tuple[int, ...]) -> float:
+        """ρ over the first 20 training inputs and the given examples (read 20 at a time, the largest)."""
+        if not examples:
+            return float(self.stability(x))
+        rest = [i for i in dict.fromkeys(examples) if i >= 20]
+        chunks = [x[:20]] + [x[rest[i : i + 20]] for i in range(0, len(rest), 20)]
+        return max(float(self.stability(c)) for c in chunks if len(c))
+
     def _step(self, msg):
         trainer = self.trainer
         if isinstance(msg, TrainSample):
@@ -159,7 +167,7 @@ class RunEngine:
             data = trainer.data
             result = trainer.evaluate(data.x_val, data.y_val, self.stop)
         elif isinstance(msg, MeasureStability):
-            result = None if self.stability is None else float(self.stability(trainer.data.x_train))
+            result = None if self.stability is None else self._stability(trainer.data.x_train, msg.examples)
         elif isinstance(msg, Rollback):
             trainer.state.targets = np.array(msg.targets, dtype=float)
             if msg.epsilon_factor != 1.0 and self.scale_epsilon is not None:

@@ -52,7 +52,12 @@ class Validate:
 
 @dataclass(frozen=True)
 class MeasureStability:
-    """Read the twin's stability ratio ρ. Result: ρ, or None on a bench (no twin to ask)."""
+    """Read the twin's stability ratio ρ: the largest over the first 20 training inputs and ``examples``.
+
+    Result: ρ, or None on a bench (no twin to ask).
+    """
+
+    examples: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

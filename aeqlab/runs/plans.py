@@ -26,6 +26,7 @@ from aeqlab.runs.messages import Emit, Evaluate, Resume, RunMessage, Start, Trai
 from aeqlab.runs.stability import Best, BestParams, StabilityMonitor
 
 RunPlan = Generator[RunMessage, Any, None]
+WINDOW_READS = 20  # training examples a stability reading looks at, at most
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,7 @@ def _epoch(
                     trainer.state.targets,
                     beta,
                     lambda b, k=k: trainer.checkpoint(epoch, k + 1, b, rng_state, totals),
+                    examples=window_examples(order, k, monitor.every),
                 )
     evaluation = None
     if evaluated(schedule, epoch, last):
@@ -192,6 +194,19 @@ def _take_up(
     if rehomed is not None:
         yield Emit(Rehomed(iterations=rehomed.iterations, residual=rehomed.residual))
     return origin.beta, origin.epoch + 1
+
+
+def window_examples(order: np.ndarray, k: int, every: int) -> tuple[int, ...]:
+    """The training examples a stability reading after the epoch's ``k``-th sample looks at, besides the first 20.
+
+    Those the last ``every`` samples of this epoch trained on (at most ``WINDOW_READS``, evenly
+    spread): ρ differs from one input to the next, and the inputs being trained on are the
+    ones whose clamped phases would jump. Derived from the epoch's order, not from what this
+    process saw, so that a resumed run reads the same examples as an uninterrupted one.
+    """
+    window = order[max(0, k + 1 - every) : k + 1]
+    pick = np.linspace(0, len(window) - 1, min(len(window), WINDOW_READS)).round().astype(int)
+    return tuple(int(i) for i in window[np.unique(pick)])
 
 
 def _validate(trainer: Trainer, best: Best | None, epoch: int) -> RunPlan:

@@ -143,13 +143,20 @@ class StabilityMonitor:
         return value, f"{loops} homeostasis loops, {self.unconverged} unconverged samples"
 
     def check(
-        self, epoch: int, samples_done: int, targets: np.ndarray, beta: float, checkpoint: Callable[[float], Checkpoint]
+        self,
+        epoch: int,
+        samples_done: int,
+        targets: np.ndarray,
+        beta: float,
+        checkpoint: Callable[[float], Checkpoint],
+        examples: tuple[int, ...] = (),
     ) -> Generator[RunMessage, object, float]:
         """A reading and its action, as run messages; returns β from here on.
 
-        ``checkpoint(beta)`` builds the checkpoint of the state a rollback leaves.
+        ``checkpoint(beta)`` builds the checkpoint of the state a rollback leaves; ``examples``
+        are the training examples the twin's ρ is read at besides the first 20.
         """
-        rho = yield MeasureStability()
+        rho = yield MeasureStability(examples)
         if rho is None:
             rho, detail = self.bench_indicator()
             source = "bench"

@@ -17,11 +17,13 @@ How it decides (docs/protocols.md, "Choosing ε and β: aeqlab advise"):
    the end and projected to the end of the schedule assuming it grows as the square
    root of the samples trained (weights grow like a random walk's spread; the stability
    monitor in the recommended protocol catches a faster growth).
-4. **Verdict.** A candidate is refused when its probe failed (a jump the twin refuses, a
-   limit), left any homeostasis unconverged, saturated knobs, or projects ρ to the
-   stability threshold (the protocol's, or 0.9). The recommendation is the accepted one
-   with the best validation accuracy (a regression's R²), then the lowest validation
-   loss, then the lowest projected ρ.
+4. **Verdict.** A candidate is refused when its probe lost stability (a jump the twin
+   refuses, ρ at the threshold), left any homeostasis unconverged, saturated knobs, or
+   projects ρ beyond 0.8 by the end (a margin below the monitor's threshold, 0.9 unless
+   the protocol sets one). A probe that fails for another reason (a value outside a
+   role's limits, say) stops advise with that error: no other pair would avoid it.
+5. **Choice.** The recommendation is the accepted pair with the best validation accuracy
+   (a regression's R²), then the lowest validation loss, then the lowest projected ρ.
 
 Probes run in a temporary folder that is removed; the protocol file is only read.
 """
@@ -46,6 +48,7 @@ from aeqlab.protocol.text import source_of
 BETAS = (2.0, 1.0, 0.5, 0.25)  # nudging strengths tried, largest first
 SCALES = (1.0, 0.5, 0.25)  # fractions of s_max tried
 DEFAULT_THRESHOLD = 0.9  # the stability monitor's default threshold
+END_RHO = 0.8  # the largest projected end-of-schedule rho a candidate may have (a margin below the threshold)
 VALIDATION = 0.2
 RHO_INPUTS = 200  # training inputs advise reads rho over  # the probes' validation fraction when the protocol sets none
 
@@ -66,6 +69,7 @@ class Candidate:
     unconverged: int = 0
     saturations: int = 0
     accepted: bool = False
+    verdict: str = ""  # a word or two for a table: ok, jumped, rho 0.95, skipped, ...
     unstable: bool = False  # refused for stability (a jump, rho at the threshold, unconverged homeostasis)
     why: str = ""  # why it was refused
 
@@ -79,6 +83,7 @@ class Advice:
     rho_protocol: float  # ρ at the start with the protocol's own ε
     target_rho: float
     threshold: float
+    end_rho: float  # the largest projected rho at the end of the schedule accepted
     epochs: int
     probe_epochs: int
     beta_max: float
@@ -194,24 +199,29 @@ def _probe(text: str, source: str, out: Path, candidate: Candidate, advice: Advi
     with open_backend(protocol, "sim") as backend:
         candidate.rho_start = rho_over(backend.twin, data.x_train)
         if candidate.rho_start >= 1.0:
-            candidate.why = f"unstable at the start (rho {candidate.rho_start:.2f})"
+            candidate.why, candidate.verdict = f"unstable at the start (rho {candidate.rho_start:.2f})", "unstable"
             return
         try:
             summary = training.start(
                 protocol, text, source, backend, out=out, session=training.Session(handle_signals=False)
             )
         except AeqlabError as exc:
-            candidate.why = f"probe refused: {exc.one_line()}"
+            candidate.why, candidate.verdict = f"probe refused: {exc.one_line()}", "refused"
             return
         if summary.get("stability_stops"):
             candidate.unstable = True
-            candidate.why = f"rho reached {summary.get('stability_max_rho', math.nan):.2f} during the probe"
+            rho = summary.get("stability_max_rho", math.nan)
+            candidate.why, candidate.verdict = f"rho reached {rho:.2f} during the probe", f"rho {rho:.2f}"
             return
         if summary.get("status") != "completed":
             error = str(summary.get("error", ""))
             candidate.unstable = "stability ratio" in error or "jump" in error
             jumped = "the twin jumped (rho > 1) during the probe"
-            candidate.why = jumped if candidate.unstable else f"probe failed: {error}"
+            if not candidate.unstable:  # a fault no other (epsilon, beta) would avoid: say it once
+                raise InputError(
+                    f"a probe run failed: {error}", where=f"advise {source}", hint="fix the protocol, then advise again"
+                )
+            candidate.why, candidate.verdict = jumped, "jumped"
             return
     candidate.rho_end = rho_at_end(protocol, Path(summary["run_dir"]), data.x_train)
     best = Run(summary["run_dir"]).best_params()
@@ -227,15 +237,17 @@ def _probe(text: str, source: str, out: Path, candidate: Candidate, advice: Advi
     if candidate.unconverged:
         candidate.unstable = True
         candidate.why = f"{candidate.unconverged} homeostasis loops did not converge"
+        candidate.verdict = "unconverged"
     elif candidate.saturations:
-        candidate.why = f"{candidate.saturations} knob saturations"
-    elif not np.isfinite(candidate.rho_projected) or candidate.rho_projected >= advice.threshold:
+        candidate.why, candidate.verdict = f"{candidate.saturations} knob saturations", "saturated"
+    elif not np.isfinite(candidate.rho_projected) or candidate.rho_projected >= advice.end_rho:
         candidate.unstable = True
-        candidate.why = f"rho projected to {candidate.rho_projected:.2f} by the end (threshold {advice.threshold:g})"
+        candidate.why = f"rho projected to {candidate.rho_projected:.2f} by the end (at most {advice.end_rho:g})"
+        candidate.verdict = "rho grows"
     elif not np.isfinite(candidate.validation_accuracy):
-        candidate.why = "no validation reading"
+        candidate.why, candidate.verdict = "no validation reading", "no reading"
     else:
-        candidate.accepted = True
+        candidate.accepted, candidate.verdict = True, "ok"
 
 
 def rho_over(twin: Any, x: np.ndarray) -> float:
@@ -317,6 +329,7 @@ def advise(
         rho_protocol=rho0,
         target_rho=target_rho,
         threshold=threshold,
+        end_rho=min(END_RHO, threshold),
         epochs=protocol.schedule.epochs,
         probe_epochs=min(probe_epochs, protocol.schedule.epochs),
         beta_max=beta_max(protocol),
@@ -341,6 +354,7 @@ def advise(
             candidate = Candidate(scale=scale, beta=beta, epsilon=next(iter(eps.values())) if len(eps) == 1 else eps)
             if any(scale >= s and beta >= b for s, b in unstable):
                 candidate.why = "skipped: a gentler setting already lost stability"
+                candidate.verdict = "skipped"
             else:
                 probe_text = apply_settings(text, {**base, **eps, "method.beta": beta})
                 _probe(probe_text, source, Path(tmp) / f"probe{i}", candidate, advice)

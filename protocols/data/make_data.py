@@ -1,9 +1,11 @@
-"""Write the example CSV data sets of protocols/: two moons (classification) and a sine (regression).
+"""Write the example CSV data sets of protocols/: two moons and wine (classification), a sine (regression).
 
-    python protocols/data/make_data.py        # writes moons.csv and sine.csv next to this file
+    python protocols/data/make_data.py        # writes moons.csv, sine.csv and wine.csv next to this file
 
 moons.csv: scikit-learn's make_moons(n_samples=400, noise=0.2, random_state=0), columns x1, x2, label.
 sine.csv: x uniform in [-pi, pi], y = sin x + N(0, 0.05^2), 400 rows, numpy seed 0, columns x, y.
+wine.csv: scikit-learn's load_wine() (178 wines, 13 chemical measurements, 3 cultivars), its column
+names, then label.
 """
 
 from __future__ import annotations
@@ -42,6 +44,16 @@ def sine(folder: Path = HERE) -> Path:
     return path
 
 
+def wine(folder: Path = HERE) -> Path:
+    from sklearn.datasets import load_wine
+
+    data = load_wine()
+    names = [n.replace("/", "_") for n in data.feature_names]
+    path = folder / "wine.csv"
+    write(path, [*names, "label"], np.c_[data.data, data.target], ["{:.6g}"] * len(names) + ["{:.0f}"])
+    return path
+
+
 if __name__ == "__main__":
-    for made in (moons(), sine()):
+    for made in (moons(), sine(), wine()):
         print(made)
