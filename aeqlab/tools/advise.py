@@ -305,8 +305,8 @@ def advise(
         raise ProtocolError(
             "advise needs the twin to read the stability ratio: the protocol has no 'simulation:' section",
             where="simulation",
-            hint="add one describing the network ('aeqlab init twin' writes a template); on a bench, "
-            "the stability monitor reads rho from homeostasis (docs/protocols.md, stability)",
+            hint="add one describing the network, as 'aeqlab init twin' writes it; on a bench, "
+            "the stability monitor reads rho from homeostasis: see the stability section of the protocol docs",
         )
     if not 0.0 < target_rho < 1.0:
         raise InputError(f"target rho {target_rho:g} is not in (0, 1)", where="advise", hint="use e.g. 0.5")
@@ -320,7 +320,7 @@ def advise(
         raise ProtocolError(
             f"the stability ratio at the start reads {rho0:g}: every unit is clipped at the starting parameters",
             where=f"{source}: simulation.init",
-            hint="start from smaller weights (simulation.init.gains) so that some units are free",
+            hint="start from smaller weights: lower simulation.init.gains so that some units are free",
         )
     threshold = protocol.stability.threshold if protocol.stability is not None else DEFAULT_THRESHOLD
     advice = Advice(
