@@ -220,3 +220,18 @@ def test_the_installed_command_runs_end_to_end(protocols_dir, tmp_path):
     bad = subprocess.run([*cmd, "run", "missing.yaml"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [bad.stderr.strip()]
     assert "missing.yaml: no such file" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_gradcheck_on_a_noisy_twin_reports_the_mean_cosine_without_an_exactness_verdict(capsys, tmp_path):
+    text = (Path(__file__).resolve().parents[1] / "protocols" / "iris_hopfield_sim.yaml").read_text()
+    text = text.replace("simulation:\n", "simulation:\n  adc_noise: 1.0e-3\n", 1)
+    text = text.replace("tolerance: 1.0e-6", "tolerance: 6.0e-3", 1)
+    noisy = tmp_path / "iris_noisy.yaml"
+    noisy.write_text(text)
+    code, out, err = _cli(capsys, "gradcheck", str(noisy), "--beta", "0.5", "--samples", "3", "--json")
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    cosines = [s["cosine"] for s in summary["per_sample"]]
+    assert summary["verdict"] == "noisy" and summary["adc_noise"] == 1e-3
+    assert summary["mean_cosine"] == pytest.approx(np.mean(cosines)) and summary["mean_cosine"] < 0.9
+    assert "mean over 3 samples" in err and "noisy:" in err

@@ -92,3 +92,48 @@ def test_gradcheck_steps_go_through_the_simulated_instruments(iris, monkeypatch)
     # the measured step is the difference of two parameter readings taken by the ADC
     step_norms = [np.linalg.norm(reads[-1] - r) for r in reads[:-1]]
     assert min(abs(n - result.step_norm) for n in step_norms) < 1e-15
+
+
+def noisy(protocol, sigma, averages=1):
+    """The protocol on a twin with ADC noise σ, with the tolerances such a bench can reach."""
+    h, t = protocol.method.homeostasis, protocol.method.tracking
+    floor = 6 * sigma / np.sqrt(averages)
+    method = protocol.method.model_copy(
+        update={
+            "homeostasis": h.model_copy(update={"tolerance": max(h.tolerance, floor), "averages": averages}),
+            "tracking": t.model_copy(update={"tolerance": max(t.tolerance, 6 * sigma)}),
+        }
+    )
+    sim = protocol.simulation.model_copy(update={"adc_noise": sigma})
+    return protocol.model_copy(update={"simulation": sim, "method": method})
+
+
+def mean_cosine(protocol, samples=4):
+    return float(np.mean([s.cosine for s in gradcheck(protocol, beta=0.5, samples=samples)]))
+
+
+def test_the_cosine_to_the_exact_step_drops_as_adc_noise_rises(iris):
+    """Each measured step is two noisy readbacks apart: its cosine to the oracle's step falls with σ."""
+    c = [mean_cosine(noisy(iris, sigma)) for sigma in (1e-4, 1e-3, 1e-2)]
+    assert c[0] > 0.9  # a step of about 6e-3 over 131 parameters stands well above σ = 1e-4
+    assert c[0] - c[1] > 0.3 and c[1] - c[2] > 0.15, c
+    # averaging 16 readings per homeostasis step divides the noise by 4: the cosine comes back
+    assert mean_cosine(noisy(iris, 1e-3, averages=16)) > c[1] + 0.3
+
+
+def test_a_noisy_twin_is_checked_with_the_protocols_own_feedback(iris, monkeypatch):
+    """The check's exact tolerances are out of a noisy bench's reach: the protocol's are used."""
+    import aeqlab.tools.gradcheck as gc
+
+    seen = []
+    real = gc.train_sample
+
+    def spy(state, x, y, method, beta):
+        seen.append((method.homeostasis.tolerance, method.tracking.tolerance))
+        return real(state, x, y, method, beta)
+
+    monkeypatch.setattr(gc, "train_sample", spy)
+    protocol = noisy(iris, 1e-3)
+    gradcheck(protocol, beta=0.5, samples=1)
+    gradcheck(iris, beta=0.5, samples=1)
+    assert seen == [(protocol.method.homeostasis.tolerance, protocol.method.tracking.tolerance), (1e-12, 5e-12)]

@@ -121,6 +121,7 @@ def _start_from_run(run_dir: Path, at: int | None, epoch: int | None):
 
 
 def _gradcheck(source, at, epoch, beta, variant, nudging, samples, as_json) -> None:
+    from aeqlab.tools.gradcheck import bench_like
     from aeqlab.tools.gradcheck import gradcheck as check
 
     if not (math.isfinite(beta) and beta > 0):
@@ -156,7 +157,10 @@ def _gradcheck(source, at, epoch, beta, variant, nudging, samples, as_json) -> N
     centered = the_variant == "centered"
     worst = max(r.relative_error for r in results)
     threshold = 1e-3
-    verdict = "pass" if worst <= threshold else "FAIL"
+    noisy = bench_like(protocol)  # its steps carry the bench's noise: no exactness threshold applies
+    verdict = "noisy" if noisy else ("pass" if worst <= threshold else "FAIL")
+    mean_cosine = float(np.mean([r.cosine for r in results]))
+    mean_to_gradient = float(np.mean([r.cosine_to_gradient for r in results]))
     table = Table(title=f"gradcheck: beta={beta:g}, {the_variant}, {nudging or protocol.method.nudging}")
     for col in ("sample", "relative error", "cosine", "cosine to gradient", "|step|", "instrument calls"):
         table.add_column(col, justify="right")
@@ -183,11 +187,25 @@ def _gradcheck(source, at, epoch, beta, variant, nudging, samples, as_json) -> N
         )
     order = "O(beta^2)" if centered else "O(beta)"
     err.print(
-        f"{verdict}: worst relative error {worst:.2e} {'<=' if worst <= threshold else '>'} {threshold:g} "
-        f"(the step's error against implicit differentiation shrinks as {order} for {the_variant} Aeqprop: "
-        f"halving beta divides it by about {4 if centered else 2})",
+        f"cosine to the exact step, mean over {len(results)} samples: {mean_cosine:.6f} "
+        f"(to the gradient step: {mean_to_gradient:.6f})",
         markup=False,
     )
+    if noisy:
+        sim = protocol.simulation
+        err.print(
+            f"noisy: a twin with bench non-idealities (adc_noise {sim.adc_noise:g}, dac_bits {sim.dac_bits or '-'}, "
+            f"drift {sim.drift:g}), its steps taken with the protocol's homeostasis and tracking as training "
+            f"takes them; worst relative error {worst:.2e} (the noise's share of each step, not an exactness test)",
+            markup=False,
+        )
+    else:
+        err.print(
+            f"{verdict}: worst relative error {worst:.2e} {'<=' if worst <= threshold else '>'} {threshold:g} "
+            f"(the step's error against implicit differentiation shrinks as {order} for {the_variant} Aeqprop: "
+            f"halving beta divides it by about {4 if centered else 2})",
+            markup=False,
+        )
     summary = {
         "status": "completed",
         "verdict": verdict,
@@ -202,6 +220,9 @@ def _gradcheck(source, at, epoch, beta, variant, nudging, samples, as_json) -> N
         "relative_error": worst,
         "cosine": min(r.cosine for r in results),
         "cosine_to_gradient": min(r.cosine_to_gradient for r in results),
+        "mean_cosine": mean_cosine,
+        "mean_cosine_to_gradient": mean_to_gradient,
+        "adc_noise": protocol.simulation.adc_noise,
         "per_sample": [r.__dict__ for r in results],
     }
     if as_json:
