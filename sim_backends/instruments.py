@@ -194,7 +194,7 @@ class SimInstrument:
         if f.latency:
             self.twin.clock.sleep(f.latency, settling=False)  # the call's latency, before its effect
         self.calls += 1
-        s = float(np.max(np.abs(values))) if values is not None and values.size else float("nan")
+        s = max(float(values.max()), -float(values.min())) if values is not None and values.size else float("nan")
         self.log.append(CallRecord(self.twin.clock.now(), self.name, op, n, s))
 
     # ------------------------------------------------------------ snapshots
@@ -227,7 +227,9 @@ class SimInstrument:
         ch, v, _ = self.output_guard.admit(channels, volts)
         groups = self._split(ch, "voltage-out")
         self._record("write", ch.size, v)
-        self.output_guard.move(ch, v, lambda c, x, _t: self._drive(groups, x) if c is ch else self._drive_any(c, x))
+        self.output_guard.move(
+            ch, v, lambda c, x, _t: self._drive(groups, x) if c is ch else self._drive_any(c, x), admitted=True
+        )
 
     def _drive(self, groups: list[_Group], v: np.ndarray) -> None:
         for g in groups:
@@ -263,7 +265,9 @@ class SimInstrument:
         ch, a, _ = self.current_guard.admit(channels, amps)
         groups = self._split(ch, "current-out")
         self._record("set_currents", ch.size, a)
-        self.current_guard.move(ch, a, lambda c, x, _t: self._apply_currents(groups if c is ch else self._currents(c)))
+        self.current_guard.move(
+            ch, a, lambda c, x, _t: self._apply_currents(groups if c is ch else self._currents(c)), admitted=True
+        )
 
     def _currents(self, ch: np.ndarray) -> list[_Group]:
         return self._split(ch, "current-out")
