@@ -41,8 +41,8 @@ def _frozen(values) -> np.ndarray:
     return a
 
 
-def _finite(*values: float) -> bool:
-    return all(math.isfinite(v) for v in values)
+def _finite(low: float, high: float) -> bool:
+    return math.isfinite(low) and math.isfinite(high)
 
 
 @dataclass
