@@ -21,23 +21,31 @@ class ChannelCache:
     dictionary hit and one comparison of the indices, not the derivation again. An array
     whose content changed since (a reused buffer, a view of one) is a miss. Entries hold
     their array, so its identity cannot be reused by another meanwhile.
+
+    A read-only array that owns its data (a bench's role arrays) cannot change unless it is
+    made writeable again, which nothing in the project does: such an array, read-only when
+    it was put and still, is found by identity alone (its content compared otherwise).
     """
 
     def __init__(self, size: int = 64):
-        self._entries: dict[tuple[int, str], tuple[np.ndarray, bytes, Any, np.dtype]] = {}
+        self._entries: dict[tuple[int, str], tuple[np.ndarray, bytes, Any, np.dtype, bool]] = {}
         self._size = size
 
     def get(self, ch: np.ndarray, kind: str = "") -> Any:
         hit = self._entries.get((id(ch), kind))
-        # the content compared as bytes: a fraction of np.array_equal's cost on a few indices
-        if hit is not None and hit[0] is ch and ch.dtype == hit[3] and hit[1] == ch.tobytes():
+        if hit is None or hit[0] is not ch or ch.dtype != hit[3]:
+            return None
+        flags = ch.flags
+        if hit[4] and not flags.writeable and flags.owndata:
             return hit[2]
-        return None
+        # the content compared as bytes: a fraction of np.array_equal's cost on a few indices
+        return hit[2] if hit[1] == ch.tobytes() else None
 
     def put(self, ch: np.ndarray, value: Any, kind: str = "") -> None:
         if len(self._entries) >= self._size:
             self._entries.clear()
-        self._entries[(id(ch), kind)] = (ch, ch.tobytes(), value, ch.dtype)
+        frozen = not ch.flags.writeable and ch.flags.owndata  # read-only since it was put
+        self._entries[(id(ch), kind)] = (ch, ch.tobytes(), value, ch.dtype, frozen)
 
     def clear(self) -> None:
         self._entries.clear()

@@ -57,7 +57,7 @@ def text_inside(value: float, low: float, high: float, digits: int = DIGITS) -> 
 class _Lane:
     """What the checks need for one channel array, derived once (the bench passes the same arrays every call)."""
 
-    __slots__ = ("ch", "at", "lo", "hi", "lo_s", "hi_s", "free", "version")
+    __slots__ = ("ch", "at", "lo", "hi", "lo_s", "hi_s", "free", "version", "flat")
 
     def __init__(self, guard: SourceGuard, ch: np.ndarray):
         t = guard.table
@@ -69,6 +69,17 @@ class _Lane:
         # no step and no slew limit: a move inside the window is one step with no wait
         self.free = bool(np.all(np.isinf(guard.step[ch])) and np.all(np.isinf(guard.rate[ch])))
         self.version = (t.version, guard._version)
+        # one window for every channel (the common case): its bounds as numbers, so that a check is
+        # two reductions (min and max, NaN propagating) instead of elementwise comparisons
+        self.flat: tuple[float, float, float, float] | None = None
+        if ch.size and np.all(self.lo == self.lo[0]) and np.all(self.hi == self.hi[0]):
+            self.flat = (float(self.lo[0]), float(self.hi[0]), float(self.lo_s[0]), float(self.hi_s[0]))
+
+    def inside(self, v: np.ndarray) -> bool:
+        """Every value within the limits (NaN is not)."""
+        if self.flat is not None:
+            return bool(v.min() >= self.flat[0]) and bool(v.max() <= self.flat[1])
+        return bool(((v >= self.lo) & (v <= self.hi)).all())
 
 
 class SourceGuard:
@@ -183,18 +194,29 @@ class SourceGuard:
 
     def _admit_float(self, channels: np.ndarray, values: ArrayLike) -> tuple[np.ndarray, np.ndarray, None] | None:
         """:meth:`admit` on a float transport in a few vectorised steps; None when a value fails (the
-        general path then names it)."""
+        general path then names it). The values come back as a new array only when some had to be
+        pulled onto a limit or rounded to the DAC grid; otherwise they are the caller's own."""
         lane = self._lane(channels)
         v = np.asarray(values, dtype=float)
-        if v.shape != lane.ch.shape or not ((v >= lane.lo_s) & (v <= lane.hi_s)).all():  # NaN fails too
+        if v.shape != lane.ch.shape:
             return None
-        v = np.minimum(np.maximum(v, lane.lo), lane.hi)  # an overshoot of a few ulps onto the limit (a new array)
+        if lane.flat is not None and v.size:
+            lo, hi, lo_s, hi_s = lane.flat
+            low, high = v.min(), v.max()  # NaN propagates: it fails both tests below
+            if not (low >= lo_s and high <= hi_s):
+                return None
+            if low < lo or high > hi:
+                v = np.minimum(np.maximum(v, lo), hi)  # an overshoot of a few ulps onto the limit
+        else:
+            if not ((v >= lane.lo_s) & (v <= lane.hi_s)).all():  # NaN fails too
+                return None
+            v = np.minimum(np.maximum(v, lane.lo), lane.hi)
         if self.quantum:
             q = self.quantum
             snapped = np.round(v / q) * q
             snapped = np.where(snapped > lane.hi, np.floor(v / q) * q, snapped)
             v = np.where(snapped < lane.lo, np.ceil(v / q) * q, snapped)
-            if not ((v >= lane.lo) & (v <= lane.hi)).all():
+            if not lane.inside(v):
                 return None
         return lane.ch, v, None
 
@@ -241,18 +263,31 @@ class SourceGuard:
         return steps
 
     # ------------------------------------------------------------- sending
-    def move(self, channels: ArrayLike, target: ArrayLike, send: Send, start: np.ndarray | None = None) -> None:
+    def move(
+        self,
+        channels: ArrayLike,
+        target: ArrayLike,
+        send: Send,
+        start: np.ndarray | None = None,
+        *,
+        admitted: bool = False,
+    ) -> None:
         """Bring channels to ``target`` through :meth:`path`, each step admitted, slew-timed and confirmed.
 
         ``send(channels, values, texts)`` puts one step on the wire and returns only once
-        the instrument confirmed it; if it raises, the channels stay unknown.
+        the instrument confirmed it; if it raises, the channels stay unknown. ``admitted``
+        says that ``channels`` and ``target`` are what :meth:`admit` just returned on a float
+        transport (they are not admitted again).
         """
-        ch, goal, texts = self.admit(channels, target)
+        if admitted and not self.text and isinstance(channels, np.ndarray):
+            ch, goal, texts = channels, np.asarray(target, float), None
+        else:
+            ch, goal, texts = self.admit(channels, target)
         if start is None and not self.text:
             lane = self._lane(ch)
             if lane.free:
                 here = self.present[lane.at]
-                if ((here >= lane.lo) & (here <= lane.hi)).all():  # known (not NaN) and inside: one step
+                if lane.inside(here):  # known (not NaN) and inside: one step
                     self._send_free(lane, goal, send, here != goal)
                     return
         for raw in self.path(ch, goal, start, admitted=True):
@@ -293,7 +328,14 @@ class SourceGuard:
         try:
             send(lane.ch, v, None)
         except BaseException:
-            self.changed[at] = np.where(moving, self.clock.now(), self.changed[at])
+            self._mark_changed(at, moving)
             raise
         self.present[at] = v
-        self.changed[at] = np.where(moving, self.clock.now(), self.changed[at])
+        self._mark_changed(at, moving)
+
+    def _mark_changed(self, at: np.ndarray | slice, moving: np.ndarray) -> None:
+        """The moving channels of ``at`` changed now (in place through a view when ``at`` is a slice)."""
+        if isinstance(at, slice):
+            np.copyto(self.changed[at], self.clock.now(), where=moving)
+        else:
+            self.changed[at] = np.where(moving, self.clock.now(), self.changed[at])

@@ -11,6 +11,7 @@ the twin's clock.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -61,9 +62,8 @@ class InstrumentFaults:
     seed: int = 0
 
 
-@dataclass(frozen=True)
-class CallRecord:
-    """One instrument call as the instrument saw it."""
+class CallRecord(NamedTuple):
+    """One instrument call as the instrument saw it (a named tuple: cheap to make on every call)."""
 
     time: float
     instrument: str
@@ -182,7 +182,7 @@ class SimInstrument:
 
     def _record(self, op: str, n: int, values: np.ndarray | None = None) -> None:
         f = self.faults
-        if op != "safe_state":
+        if op != "safe_state" and (f.disconnect_after or f.timeout_every):
             if f.disconnect_after and self.calls >= f.disconnect_after:
                 raise InstrumentError(
                     f"{self.name}: no answer, the instrument is disconnected",
@@ -191,11 +191,13 @@ class SimInstrument:
             if f.timeout_every and (self.calls + 1) % f.timeout_every == 0:
                 self.calls += 1
                 raise InstrumentError(f"{self.name}: timed out ({op})", hint="the run can be resumed")
+        clock = self.twin.clock
         if f.latency:
-            self.twin.clock.sleep(f.latency, settling=False)  # the call's latency, before its effect
+            clock.sleep(f.latency, settling=False)  # the call's latency, before its effect
         self.calls += 1
-        s = float(np.max(np.abs(values))) if values is not None and values.size else float("nan")
-        self.log.append(CallRecord(self.twin.clock.now(), self.name, op, n, s))
+        # max |value| (the values are admitted ones: finite)
+        s = max(float(values.max()), -float(values.min())) if values is not None and values.size else math.nan
+        self.log.append(CallRecord(clock.now(), self.name, op, n, s))
 
     # ------------------------------------------------------------ snapshots
     def snapshot(self) -> dict:
@@ -227,7 +229,9 @@ class SimInstrument:
         ch, v, _ = self.output_guard.admit(channels, volts)
         groups = self._split(ch, "voltage-out")
         self._record("write", ch.size, v)
-        self.output_guard.move(ch, v, lambda c, x, _t: self._drive(groups, x) if c is ch else self._drive_any(c, x))
+        self.output_guard.move(
+            ch, v, lambda c, x, _t: self._drive(groups, x) if c is ch else self._drive_any(c, x), admitted=True
+        )
 
     def _drive(self, groups: list[_Group], v: np.ndarray) -> None:
         for g in groups:
@@ -263,7 +267,9 @@ class SimInstrument:
         ch, a, _ = self.current_guard.admit(channels, amps)
         groups = self._split(ch, "current-out")
         self._record("set_currents", ch.size, a)
-        self.current_guard.move(ch, a, lambda c, x, _t: self._apply_currents(groups if c is ch else self._currents(c)))
+        self.current_guard.move(
+            ch, a, lambda c, x, _t: self._apply_currents(groups if c is ch else self._currents(c)), admitted=True
+        )
 
     def _currents(self, ch: np.ndarray) -> list[_Group]:
         return self._split(ch, "current-out")

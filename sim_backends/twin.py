@@ -154,7 +154,11 @@ class Twin:
     def read(self, port: str, index: np.ndarray) -> np.ndarray:
         if port not in READABLE:
             raise ValueError(f"twin port {port!r} is not readable")
-        values = self._observed()[port][index]
+        if self.settling_tau <= 0:  # no settling dynamics: the equilibrium itself
+            self.settle()
+            values = (self.net.outputs if port == "outputs" else self.net.theta)[index]
+        else:
+            values = self._observed()[port][index]
         return values.copy() if isinstance(index, slice) else values  # fancy indexing copies already
 
     def _observed(self) -> dict[str, np.ndarray]:

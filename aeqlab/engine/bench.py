@@ -16,6 +16,7 @@ only the drivers' capability Protocols.
 from __future__ import annotations
 
 import inspect
+import math
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
@@ -40,6 +41,10 @@ def _frozen(values) -> np.ndarray:
     return a
 
 
+def _finite(low: float, high: float) -> bool:
+    return math.isfinite(low) and math.isfinite(high)
+
+
 @dataclass
 class RoleWiring:
     """One role's channels grouped per instrument, in role order."""
@@ -57,6 +62,11 @@ class RoleWiring:
 
     def to_model(self, si: np.ndarray) -> np.ndarray:
         return (si - self.offset) / self.scale
+
+    @cached_property
+    def identity(self) -> bool:
+        """Model units are SI (scale 1, offset 0): conversions change nothing, bit for bit."""
+        return self.scale == 1.0 and self.offset == 0.0
 
     @cached_property
     def window(self) -> tuple[float, float]:
@@ -172,19 +182,21 @@ class Bench:
         model = np.asarray(model, dtype=float)
         if model.shape != (w.size,):
             raise LimitError(f"roles.{role}: {model.size} values for {w.size} channels")
-        si = w.to_si(model)
+        si = model if w.identity else w.to_si(model)
         # a saturated value's SI -> model -> SI round trip may overshoot by an ulp or two: such values
         # are pulled onto the limit; anything further out is refused here
         lo_s, hi_s = w.window
-        ok = (si >= lo_s) & (si <= hi_s)  # NaN fails both
-        if not ok.all():
+        low, high = (si.min(), si.max()) if si.size else (0.0, 0.0)  # NaN propagates: it fails the test
+        if not (low >= lo_s and high <= hi_s):
+            ok = (si >= lo_s) & (si <= hi_s)
             i = int(np.flatnonzero(~ok)[0])
             raise LimitError(
                 f"roles.{role}[{i}]: {si[i]:.6g} (model {model[i]:.6g}) is outside the role's limits "
                 f"[{w.low_si:g}, {w.high_si:g}]; nothing was sent",
                 where=f"roles.{role}.limits",
             )
-        si = np.minimum(np.maximum(si, w.low_si), w.high_si)
+        if low < w.low_si or high > w.high_si:
+            si = np.minimum(np.maximum(si, w.low_si), w.high_si)
         # a role spread over several instruments: all their limits pass before any of them is written
         # (one instrument checks its own before it sends anything)
         for inst, pos, ch in w.groups if len(w.groups) > 1 else ():
@@ -251,12 +263,13 @@ class Bench:
         for inst, pos, ch in w.groups:
             self.round_trips[inst] += 1
             values = np.asarray(self.instruments[inst].read(ch), dtype=float)
-            if values.shape != ch.shape or not np.isfinite(values).all():
+            # every value finite: min and max are (NaN propagates through both)
+            if values.shape != ch.shape or (values.size and not _finite(values.min(), values.max())):
                 raise InstrumentError(f"{inst}: bad reading for roles.{role} (expected {ch.size} finite values)")
-            if out is None:
-                return w.to_model(values)  # a new array: the instrument's own is left as it is
+            if out is None:  # a new array: the instrument's own is left as it is
+                return values.copy() if w.identity else w.to_model(values)
             out[pos] = values
-        return w.to_model(out)
+        return out if w.identity else w.to_model(out)
 
     def switch(self, role: str, on: bool) -> None:
         for inst, _, ch in self.roles[role].groups:

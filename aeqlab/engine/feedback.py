@@ -42,19 +42,31 @@ class SecantGains:
     def observe(self, dz: np.ndarray, dq: np.ndarray) -> float:
         """Update from a setpoint step dz and the reading change dq; returns the largest relative change."""
         ok = np.abs(dz) > self.min_step
-        if not ok.any():
+        every = bool(ok.all())
+        if every:  # every channel stepped: whole vectors (the same arithmetic, no gathering)
+            ratio, old = dq / dz, self.gain
+        elif not ok.any():
             return 0.0
-        ratio = dq[ok] / dz[ok]
-        old = self.gain[ok]
+        else:
+            ratio, old = dq[ok] / dz[ok], self.gain[ok]
         # a sign flip or a wild ratio is more likely coupling or noise than a real gain
-        ratio = np.clip(ratio, np.maximum(old / 4, self.bounds[0]), np.minimum(old * 4, self.bounds[1]))
+        lo, hi = self.bounds
+        ratio = np.minimum(np.maximum(ratio, np.maximum(old / 4, lo)), np.minimum(old * 4, hi))
         new = np.sqrt(old * ratio)  # geometric mean: steady, scale-free
-        self.gain[ok] = new
-        return float(np.max(np.abs(new / old - 1.0)))
+        change = float(np.abs(new / old - 1.0).max())
+        if every:
+            self.gain[:] = new
+        else:
+            self.gain[ok] = new
+        return change
 
 
 class Anderson:
     """Anderson acceleration (type II) of a fixed-point iteration z ← z + f(z).
+
+    The past steps are kept as the rows of two buffers (steps of z, steps of f), and the
+    Gram matrix of the f steps is updated by one row per step: a step costs a few passes
+    over the vectors, not a copy of the history into a new matrix.
 
     Parameters
     ----------
@@ -64,43 +76,56 @@ class Anderson:
 
     def __init__(self, memory: int = 5):
         self.memory = memory
+        self._DZ: np.ndarray | None = None  # rows: past steps of z (the first ``_k`` rows are in use)
+        self._DF: np.ndarray | None = None  # rows: past steps of f
+        self._gram: np.ndarray | None = None  # DF·DFᵀ over the rows in use
         self.reset()
 
     def reset(self) -> None:
-        self._dz: list[np.ndarray] = []
-        self._df: list[np.ndarray] = []
-        self._prev: tuple[np.ndarray, np.ndarray] | None = None
+        self._k = 0  # rows in use
+        self._next = 0  # the row the next step goes to (the oldest, once every row is in use)
+        self._prev: tuple[np.ndarray, np.ndarray, float] | None = None  # z, f and ‖f‖ of the last step
+
+    def _push(self, dz: np.ndarray, df: np.ndarray) -> None:
+        if self._DZ is None or self._DZ.shape[1] != dz.size:
+            self._DZ = np.empty((self.memory, dz.size))
+            self._DF = np.empty((self.memory, dz.size))
+            self._gram = np.zeros((self.memory, self.memory))
+        r = self._next
+        self._DZ[r] = dz
+        self._DF[r] = df
+        self._k = min(self._k + 1, self.memory)
+        self._next = (r + 1) % self.memory
+        row = self._DF[: self._k] @ self._DF[r]
+        self._gram[r, : self._k] = row
+        self._gram[: self._k, r] = row
 
     def step(self, z: np.ndarray, f: np.ndarray) -> np.ndarray:
         """Next iterate from the present one and its (preconditioned) residual step f."""
+        norm_f = float(np.linalg.norm(f))
         if self._prev is not None:
-            pz, pf = self._prev
-            if np.linalg.norm(f) > 2.0 * np.linalg.norm(pf):
-                self._dz.clear()
-                self._df.clear()
-            else:
-                self._dz.append(z - pz)
-                self._df.append(f - pf)
-                if len(self._dz) > self.memory:
-                    self._dz.pop(0)
-                    self._df.pop(0)
-        self._prev = (z.copy(), f.copy())
-        if not self._dz or self.memory == 0:
+            pz, pf, norm_pf = self._prev
+            if norm_f > 2.0 * norm_pf:
+                self._k = self._next = 0
+            elif self.memory > 0:
+                self._push(z - pz, f - pf)
+        self._prev = (z.copy(), f.copy(), norm_f)
+        k = self._k
+        if k == 0:
             return z + f
-        DF = np.stack(self._df, axis=1)
-        DZ = np.stack(self._dz, axis=1)
-        # least squares min ‖f − DF·γ‖ through the few-by-few normal equations of the column-scaled
-        # DF (an SVD of the tall DF costs far more). Directions whose eigenvalue is below 1e-13 of the
+        DF, DZ = self._DF[:k], self._DZ[:k]
+        # least squares min ‖f − DFᵀ·γ‖ through the few-by-few normal equations of the row-scaled
+        # DF (an SVD of the long DF costs far more). Directions whose eigenvalue is below 1e-13 of the
         # largest (singular value below 3e-7: lstsq's rcond was 1e-10) are dropped: with a history
         # that ill-conditioned the mixing is regularised, not exact, which a fixed-point step tolerates
-        gram = DF.T @ DF
+        gram = self._gram[:k, :k]
         norms = np.sqrt(np.diag(gram))
         norms[norms == 0] = 1.0
         w, V = np.linalg.eigh(gram / np.outer(norms, norms))
         keep = w > 1e-13 * max(float(w[-1]), 1e-300)
         Vk = V[:, keep]
-        gamma = (Vk @ ((Vk.T @ ((DF.T @ f) / norms)) / w[keep])) / norms
-        return z + f - DZ @ gamma - DF @ gamma
+        gamma = (Vk @ ((Vk.T @ ((DF @ f) / norms)) / w[keep])) / norms
+        return z + f - gamma @ DZ - gamma @ DF
 
 
 class Broyden:

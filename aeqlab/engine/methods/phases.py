@@ -244,7 +244,8 @@ def run_phase(
         if homeostasis.averages > 1:
             theta, outputs = theta / homeostasis.averages, outputs / homeostasis.averages
         settle_timeouts += not settled
-        res_theta = float(np.max(np.abs(targets - theta))) if hold else 0.0
+        err = targets - theta if hold else None
+        res_theta = float(np.abs(err).max()) if hold else 0.0
         res_i = 0.0
         if track:
             res_i = float(np.max(np.abs(nudge.beta * (nudge.target - outputs) - current)))
@@ -263,7 +264,7 @@ def run_phase(
                 accel.reset()
             prev_res = res_theta
             prev_u, prev_theta = u, theta
-            f = damping * homeostasis.gain * (targets - theta) / memory.knob_gains.gain
+            f = damping * homeostasis.gain * err / memory.knob_gains.gain
             z_new = accel.step(u, f)
             u_new = np.clip(z_new, memory.knob_low, memory.knob_high)
             saturated |= bool(np.any(u_new != z_new))
