@@ -18,12 +18,13 @@ from aeqlab.report.watch import RunView
 from aeqlab.runs.events import Opened, SampleDone
 from aeqlab.runs.progress import RUNNING_WINDOW, LiveView
 
-N_LONG = 200_000
+# far past every bound the figures keep: 60× MAX_POINTS samples, 60 epochs (markers) > 2× MAX_MARKERS
+N_LONG = 60_000
 
 
 @pytest.fixture(scope="module")
 def long_run(tmp_path_factory, xor_run):
-    """A copy of the XOR run rewritten to 200,000 samples of 1,000 per epoch (synthetic)."""
+    """A copy of the XOR run rewritten to 60,000 samples of 1,000 per epoch (synthetic)."""
     d = copy_run(xor_run[0], tmp_path_factory.mktemp("long") / "run")
     long_journal(d, N_LONG, per_epoch=1000)
     return d
