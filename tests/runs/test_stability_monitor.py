@@ -18,7 +18,8 @@ from aeqlab.runs.stability import StabilityChecked
 
 IRIS = Path(__file__).resolve().parents[2] / "protocols" / "iris_hopfield_sim.yaml"
 # iris with every ε eight times the example's and β = 1: the preflight passes (ρ ≈ 0.69 < 0.8)
-# and ρ grows past 0.9 within the first 40 samples, past 1 later (measured while developing the monitor)
+# and ρ grows past 0.85 within the first 40 samples, past 1 within the first 50 (measured while developing the
+# monitor: a monitor reading every 40 samples at a threshold of 0.9 can miss it, as the path depends on homeostasis)
 SOFT = "epsilon: {weights: [0.16, 0.04], biases: [0.16, 0.04]}"
 
 
@@ -59,7 +60,7 @@ def test_a_loop_contraction_is_the_mean_factor_per_correction_and_at_least_one_w
 
 
 def test_the_preflight_passes_and_the_monitor_stops_the_run_when_rho_grows_then_it_resumes(tmp_path):
-    protocol = soft_iris("  monitor_every: 40\n  threshold: 0.9\n  action: stop\n")
+    protocol = soft_iris("  monitor_every: 40\n  threshold: 0.85\n  action: stop\n")
     data = load(protocol.dataset)
     events: list = []
     with aeqlab.open_bench(protocol) as bench:
@@ -77,9 +78,9 @@ def test_the_preflight_passes_and_the_monitor_stops_the_run_when_rho_grows_then_
     assert "stability monitor" in s["error"] and "after training sample" in s["error"]
     assert s["safe_state"] == "safe" and s["stability_stops"] == 1
     rows = readings(run.path)
-    assert rows[-1]["action"] == "stop" and rows[-1]["source"] == "twin" and rows[-1]["rho"] >= 0.9
+    assert rows[-1]["action"] == "stop" and rows[-1]["source"] == "twin" and rows[-1]["rho"] >= 0.85
     assert rows[-1]["rho"] == pytest.approx(rho_now)  # what the journal says is the twin's own ρ there
-    assert all(r["action"] == "none" and r["rho"] < 0.9 for r in rows[:-1])
+    assert all(r["action"] == "none" and r["rho"] < 0.85 for r in rows[:-1])
     stopped_at = rows[-1]["seq"]
     assert s["samples"] == stopped_at and stopped_at % 40 == 0
     checked = [e for e in events if isinstance(e, StabilityChecked)]
@@ -93,7 +94,7 @@ def test_the_preflight_passes_and_the_monitor_stops_the_run_when_rho_grows_then_
 
 def test_rollback_restores_the_last_healthy_parameters_and_lowers_beta_and_epsilon(tmp_path):
     protocol = soft_iris(
-        "  monitor_every: 20\n  threshold: 0.92\n  action: rollback\n  beta_factor: 0.5\n"
+        "  monitor_every: 20\n  threshold: 0.87\n  action: rollback\n  beta_factor: 0.5\n"
         "  epsilon_factor: 0.5\n  max_rollbacks: 2\n"
     )
     events: list = []
