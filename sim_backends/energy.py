@@ -16,9 +16,13 @@ Derivatives: the user's ``gradient(s, theta, x, **constants) -> (dE/ds, dE/dθ)`
 is given; otherwise five-point central differences of E with the step
 ``h = 2e-4·(1 + |z|)`` per coordinate (truncation ~h⁴·E⁽⁵⁾/30, rounding ~1e-16·|E|/h: about
 1e-12 of the energy's scale for smooth energies, 1e-10 for the example's stiff diodes), four
-energy evaluations per coordinate: supply the derivatives for speed. The Hessian is always
-central differences of the gradient with ``h = 1e-5·(1 + |z|)`` (with an exact gradient: error
-~1e-10 relative). The gradient oracle (``linear_response``) and the stability ratio come from that Hessian by implicit
+energy evaluations per coordinate: supply the derivatives for speed. The Hessian is the user's
+``hessian(s, theta, x, **constants) -> ∂²E`` over (s, θ) (a square matrix, states first) when one is
+given, else central differences of the gradient with ``h = 1e-5·(1 + |z|)`` (with an exact
+gradient: error ~1e-10 relative; 2·(states + params) gradient calls per Newton step). Supplied
+derivatives are checked once, when the twin is built, against finite differences at one point
+(``check_derivatives``): a wrong formula is a one-line error, not a run that learns nothing. The gradient
+oracle (``linear_response``) and the stability ratio come from that Hessian by implicit
 differentiation at the equilibrium; states or parameters at a bound are held.
 """
 
@@ -103,6 +107,7 @@ class EnergyNetwork:
     theta0: np.ndarray | None = None
     tolerance: float = 1e-10
     max_sweeps: int = 200
+    hessian_fn: Callable[..., np.ndarray] | None = None
     s: np.ndarray = field(init=False)
     theta: np.ndarray = field(init=False)
 
@@ -168,7 +173,20 @@ class EnergyNetwork:
         return g
 
     def internal_hessian(self, z: np.ndarray, x: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        """∂²E over the coordinates ``idx`` (central differences of the gradient, symmetrised)."""
+        """∂²E over the coordinates ``idx``: the user's Hessian, or central differences of the gradient."""
+        if self.hessian_fn is not None:
+            s, th = self._split(z)
+            self.evaluations += 1
+            full = np.asarray(self.hessian_fn(s.copy(), th.copy(), x, **self.constants), float)
+            if full.shape != (self._n, self._n):
+                raise TwinLoadError(
+                    f"the hessian function returned shape {full.shape}, not ({self._n}, {self._n})",
+                    hint="return the full square matrix over the states, then the parameters",
+                )
+            return full[np.ix_(idx, idx)]
+        return self._fd_hessian(z, x, idx)
+
+    def _fd_hessian(self, z: np.ndarray, x: np.ndarray, idx: np.ndarray) -> np.ndarray:
         h = 1e-5 * (1.0 + np.abs(z))
         cols = []
         for i in idx:
@@ -178,6 +196,44 @@ class EnergyNetwork:
             cols.append((self.internal_gradient(zp, x) - self.internal_gradient(zm, x))[idx] / (2 * h[i]))
         H = np.array(cols).reshape(len(idx), len(idx))
         return 0.5 * (H + H.T)
+
+    def check_derivatives(self, seed: int = 0) -> None:
+        """Compare the user's gradient and Hessian with finite differences at one point inside the bounds.
+
+        The point: the starting θ, states and inputs drawn in [−0.5, 0.5] (states clipped to
+        their bounds). Tolerances sit far above the differences' own error (1e-6 relative for
+        the gradient, 1e-4 for the Hessian) and far below any formula mistake.
+        """
+        if self.gradient_fn is None and self.hessian_fn is None:
+            return
+        rng = np.random.default_rng(seed)
+        sp = self.spec
+        x = rng.uniform(-0.5, 0.5, sp.n_inputs)
+        s = np.clip(rng.uniform(-0.5, 0.5, sp.n_states), *sp.state_bounds)
+        z = np.concatenate([s, self.theta])
+        fd = EnergyNetwork(sp, self.energy_fn, None, self.constants, self.theta)
+        if self.gradient_fn is not None:
+            mine, ref = self.internal_gradient(z, x), fd.internal_gradient(z, x)
+            self._compare("gradient", mine, ref, 1e-6)
+        if self.hessian_fn is not None:
+            idx = np.arange(self._n)
+            mine = self.internal_hessian(z, x, idx)
+            ref = EnergyNetwork(sp, self.energy_fn, self.gradient_fn, self.constants, self.theta)._fd_hessian(z, x, idx)
+            self._compare("hessian", mine, ref, 1e-4)
+
+    def _compare(self, what: str, mine: np.ndarray, ref: np.ndarray, rel: float) -> None:
+        scale = max(float(np.max(np.abs(ref))), 1e-12)
+        err = np.abs(np.asarray(mine, float) - ref)
+        worst = np.unravel_index(int(np.argmax(err)), err.shape)
+        if err[worst] > rel * scale:
+            names = [f"s[{i}]" for i in range(self.spec.n_states)] + [f"theta[{i}]" for i in range(self.spec.n_params)]
+            where = ", ".join(names[i] for i in worst)
+            raise TwinLoadError(
+                f"the {what} function differs from finite differences of the "
+                f"{'energy' if what == 'gradient' else 'gradient'} by {err[worst]:.3g} at {where}, "
+                f"relative {err[worst] / scale:.2g} > {rel:g}",
+                hint=f"fix its formula, or remove simulation.energy.{what} to use finite differences",
+            )
 
     def _total(self, z, x, u, currents, grad: bool = True):
         """F(z) = E + Σ(u − θ)²/2ε − I·s_out, and its gradient."""
@@ -313,7 +369,7 @@ class EnergyNetwork:
     def held_stability_ratio(self, x: np.ndarray, theta: np.ndarray) -> float:
         """ρ at the state the system settles to with its parameters held at θ (no nudging)."""
         probe = EnergyNetwork(self.spec, self.energy_fn, self.gradient_fn, self.constants, theta,
-                              self.tolerance, self.max_sweeps)
+                              self.tolerance, self.max_sweeps, self.hessian_fn)
         probe.s = self.s.copy()
         probe.relax(x, np.asarray(theta, float), np.zeros(self.spec.n_outputs), hold_theta=True)
         return probe.stability_ratio(x)

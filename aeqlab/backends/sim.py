@@ -99,7 +99,9 @@ def _user_physics(protocol: Protocol, tolerance: float) -> Any:
                 theta0,
                 tolerance=tolerance,
                 max_sweeps=min(sim.max_sweeps, 200),
+                hessian_fn=load_function(e.module, e.hessian) if e.hessian else None,
             )
+            net.check_derivatives()
         else:
             factory = physics.plugin_factory(sim.model)
             try:

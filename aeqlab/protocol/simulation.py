@@ -107,6 +107,10 @@ class EnergyTwin(Strict):
         None, "optional derivative function (s, theta, x, **constants) -> (dE/ds, dE/dtheta); else central "
         "finite differences of the energy"
     )
+    hessian: str | None = _f(
+        None, "optional second-derivative function (s, theta, x, **constants) -> the square matrix of d2E over "
+        "(s, theta), states first; else central finite differences of the gradient"
+    )
     inputs: int = _f(description="clamped inputs x", unit="1", gt=0, le=MAX_LAYER)
     states: int = _f(description="state variables s", unit="1", gt=0, le=MAX_LAYER)
     outputs: list[Annotated[int, Field(ge=0)]] = _f(description="indices into s of the outputs", unit="1", min_length=1)

@@ -58,6 +58,31 @@ def gradient(s, theta, x, rail=1.0):
     return ds, dtheta
 
 
+def hessian(s, theta, x, rail=1.0):
+    """∂²E over (s, θ), states first: the conductance matrix of the circuit and the branch voltages.
+
+    E is linear in θ, so the θθ block is zero; ∂²E/∂s∂θ is each branch voltage where its
+    conductance sits.
+    """
+    g, w, b, go = _split(theta)
+    h, o = s[:3], s[3]
+    dx = x[:, None] - h[None, :]
+    v = h / VT
+    slope = np.where(v < 60.0, IS / VT * np.exp(np.minimum(v, 60.0)), 0.0)  # the diode's conductance
+    H = np.zeros((17, 17))
+    hh = np.arange(3)
+    H[hh, hh] = g.sum(axis=0) + w + b + slope
+    H[hh, 3] = H[3, hh] = -w
+    H[3, 3] = w.sum() + go
+    for i in range(2):  # ∂²E/∂h_j∂g_ij = −(x_i − h_j)
+        H[hh, 4 + 3 * i + hh] = H[4 + 3 * i + hh, hh] = -dx[i]
+    H[hh, 10 + hh] = H[10 + hh, hh] = h - o  # w_j
+    H[3, 10 + hh] = H[10 + hh, 3] = -(h - o)
+    H[hh, 13 + hh] = H[13 + hh, hh] = h - rail  # b_j
+    H[3, 16] = H[16, 3] = o  # g_o
+    return H
+
+
 def teacher_data(examples: int = 300, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
     """(x, y): the teacher circuit's output voltage for random inputs (node voltages by Newton's method)."""
     rng = np.random.default_rng(seed)

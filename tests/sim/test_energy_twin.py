@@ -18,10 +18,57 @@ def diode(protocols_dir):
     return load_protocol(protocols_dir / "diode_regression_sim.yaml")[0]
 
 
-def _without_gradient(protocol):
+def _without_gradient(protocol, keep_gradient: bool = False):
+    """The protocol with finite differences for the Hessian, and for the gradient too unless ``keep_gradient``."""
     sim = protocol.simulation
-    energy = sim.energy.model_copy(update={"gradient": None})
+    update = {"hessian": None} if keep_gradient else {"gradient": None, "hessian": None}
+    energy = sim.energy.model_copy(update=update)
     return protocol.model_copy(update={"simulation": sim.model_copy(update={"energy": energy})})
+
+
+def _variant(protocol, derivatives):
+    if derivatives == "user":
+        return protocol
+    return _without_gradient(protocol, keep_gradient=derivatives == "user gradient")
+
+
+def test_the_examples_hessian_is_the_finite_differences_of_its_gradient():
+    """The diode module's analytic ∂²E against central differences of its own gradient, at random points."""
+    from protocols.twins import diode_network as dn
+
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        s, theta, x = rng.uniform(-0.6, 0.9, 4), rng.uniform(0.2, 2.0, 13), rng.uniform(-1, 1, 2)
+        z = np.r_[s, theta]
+        h = 1e-6
+
+        def grad(w, x=x):
+            return np.concatenate(dn.gradient(w[:4], w[4:], x))
+
+        fd = np.array([(grad(z + h * e) - grad(z - h * e)) / (2 * h) for e in np.eye(17)])
+        H = dn.hessian(s, theta, x)  # the differences' rounding grows with the diodes' exponential: scale atol
+        np.testing.assert_allclose(H, fd, rtol=1e-6, atol=1e-8 * np.max(np.abs(H)))
+
+
+def test_a_wrong_user_hessian_is_refused_in_one_line_when_the_twin_is_built(diode, tmp_path):
+    from aeqlab.errors import ProtocolError
+
+    module = tmp_path / "wrong.py"
+    module.write_text(
+        "from protocols.twins.diode_network import energy, gradient, hessian as _h\n"
+        "def hessian(s, theta, x, rail=1.0):\n"
+        "    H = _h(s, theta, x, rail)\n"
+        "    H[3, 12] += 0.5\n"  # one mixed entry wrong: the output state with w_2
+        "    return H\n"
+    )
+    sim = diode.simulation
+    energy = sim.energy.model_copy(update={"module": str(module)})
+    bad = diode.model_copy(update={"simulation": sim.model_copy(update={"energy": energy})})
+    with pytest.raises(ProtocolError) as err:
+        build_twin(bad)
+    msg = str(err.value)
+    assert "hessian function differs from finite differences" in msg and "s[3], theta[8]" in msg
+    assert "\n" not in msg
 
 
 def test_the_relaxed_state_is_the_circuits_equilibrium(diode):
@@ -39,10 +86,10 @@ def test_the_relaxed_state_is_the_circuits_equilibrium(diode):
     np.testing.assert_allclose(net.theta, u - 0.2 * dtheta, atol=1e-9)
 
 
-@pytest.mark.parametrize("derivatives", ["user", "finite differences"])
+@pytest.mark.parametrize("derivatives", ["user", "user gradient", "finite differences"])
 def test_the_oracle_gradient_matches_finite_differences_of_the_loss(diode, derivatives):
     """∇L from implicit differentiation against L(θ ± h) from relaxations with θ held (an independent route)."""
-    protocol = diode if derivatives == "user" else _without_gradient(diode)
+    protocol = _variant(diode, derivatives)
     net = build_twin(protocol).net
     x, y = np.array([0.3, 0.8]), np.array([0.05])
     theta = net.theta.copy()
