@@ -11,7 +11,8 @@ from clirunner import run_cli
 from aeqlab.backends import open_backend
 from aeqlab.engine.methods.calibration import calibrate
 from aeqlab.engine.plan import execute
-from aeqlab.protocol import load_protocol
+import aeqlab
+from aeqlab.protocol import load_protocol, parse_protocol
 
 EXTRA = """  knob_errors: {gain_low: 0.5, gain_high: 2.0, offset: 0.05, seed: 3}
   settling_tau: 2 ms
@@ -59,3 +60,54 @@ def test_calibrate_write_keeps_comments_and_the_file_stays_valid(twin_protocol):
     assert sim.settling_tau == pytest.approx(summary["settling_tau_s"], rel=1e-6)
     assert sim.knob_errors.gain_low == pytest.approx(summary["knob_gain_min"], rel=1e-5)
     assert sim.adc_noise == pytest.approx(summary["params_noise_median"], rel=1e-6)
+
+
+NOISY = """  adc_noise: 1.0e-3
+  dac_bits: 12
+  knob_errors: {gain_low: 0.8, gain_high: 1.2, offset: 0.05, seed: 0}
+"""
+
+
+def _homeostasis(text: str, tolerance: float, averages: int) -> str:
+    return text.replace(
+        "homeostasis: {tolerance: 1.0e-6, gain: 1.0, max_iterations: 100}",
+        f"homeostasis: {{tolerance: {tolerance:.4g}, gain: 1.0, max_iterations: 100, averages: {averages}, "
+        "targets: incremental}",
+    )
+
+
+def test_the_recommended_homeostasis_sits_at_the_loops_floor(protocols_dir, tmp_path):
+    """Calibrate a noisy 12-bit bench: at the recommended tolerance every phase converges, at half the floor few do."""
+    text = (protocols_dir / "iris_hopfield_sim.yaml").read_text()
+    text = text.replace("  init: {gains: [0.8, 0.6], seed: 0}\n", "  init: {gains: [0.8, 0.6], seed: 0}\n" + NOISY)
+    path = tmp_path / "iris_noisy.yaml"
+    path.write_text(_homeostasis(text, 5e-3, 1))
+    proc = run_cli("calibrate", str(path), "--sim", "--json")
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(proc.stdout.splitlines()[-1])
+    step = 20 / 2**12  # the protocol's ±10 V knob DAC at 1 V per model unit
+    assert s["knob_step"] == pytest.approx(step)
+    # the floor from what was measured: half a step at the largest gain, the max of 131 averaged noises
+    tail = np.sqrt(2 * np.log(2 * 131))
+    a = s["recommended_homeostasis_averages"]
+    expected = 0.5 * step * s["knob_gain_max"] + s["params_noise_median"] / np.sqrt(a) * tail
+    assert s["homeostasis_floor"] == pytest.approx(expected, rel=1e-9)
+    assert a == 2  # σ·tail = 3.3e-3 is above half a step at gain ~1.2, 2.4e-3 with two readings is not
+    assert s["recommended_homeostasis_tolerance"] == pytest.approx(1.5 * expected, rel=1e-9)
+
+    def unconverged(tolerance: float) -> int:
+        protocol = parse_protocol(_homeostasis(text, tolerance, a), str(protocols_dir / "iris_hopfield_sim.yaml"))
+        stop_after = 30
+
+        def cb(ev):
+            if ev.kind == "sample" and ev.samples_done >= stop_after:
+                ev.request_stop()
+
+        with aeqlab.open_bench(protocol) as bench:
+            run = aeqlab.train(protocol, bench, out=tmp_path / f"runs{tolerance:g}", callbacks=[cb])
+        samples = run.samples()
+        assert len(samples) == stop_after
+        return int((~samples.converged.astype(bool)).sum())
+
+    assert unconverged(s["recommended_homeostasis_tolerance"]) == 0
+    assert unconverged(0.5 * s["homeostasis_floor"]) >= 20  # below the floor the loop runs to its cap

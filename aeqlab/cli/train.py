@@ -235,27 +235,50 @@ def calibrate(
     sim: Annotated[bool, typer.Option("--sim", help="calibrate the protocol's twin")] = False,
     emulate: Annotated[bool, typer.Option("--emulate", help="real drivers against emulated instruments")] = False,
     bench: Annotated[bool, typer.Option("--bench", help="drive the real instruments the protocol names")] = False,
-    write: Annotated[bool, typer.Option("--write", help="store the results in the protocol's twin section")] = False,
+    write: Annotated[
+        bool, typer.Option("--write", help="store the results in the twin section and the homeostasis settings")
+    ] = False,
+    knob_bits: Annotated[
+        int | None,
+        typer.Option("--knob-bits", min=1, max=32, help="resolution of the knob DACs; default simulation.dac_bits"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary as the last line")] = False,
 ) -> None:
-    """Measure knob gains and offsets, noise floors and settling time; recommend a homeostasis gain."""
+    """Measure knob gains and offsets, noise floors and settling time; recommend homeostasis gain, averages, tolerance."""
     from aeqlab.backends import choose_kind
 
     try:
         protocol, _ = _load(protocol_path)
         kind = choose_kind(protocol, sim=sim, emulate=emulate, bench=bench)
-        summary = _calibrate(protocol_path, protocol, kind, write)
+        summary = _calibrate(protocol_path, protocol, kind, write, knob_bits)
     except AeqlabError as exc:
         fail(exc)
     if as_json:
         print(json.dumps(summary))
 
 
-def _calibrate(protocol_path: Path, protocol, kind: str, write: bool) -> dict:
+def _knob_step(protocol, bits: int | None) -> float:
+    """One knob DAC step in model units (the coarsest knob instrument's), or 0 when the resolution is unknown."""
+    if bits is None and protocol.simulation is not None:
+        bits = protocol.simulation.dac_bits
+    if bits is None:
+        return 0.0
+    knobs = protocol.roles.knobs
+    steps = [0.0]
+    for inst in dict.fromkeys(r.instrument for r in knobs.refs()):
+        cfg = protocol.instruments.get(inst)
+        if cfg is not None and getattr(cfg, "voltage_range", None) is not None:
+            lo, hi = cfg.voltage_range
+            steps.append((hi - lo) / 2**bits / abs(knobs.calibration.scale))
+    return max(steps)
+
+
+def _calibrate(protocol_path: Path, protocol, kind: str, write: bool, knob_bits: int | None = None) -> dict:
     from rich.table import Table
 
     from aeqlab.backends import open_backend
     from aeqlab.engine.methods.calibration import calibrate as calibration_plan
+    from aeqlab.engine.methods.calibration import homeostasis_floor
     from aeqlab.engine.plan import execute
 
     if write and protocol.simulation is None:
@@ -268,7 +291,17 @@ def _calibrate(protocol_path: Path, protocol, kind: str, write: bool) -> dict:
         bench = backend.bench
         knobs = bench.setpoints("knobs")
         result = execute(calibration_plan(knobs, bench.roles["inputs"].size, bench.roles["nudges"].size), bench)
-    summary = {"status": "completed", "backend": kind, **result.summary()}
+    step = _knob_step(protocol, knob_bits)
+    floor = homeostasis_floor(result.params_noise, result.knob_gain, step, protocol.method.homeostasis.tolerance)
+    summary = {
+        "status": "completed",
+        "backend": kind,
+        **result.summary(),
+        "knob_step": step,
+        "homeostasis_floor": floor.quantization + floor.noise,
+        "recommended_homeostasis_averages": floor.averages,
+        "recommended_homeostasis_tolerance": floor.tolerance,
+    }
     table = Table(title=f"calibration of {protocol.name} ({kind})")
     table.add_column("quantity")
     table.add_column("min", justify="right")
@@ -284,15 +317,21 @@ def _calibrate(protocol_path: Path, protocol, kind: str, write: bool) -> dict:
     table.add_row("settling time constant τ (s)", "", f"{result.settling_tau:.4g}", "")
     table.add_row("recommended settle wait (s)", "", f"{result.settle_time:.4g}", "")
     table.add_row("recommended homeostasis gain", "", f"{result.recommended_gain:.3g}", "")
+    knob = f"half a knob step {floor.quantization:.3g}" if step else "knob resolution unknown: --knob-bits"
+    table.add_row(
+        f"homeostasis floor: {knob} + noise {floor.noise:.3g}", "", f"{floor.quantization + floor.noise:.3g}", ""
+    )
+    table.add_row("recommended homeostasis averages", "", f"{floor.averages}", "")
+    table.add_row("recommended homeostasis tolerance", "", f"{floor.tolerance:.3g}", "")
     err.print(table)
     if write:
-        _write_calibration(protocol_path, result)
-        err.print(f"wrote the measured non-idealities into {protocol_path} (simulation section)")
+        _write_calibration(protocol_path, result, floor)
+        err.print(f"wrote the measured non-idealities and the homeostasis averages and tolerance into {protocol_path}")
     return summary
 
 
-def _write_calibration(path: Path, result) -> None:
-    """Store measured non-idealities in the twin section, keeping the file's comments and layout."""
+def _write_calibration(path: Path, result, floor) -> None:
+    """Store measured non-idealities in the twin section and the floor's homeostasis settings, keeping comments."""
     from ruamel.yaml import YAML
 
     yaml = YAML(typ="rt")
@@ -306,6 +345,12 @@ def _write_calibration(path: Path, result) -> None:
     }
     sim["adc_noise"] = round(float(np.median(result.params_noise)), 9)
     sim["settling_tau"] = round(float(result.settling_tau), 9)
+    method = doc.setdefault("method", {})
+    homeostasis = method.get("homeostasis")
+    if homeostasis is None:
+        method["homeostasis"] = homeostasis = {}
+    homeostasis["averages"] = int(floor.averages)
+    homeostasis["tolerance"] = float(f"{floor.tolerance:.3g}")
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         yaml.dump(doc, fh)

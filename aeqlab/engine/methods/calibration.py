@@ -51,10 +51,16 @@ class Calibration:
 
 
 def _fit_tau(times: np.ndarray, values: np.ndarray) -> float:
-    """Time constant of values(t) → final value, from the samples that are still clearly moving."""
+    """Time constant of values(t) → final value, from the samples that are still clearly moving.
+
+    0 when the first reading is already within the noise of the final value (a response
+    faster than the first delay): the noise is the spread of the last five readings, and
+    only distances five times above it count as moving.
+    """
     final = values[-1]
     dist = np.abs(values[:-1] - final)
-    ok = dist > 0.05 * max(dist[0], 1e-300)  # the first three time constants: well above any noise
+    noise = float(np.std(values[-5:], ddof=1)) if values.size >= 5 else 0.0
+    ok = dist > max(0.05 * max(dist[0], 1e-300), 5 * noise)  # the first three time constants, above the noise
     if ok.sum() < 2 or dist[0] == 0:
         return 0.0
     slope, _ = np.polyfit(times[:-1][ok], np.log(dist[ok]), 1)
@@ -106,13 +112,15 @@ def calibrate(
     gain = (theta_high - theta_low) / (high - low)
     safe_gain = np.where(gain != 0, gain, 1.0)
     offset = high - theta_high / safe_gain
-    # one Newton step from where θ should be zero: the gain's own error hardly matters there
-    yield Set("knobs", offset)
+    # one Newton step from where θ should be zero (the gain's own error hardly matters there), but
+    # never beyond the levels step 1 visited: a θ far from zero would send the knob out of its limits
+    probe = np.clip(offset, knobs - step / 2, knobs + step / 2)
+    yield Set("knobs", probe)
     yield Settle(settle)
     reads = []
     for _ in range(averages):
         reads.append((yield Read("params")))
-    offset = offset - np.mean(reads, axis=0) / safe_gain
+    offset = probe - np.mean(reads, axis=0) / safe_gain
     # 3. noise floor, with nothing changing
     params, outputs = [], []
     for _ in range(repeats):
@@ -131,3 +139,52 @@ def calibrate(
         recommended_gain=float(np.clip(1.0 / median_gain, 0.05, 2.0)) if median_gain > 0 else 1.0,
         settle_time=settle,
     )
+
+
+@dataclass(frozen=True)
+class HomeostasisFloor:
+    """The smallest max-norm residual a homeostasis loop can reach on a bench, and the settings it implies.
+
+    ``quantization``: half a knob DAC step, in model units, at the largest knob gain (the knob
+    moves in steps); ``noise``: the largest of n averaged readback noises, σ/√averages ·
+    √(2 ln 2n) (the expected maximum of n Gaussians); ``tolerance``: ``margin`` times their
+    sum. A tolerance below the floor is never met: every phase runs to its iteration cap.
+    """
+
+    quantization: float
+    noise: float
+    averages: int
+    tolerance: float
+
+
+def homeostasis_floor(
+    params_noise: np.ndarray,
+    knob_gain: np.ndarray,
+    knob_step: float,
+    tolerance: float,
+    *,
+    margin: float = 1.5,
+    max_averages: int = 64,
+) -> HomeostasisFloor:
+    """Averages and tolerance for homeostasis from what calibration measured.
+
+    Averaging pays until the noise term is below the quantization term (more readings cannot
+    move a knob by less than a step); without quantization (``knob_step`` 0: unknown or
+    negligible) until the noise term is below the present ``tolerance`` over ``margin``.
+    The noise is the median channel's (one σ per bench; a channel much noisier than the
+    median sets its own floor). The tolerance is ``margin`` times the floor, and never
+    below the present one when there is no quantization.
+    """
+    n = max(int(np.size(params_noise)), 1)
+    sigma = float(np.median(params_noise)) if np.size(params_noise) else 0.0
+    quant = 0.5 * max(float(knob_step), 0.0) * float(np.max(np.abs(knob_gain), initial=0.0))
+    tail = float(np.sqrt(2.0 * np.log(2.0 * n)))
+    goal = quant if quant > 0 else tolerance / margin
+    averages = 1
+    while averages < max_averages and sigma / np.sqrt(averages) * tail > goal:
+        averages *= 2
+    noise = sigma / np.sqrt(averages) * tail
+    floor = quant + noise
+    # with quantization never below half a step at unit gain either: what validate demands of a tolerance
+    tol = max(margin * floor, 0.5 * knob_step) if quant > 0 else max(tolerance, margin * noise)
+    return HomeostasisFloor(quant, noise, averages, float(tol))
