@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from clirunner import run_cli
 
+import aeqlab
 from aeqlab.backends import open_backend
 from aeqlab.engine.methods.calibration import calibrate
 from aeqlab.engine.plan import execute
-import aeqlab
 from aeqlab.protocol import load_protocol, parse_protocol
 
 EXTRA = """  knob_errors: {gain_low: 0.5, gain_high: 2.0, offset: 0.05, seed: 3}
