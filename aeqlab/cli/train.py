@@ -244,7 +244,7 @@ def calibrate(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary as the last line")] = False,
 ) -> None:
-    """Measure knob gains and offsets, noise floors and settling time; recommend homeostasis gain, averages, tolerance."""
+    """Measure knob gains and offsets, noise floors and settling; recommend homeostasis gain, averages, tolerance."""
     from aeqlab.backends import choose_kind
 
     try:
