@@ -2,8 +2,8 @@
 
 How it decides (docs/protocols.md, "Choosing ε and β: aeqlab advise"):
 
-1. **ρ at the start.** The stability ratio the preflight reads (the largest over the first
-   20 training inputs, at the parameters homeostasis holds). With the parameters held the
+1. **ρ at the start.** The stability ratio the preflight reads (the largest over up to
+   200 training inputs spread evenly, at the parameters homeostasis holds). With the parameters held the
    state does not depend on ε, and ρ is linear in a common factor on every ε: the factor
    ``s_max = target_rho / ρ₀`` puts the start at the target (0.5 by default), whatever
    the protocol's own ε; the protocol's ratios between its couplings are kept.
@@ -49,8 +49,8 @@ BETAS = (2.0, 1.0, 0.5, 0.25)  # nudging strengths tried, largest first
 SCALES = (1.0, 0.5, 0.25)  # fractions of s_max tried
 DEFAULT_THRESHOLD = 0.9  # the stability monitor's default threshold
 END_RHO = 0.8  # the largest projected end-of-schedule rho a candidate may have (a margin below the threshold)
-VALIDATION = 0.2
-RHO_INPUTS = 200  # training inputs advise reads rho over  # the probes' validation fraction when the protocol sets none
+VALIDATION = 0.2  # the probes' validation fraction when the protocol sets none
+RHO_INPUTS = 200  # training inputs advise reads rho over
 
 
 @dataclass
@@ -200,6 +200,7 @@ def _probe(text: str, source: str, out: Path, candidate: Candidate, advice: Advi
         candidate.rho_start = rho_over(backend.twin, data.x_train)
         if candidate.rho_start >= 1.0:
             candidate.why, candidate.verdict = f"unstable at the start (rho {candidate.rho_start:.2f})", "unstable"
+            candidate.unstable = True  # a larger pair starts at least as unstable: rule those out too
             return
         try:
             summary = training.start(
@@ -253,8 +254,8 @@ def _probe(text: str, source: str, out: Path, candidate: Candidate, advice: Advi
 def rho_over(twin: Any, x: np.ndarray) -> float:
     """The largest held ρ over up to ``RHO_INPUTS`` training inputs (evenly spread).
 
-    The run's monitor reads the first 20 inputs only, to stay cheap; advise reads more, as
-    one input with many free units can be unstable while the first 20 are not.
+    The run's monitor reads the first 20 inputs and up to 20 of the window's examples, to
+    stay cheap; advise reads more, as one input can be unstable while those are not.
     """
     from aeqlab.backends.sim import stability_preflight
 
