@@ -290,8 +290,13 @@ def _calibrate(protocol_path: Path, protocol, kind: str, write: bool, knob_bits:
     with open_backend(protocol, kind) as backend:  # safe state and closed on the way out
         bench = backend.bench
         knobs = bench.setpoints("knobs")
-        result = execute(calibration_plan(knobs, bench.roles["inputs"].size, bench.roles["nudges"].size), bench)
-    step = _knob_step(protocol, knob_bits)
+        # the twin section never says what a bench's DACs are: --knob-bits does
+        step = _knob_step(protocol, knob_bits)
+        # the gain's two levels twenty knob steps apart or more: rounding and dither cost it at most ~10 %
+        plan = calibration_plan(
+            knobs, bench.roles["inputs"].size, bench.roles["nudges"].size, gain_step=max(0.05, 20 * step)
+        )
+        result = execute(plan, bench)
     floor = homeostasis_floor(result.params_noise, result.knob_gain, step, protocol.method.homeostasis.tolerance)
     summary = {
         "status": "completed",
