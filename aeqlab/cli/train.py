@@ -93,6 +93,10 @@ def gradcheck(
     variant: Annotated[str | None, typer.Option(help="centered | optimistic | pessimistic")] = None,
     nudging: Annotated[str | None, typer.Option(help="tracking | linearized")] = None,
     samples: Annotated[int, typer.Option(min=1, help="how many steps to check")] = 3,
+    beta_scan: Annotated[
+        str | None,
+        typer.Option("--beta-scan", metavar="B1,B2,...", help="the same steps at each beta: the cosine's trade-off"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary as the last line")] = False,
 ) -> None:
     """Check real Aeqprop steps taken through the twin's instruments against the exact oracle.
@@ -101,7 +105,12 @@ def gradcheck(
     the last one): its knobs are set and homeostasis brings the twin's θ to its θ*.
     """
     try:
-        _gradcheck(source, at, epoch, beta, variant, nudging, samples, as_json)
+        if beta_scan is not None:
+            from aeqlab.cli.betascan import scan
+
+            scan(source, at, epoch, beta_scan, variant, nudging, samples, as_json, _load, _start_from_run)
+        else:
+            _gradcheck(source, at, epoch, beta, variant, nudging, samples, as_json)
     except AeqlabError as exc:
         fail(exc)
 
