@@ -24,6 +24,9 @@ derivatives are checked once, when the twin is built, against finite differences
 (``check_derivatives``): a wrong formula is a one-line error, not a run that learns nothing. The gradient
 oracle (``linear_response``) and the stability ratio come from that Hessian by implicit
 differentiation at the equilibrium; states or parameters at a bound are held.
+
+One module a little over 400 lines: loading the user's functions, relaxing, differentiating
+and checking the supplied derivatives are one job, the twin of one energy function.
 """
 
 from __future__ import annotations
