@@ -21,3 +21,7 @@ def main() -> None:
             sys.stderr.flush()
         finally:
             sys.exit(130)
+    finally:  # a press during the interpreter's own shutdown: no traceback
+        from aeqlab.signals import hand_back_at_exit
+
+        hand_back_at_exit()

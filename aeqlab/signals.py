@@ -50,3 +50,23 @@ def shielded(notify: Callable[[str], None] | None = None, enabled: bool = True) 
     finally:
         put_back(signal.SIGINT, previous_int)
         put_back(signal.SIGTERM, previous_term)
+
+
+def hand_back_at_exit() -> None:
+    """For a process's entry point, once the command is over: a late Ctrl-C ends the process quietly.
+
+    The command has put every source in its safe state and recorded everything by then;
+    a press that lands while the interpreter shuts down would otherwise raise
+    KeyboardInterrupt inside that shutdown and print a traceback. Output is flushed
+    first, then SIGINT gets the system's default action (the process ends, status −2).
+    Never call it in a process that goes on (tests, notebooks): it changes process state.
+    """
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):  # closed or replaced streams: nothing to flush
+            pass
+    if can_install():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)

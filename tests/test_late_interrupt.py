@@ -1,0 +1,31 @@
+"""A Ctrl-C that lands while the interpreter shuts down, after the command is over, ends the process quietly."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# the press arrives from an atexit callback: after the command returned, inside the shutdown
+LATE = (
+    "import atexit, os, runpy, signal, sys\n"
+    "atexit.register(lambda: os.kill(os.getpid(), signal.SIGINT))\n"
+    "sys.argv = ['aeqlab', 'validate', sys.argv[2], '--json']\n"
+    "runpy.run_module(MODULE, run_name='__main__', alter_sys=True)\n"
+)
+
+
+@pytest.mark.parametrize("module", ["aeqlab", "aeqlab.cli"])
+def test_a_press_during_shutdown_prints_no_traceback_and_loses_no_output(module):
+    code = LATE.replace("MODULE", repr(module))
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "-", str(ROOT / "protocols" / "iris_hopfield_sim.yaml")],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )
+    assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr, proc.stderr
+    assert proc.returncode == -signal.SIGINT, (proc.returncode, proc.stderr)
+    assert 'iris_hopfield_sim.yaml' in proc.stdout, proc.stdout  # the JSON was flushed before the end
