@@ -150,3 +150,11 @@ def test_a_worker_gets_its_sigint_handler_back_after_a_sweep():
         assert signal.getsignal(signal.SIGINT) is mine
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "protocols" / "sweeps").glob("*.yaml")))
+def test_every_checked_in_sweep_follows_the_schema_and_every_point_validates(name):
+    path = ROOT / "protocols" / "sweeps" / name
+    jsonschema.validate(parse_located(path.read_text(), str(path)).data, json.loads(schema_text()))
+    points = expand(load_sweep(path))  # each point's protocol is validated here, all at once
+    assert points
