@@ -111,3 +111,14 @@ def test_the_recommended_homeostasis_sits_at_the_loops_floor(protocols_dir, tmp_
 
     assert unconverged(s["recommended_homeostasis_tolerance"]) == 0
     assert unconverged(0.5 * s["homeostasis_floor"]) >= 20  # below the floor the loop runs to its cap
+
+
+def test_a_dithered_knob_raises_the_floor_by_half_the_dithers_width():
+    from aeqlab.engine.methods.calibration import homeostasis_floor
+
+    noise, gain, step = np.full(100, 1e-9), np.array([0.9, 1.2]), 20 / 2**12
+    plain = homeostasis_floor(noise, gain, step, 1e-6)
+    dithered = homeostasis_floor(noise, gain, step, 1e-6, dither=step)
+    assert plain.quantization == pytest.approx(0.5 * step * 1.2)
+    assert dithered.quantization == pytest.approx(step * 1.2)  # rounding and dither: up to a whole step
+    assert dithered.tolerance == pytest.approx(1.5 * (dithered.quantization + dithered.noise))

@@ -306,7 +306,8 @@ def _calibrate(protocol_path: Path, protocol, kind: str, write: bool, knob_bits:
             knobs, bench.roles["inputs"].size, bench.roles["nudges"].size, gain_step=max(0.05, 20 * step)
         )
         result = execute(plan, bench)
-    floor = homeostasis_floor(result.params_noise, result.knob_gain, step, protocol.method.homeostasis.tolerance)
+    h = protocol.method.homeostasis
+    floor = homeostasis_floor(result.params_noise, result.knob_gain, step, h.tolerance, dither=h.dither)
     summary = {
         "status": "completed",
         "backend": kind,
@@ -331,7 +332,7 @@ def _calibrate(protocol_path: Path, protocol, kind: str, write: bool, knob_bits:
     table.add_row("settling time constant τ (s)", "", f"{result.settling_tau:.4g}", "")
     table.add_row("recommended settle wait (s)", "", f"{result.settle_time:.4g}", "")
     table.add_row("recommended homeostasis gain", "", f"{result.recommended_gain:.3g}", "")
-    knob = f"half a knob step {floor.quantization:.3g}" if step else "knob resolution unknown: --knob-bits"
+    knob = f"knob step and dither {floor.quantization:.3g}" if step else "knob resolution unknown: --knob-bits"
     table.add_row(
         f"homeostasis floor: {knob} + noise {floor.noise:.3g}", "", f"{floor.quantization + floor.noise:.3g}", ""
     )

@@ -145,9 +145,10 @@ def calibrate(
 class HomeostasisFloor:
     """The smallest max-norm residual a homeostasis loop can reach on a bench, and the settings it implies.
 
-    ``quantization``: half a knob DAC step, in model units, at the largest knob gain (the knob
-    moves in steps); ``noise``: the largest of n averaged readback noises, σ/√averages ·
-    √(2 ln 2n) (the expected maximum of n Gaussians); ``tolerance``: ``margin`` times their
+    ``quantization``: half a knob DAC step plus half the dither's width, in model units, at the
+    largest knob gain (the knob moves in steps, a dithered one by up to a step more);
+    ``noise``: the largest of n averaged readback noises, σ/√averages · √(2 ln 2n) (the
+    expected maximum of n Gaussians); ``tolerance``: ``margin`` times their
     sum. A tolerance below the floor is never met: every phase runs to its iteration cap.
     """
 
@@ -163,6 +164,7 @@ def homeostasis_floor(
     knob_step: float,
     tolerance: float,
     *,
+    dither: float = 0.0,
     margin: float = 1.5,
     max_averages: int = 64,
 ) -> HomeostasisFloor:
@@ -177,7 +179,9 @@ def homeostasis_floor(
     """
     n = max(int(np.size(params_noise)), 1)
     sigma = float(np.median(params_noise)) if np.size(params_noise) else 0.0
-    quant = 0.5 * max(float(knob_step), 0.0) * float(np.max(np.abs(knob_gain), initial=0.0))
+    # rounding errs by half a step, a dither of width d by d/2 more: the setpoint's error, through the gain
+    gain = float(np.max(np.abs(knob_gain), initial=0.0))
+    quant = 0.5 * (max(float(knob_step), 0.0) + max(float(dither), 0.0)) * gain
     tail = float(np.sqrt(2.0 * np.log(2.0 * n)))
     goal = quant if quant > 0 else tolerance / margin
     averages = 1
