@@ -56,3 +56,8 @@ def test_the_cli_prints_the_table_and_the_recommendation_and_refuses_bad_lists(p
         proc = run_cli("gradcheck", str(path), "--beta-scan", bad)
         assert proc.returncode == 2 and words in proc.stderr and "--beta-scan" in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr
+    # the options gradcheck checks, checked for a scan too
+    proc = run_cli("gradcheck", str(path), "--beta-scan", "0.5,1", "--variant", "bogus")
+    assert proc.returncode == 2 and "unknown variant 'bogus'" in proc.stderr, proc.stderr
+    proc = run_cli("gradcheck", str(path), "--beta-scan", "0.5,2", "--nudging", "tracking")
+    assert proc.returncode == 2 and "singular" in proc.stderr and "--beta-scan" in proc.stderr, proc.stderr

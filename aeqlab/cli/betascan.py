@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 from aeqlab.cli.app import err
-from aeqlab.errors import InputError, ProtocolError
+from aeqlab.errors import InputError
 
 
 def parse_betas(text: str) -> list[float]:
@@ -26,31 +25,15 @@ def parse_betas(text: str) -> list[float]:
     return sorted(set(betas))
 
 
-def scan(source, at, epoch, text, variant, nudging, samples, as_json, load, start_from_run) -> None:
+def scan(protocol, snap, betas: list[float], variant, nudging, samples: int, as_json: bool) -> None:
+    """Print the table and the recommendation; ``protocol`` and the options were checked by the caller."""
     from rich.table import Table
 
     from aeqlab.tools.betascan import beta_scan, recommend
     from aeqlab.tools.gradcheck import bench_like
 
-    betas = parse_betas(text)
-    snap = None
-    if Path(source).is_dir():
-        protocol, snap = start_from_run(Path(source), at, epoch)
-    else:
-        protocol, _ = load(source)
-    if protocol.simulation is None:
-        raise ProtocolError("gradcheck needs the protocol's twin ('simulation:' section)", where=str(source))
     the_variant = variant or protocol.method.variant
     the_nudging = nudging or protocol.method.nudging
-    if the_nudging == "tracking" and the_variant != "optimistic":
-        worst = max(betas)
-        b1 = -worst / 2 if the_variant == "centered" else -worst
-        if b1 <= -1:
-            raise InputError(
-                f"tracking nudging is singular at beta1 = {b1:g} <= -1 (beta {worst:g})",
-                where="--beta-scan",
-                hint=f"keep every beta below {2 if the_variant == 'centered' else 1}",
-            )
     start = None if snap is None else snap.start()
     points = beta_scan(protocol, betas, samples=samples, variant=variant, nudging=nudging, start=start)
     best = recommend(protocol, points)

@@ -106,9 +106,11 @@ def gradcheck(
     """
     try:
         if beta_scan is not None:
-            from aeqlab.cli.betascan import scan
+            from aeqlab.cli.betascan import parse_betas, scan
 
-            scan(source, at, epoch, beta_scan, variant, nudging, samples, as_json, _load, _start_from_run)
+            betas = parse_betas(beta_scan)
+            protocol, snap = _checked(source, at, epoch, betas, variant, nudging, "--beta-scan")
+            scan(protocol, snap, betas, variant, nudging, samples, as_json)
         else:
             _gradcheck(source, at, epoch, beta, variant, nudging, samples, as_json)
     except AeqlabError as exc:
@@ -129,12 +131,11 @@ def _start_from_run(run_dir: Path, at: int | None, epoch: int | None):
     return run_protocol(run_dir, header.protocol_path, header.n_params), snap
 
 
-def _gradcheck(source, at, epoch, beta, variant, nudging, samples, as_json) -> None:
-    from aeqlab.tools.gradcheck import bench_like
-    from aeqlab.tools.gradcheck import gradcheck as check
-
-    if not (math.isfinite(beta) and beta > 0):
-        raise InputError(f"beta must be a positive number, got {beta}", where="--beta")
+def _checked(source, at, epoch, betas: list[float], variant, nudging, where: str):
+    """(protocol, snapshot or None) for a gradcheck at every beta of ``betas``, each option checked first."""
+    for beta in betas:
+        if not (math.isfinite(beta) and beta > 0):
+            raise InputError(f"beta must be a positive number, got {beta}", where=where)
     if variant is not None and variant not in ("centered", "optimistic", "pessimistic"):
         raise InputError(
             f"unknown variant {variant!r}", where="--variant", hint="use centered, optimistic or pessimistic"
@@ -155,9 +156,18 @@ def _gradcheck(source, at, epoch, beta, variant, nudging, samples, as_json) -> N
     if protocol.simulation is None:
         raise ProtocolError("gradcheck needs the protocol's twin ('simulation:' section)", where=str(source))
     if variant in ("centered", "pessimistic") or (variant is None and protocol.method.variant != "optimistic"):
+        beta = max(betas)
         b1 = -beta / 2 if (variant or protocol.method.variant) == "centered" else -beta
         if (nudging or protocol.method.nudging) == "tracking" and b1 <= -1:
-            raise InputError(f"tracking nudging is singular at beta1 = {b1:g} <= -1", where="--beta")
+            raise InputError(f"tracking nudging is singular at beta1 = {b1:g} <= -1", where=where)
+    return protocol, snap
+
+
+def _gradcheck(source, at, epoch, beta, variant, nudging, samples, as_json) -> None:
+    from aeqlab.tools.gradcheck import bench_like
+    from aeqlab.tools.gradcheck import gradcheck as check
+
+    protocol, snap = _checked(source, at, epoch, [beta], variant, nudging, "--beta")
     start = None if snap is None else snap.start()
     results = check(protocol, beta=beta, variant=variant, nudging=nudging, samples=samples, start=start)
     from rich.table import Table
