@@ -59,10 +59,14 @@ def hand_back_at_exit() -> None:
     a press that lands while the interpreter shuts down would otherwise raise
     KeyboardInterrupt inside that shutdown and print a traceback. Output is flushed
     first, then SIGINT gets the system's default action (the process ends, status −2).
-    Never call it in a process that goes on (tests, notebooks): it changes process state.
+    It changes process state and never puts it back, so it does nothing where the process
+    goes on after the command: an interactive interpreter or an IPython kernel (a notebook
+    running ``%run -m aeqlab`` keeps its own Ctrl-C), or a thread other than the main one.
     """
     import sys
 
+    if hasattr(sys, "ps1") or sys.flags.interactive or "IPython" in sys.modules:
+        return
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -29,3 +29,24 @@ def test_a_press_during_shutdown_prints_no_traceback_and_loses_no_output(module)
     assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr, proc.stderr
     assert proc.returncode == -signal.SIGINT, (proc.returncode, proc.stderr)
     assert 'iris_hopfield_sim.yaml' in proc.stdout, proc.stdout  # the JSON was flushed before the end
+
+
+def test_in_a_notebook_or_an_interactive_session_sigint_is_left_alone(monkeypatch):
+    import types
+
+    from aeqlab.signals import hand_back_at_exit
+
+    def mine(*_):
+        pass
+
+    previous = signal.signal(signal.SIGINT, mine)
+    try:
+        monkeypatch.setitem(sys.modules, "IPython", types.ModuleType("IPython"))
+        hand_back_at_exit()
+        assert signal.getsignal(signal.SIGINT) is mine  # a kernel keeps its own handler
+        monkeypatch.delitem(sys.modules, "IPython")
+        monkeypatch.setattr(sys, "ps1", ">>> ", raising=False)
+        hand_back_at_exit()
+        assert signal.getsignal(signal.SIGINT) is mine
+    finally:
+        signal.signal(signal.SIGINT, previous)
