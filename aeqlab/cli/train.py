@@ -276,22 +276,6 @@ def calibrate(
         print(json.dumps(summary))
 
 
-def _knob_step(protocol, bits: int | None) -> float:
-    """One knob DAC step in model units (the coarsest knob instrument's), or 0 when the resolution is unknown."""
-    if bits is None and protocol.simulation is not None:
-        bits = protocol.simulation.dac_bits
-    if bits is None:
-        return 0.0
-    knobs = protocol.roles.knobs
-    steps = [0.0]
-    for inst in dict.fromkeys(r.instrument for r in knobs.refs()):
-        cfg = protocol.instruments.get(inst)
-        if cfg is not None and getattr(cfg, "voltage_range", None) is not None:
-            lo, hi = cfg.voltage_range
-            steps.append((hi - lo) / 2**bits / abs(knobs.calibration.scale))
-    return max(steps)
-
-
 def _calibrate(protocol_path: Path, protocol, kind: str, write: bool, knob_bits: int | None = None) -> dict:
     from rich.table import Table
 
@@ -310,7 +294,7 @@ def _calibrate(protocol_path: Path, protocol, kind: str, write: bool, knob_bits:
         bench = backend.bench
         knobs = bench.setpoints("knobs")
         # the twin section never says what a bench's DACs are: --knob-bits does
-        step = _knob_step(protocol, knob_bits)
+        step = max((s for s, _, _ in protocol.knob_dac_steps(knob_bits).values()), default=0.0)
         # the gain's two levels twenty knob steps apart or more: rounding and dither cost it at most ~10 %
         plan = calibration_plan(
             knobs, bench.roles["inputs"].size, bench.roles["nudges"].size, gain_step=max(0.05, 20 * step)

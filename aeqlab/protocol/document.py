@@ -83,19 +83,33 @@ class Protocol(Strict):
         _problems("Protocol", problems)
         return self
 
+    def knob_dac_steps(self, bits: int | None = None) -> dict[str, tuple[float, float, float]]:
+        """Per knob instrument: (one DAC step in model units, low V, high V) at ``bits``.
+
+        ``bits`` defaults to ``simulation.dac_bits``; empty when the resolution is unknown.
+        """
+        if bits is None and self.simulation is not None:
+            bits = self.simulation.dac_bits
+        if bits is None:
+            return {}
+        knobs = self.roles.knobs
+        out = {}
+        for inst in dict.fromkeys(r.instrument for r in knobs.refs()):
+            cfg = self.instruments.get(inst)
+            if cfg is None or getattr(cfg, "voltage_range", None) is None:
+                continue
+            lo, hi = cfg.voltage_range
+            out[inst] = ((hi - lo) / 2**bits / abs(knobs.calibration.scale), lo, hi)
+        return out
+
     def _check_resolution(self) -> list[tuple[tuple, str]]:
         """Homeostasis cannot hold a parameter closer than half a knob DAC step: refuse a finer tolerance."""
         sim = self.simulation
         if sim is None or sim.dac_bits is None:
             return []
-        knobs = self.roles.knobs
         tol = self.method.homeostasis.tolerance
-        for inst in dict.fromkeys(r.instrument for r in knobs.refs()):
-            cfg = self.instruments.get(inst)
-            if cfg is None:
-                continue
-            lo, hi = cfg.voltage_range
-            half_step = (hi - lo) / 2**sim.dac_bits / 2 / abs(knobs.calibration.scale)
+        for inst, (step, lo, hi) in self.knob_dac_steps().items():
+            half_step = step / 2
             if tol < half_step:
                 return [
                     (
