@@ -56,6 +56,9 @@ class ScpiLink:
         self.retries = retries
         self.identity = ""
         self.round_trips = 0
+        # False while an exchange is cut short (Ctrl-C mid-query, a timeout, a reply given up on): a reply may
+        # still be on its way, so the next clear waits for the line to go quiet
+        self.settled = True
         self.reopen: Callable[[], Any] | None = None  # opens the resource again (set by open)
 
     # -------------------------------------------------------------- opening
@@ -148,6 +151,7 @@ class ScpiLink:
             except _Garbled as exc:
                 attempts += 1
                 if attempts > self.retries:
+                    self.settled = False  # given up on: what else it sends must not be taken for the next reply
                     raise InstrumentError(
                         f"{self.name}: {exc}" + (" (twice in a row)" if attempts > 1 else ""),
                         hint=hint or "check the instrument's mode and the read termination",
@@ -203,11 +207,13 @@ class ScpiLink:
                 raise InstrumentError(f"{self.name}: SYST:ERR? answered {reply[:60]!r}") from None
             raise InstrumentError(f"{self.name}: instrument error after {context}: {reply}")
 
-    def clear(self) -> None:
+    def clear(self, quick: bool = False) -> None:
         """Drop whatever the session has buffered (a late reply, an interrupted exchange).
 
         A raw socket is drained here first: on a connection the instrument has closed,
-        PyVISA-py's own clear would loop forever.
+        PyVISA-py's own clear would loop forever. ``quick``: when every exchange so far
+        completed (:attr:`settled`), nothing can be on its way and the session's own clear
+        (a device clear; on a socket, 0.1 s of waiting for the line to go quiet) is skipped.
         """
         sock = _socket_of(self.resource)
         if sock is not None:
@@ -220,10 +226,13 @@ class ScpiLink:
                         )
             except OSError as exc:
                 raise InstrumentError(f"{self.name}: connection to {self.address} failed: {exc}") from None
+        if quick and self.settled:
+            return
         try:
             self.resource.clear()
         except (VisaIOError, OSError):
             pass
+        self.settled = True
 
     def reconnect(self) -> bool:
         """Close and reopen the link and check the identity; False when that is impossible or fails."""
@@ -238,9 +247,12 @@ class ScpiLink:
             return False
 
     def clear_or_reconnect(self) -> bool:
-        """Drop what the session holds; reopen once if the link has dropped. False if it stays down."""
+        """Drop what the session holds; reopen once if the link has dropped. False if it stays down.
+
+        Before a safe state: the device clear runs only when an exchange was cut short.
+        """
         try:
-            self.clear()
+            self.clear(quick=True)
             return True
         except InstrumentError:
             return self.reconnect()
@@ -252,12 +264,16 @@ class ScpiLink:
             pass
 
     # ------------------------------------------------------------ recovery
-    def _guard(self, op: Callable[[], T], what: str, recover: bool = True) -> T:
+    def _guard(self, op: Callable[[], T], what: str, recover: bool = True, completes: bool = True) -> T:
+        """``op()`` with timeouts recovered; ``completes=False`` for a write whose reply the next read takes."""
         attempts = 0
+        self.settled = False
         while True:
             try:
                 self.round_trips += 1
-                return op()
+                result = op()
+                self.settled = completes
+                return result
             except VisaIOError as exc:
                 if exc.error_code != constants.StatusCode.error_timeout:
                     raise InstrumentError(f"{self.name}: VISA error on {what!r}: {exc.abbreviation}") from None
@@ -284,7 +300,7 @@ class ScpiLink:
     def _recover(self, what: str) -> None:
         """After a timeout or a garbled reply: clear the session, re-identify, skipping a late reply."""
         self.clear()
-        self._guard(lambda: self.resource.write("*IDN?"), "*IDN?", recover=False)
+        self._guard(lambda: self.resource.write("*IDN?"), "*IDN?", recover=False, completes=False)
         for _ in range(3):
             idn = self._guard(lambda: self.resource.read(), "*IDN?", recover=False).strip()
             if idn == self.identity or not self.identity:

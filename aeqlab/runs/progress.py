@@ -6,7 +6,8 @@ the running loss and accuracy of the free-phase predictions over the last
 "train (running)" curves; fewer at the start), homeostasis iterations, the last nudge size and samples per second;
 fields that do not fit the width go to the next line (never cut), and each finished
 epoch leaves one line above the live ones. Without a terminal (a log file, a pipe,
-CI) the same figures go out as plain lines: one per epoch and one every few seconds.
+CI) the same figures go out as plain lines: one after the first sample (a log shows at once that
+training is under way), one every few seconds and one per epoch.
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ class LiveView:
         if self._live is not None:
             if self._n % 5 == 0 or ev.index + 1 == ev.total:
                 self._live.update(self._render(), refresh=True)
-        elif now - self._last_log >= LOG_EVERY_S:
+        elif self._n == 1 or now - self._last_log >= LOG_EVERY_S:  # the first at once
             self._last_log = now
             self.console.print("  ".join(self._fields()), markup=False, highlight=False)
 

@@ -25,10 +25,11 @@ class Expected:
 
     def _next(self, kind: str, command: str | None = None) -> tuple:
         assert self.steps, f"unexpected {kind} {command!r}: the script has ended"
-        step = self.steps.pop(0)
+        step = self.steps[0]  # taken only when it matches: a mismatch leaves the script as it was
         assert step[0] == kind, f"expected {step}, got {kind} {command!r}"
         if command is not None:
             assert step[1] == command, f"expected {step[1]!r}, got {command!r}"
+        self.steps.pop(0)
         self.done_steps.append(step)
         return step
 

@@ -53,8 +53,7 @@ def test_2450_safe_state_ramps_to_zero_then_turns_off():
     smu, fake = make(
         Keithley2450, [("q", ":OUTP?", "1"), ("q", ":SOUR:CURR:LEV?", "4e-06")], ramp=Ramp(step=2e-6, rate=1e6)
     )
-    fake.steps += [
-        ("clear",),
+    fake.steps += [  # every exchange so far completed: no device clear first
         ok(":SOUR:CURR:LEV 2e-06"),
         ok(":SOUR:CURR:LEV 0"),
         ("q", ":SOUR:CURR:LEV?", "0"),  # the level confirmed
@@ -64,6 +63,27 @@ def test_2450_safe_state_ramps_to_zero_then_turns_off():
     assert smu.safe_state() == []
     fake.assert_done()
     assert smu.state() == {"output_on": [False], "level_A": [0.0]}
+
+
+def test_2450_safe_state_after_an_exchange_cut_short_clears_the_session_first():
+    smu, fake = make(
+        Keithley2450, [("q", ":OUTP?", "1"), ("q", ":SOUR:CURR:LEV?", "4e-06")], ramp=Ramp(step=2e-6, rate=1e6)
+    )
+    fake.steps += [("q", ":MEAS:VOLT?", KeyboardInterrupt())]  # Ctrl-C while the reply is on its way
+    with pytest.raises(KeyboardInterrupt):
+        smu.link.query(":MEAS:VOLT?")
+    assert not smu.link.settled
+    fake.steps += [
+        ("clear",),  # the late reply must not be taken for the answer to the safe state's first query
+        ok(":SOUR:CURR:LEV 2e-06"),
+        ok(":SOUR:CURR:LEV 0"),
+        ("q", ":SOUR:CURR:LEV?", "0"),
+        ok(":OUTP OFF"),
+        ("q", ":OUTP?", "0"),
+    ]
+    assert smu.safe_state() == []
+    fake.assert_done()
+    assert smu.link.settled
 
 
 def test_2450_limit_violation_sends_nothing():
@@ -140,7 +160,6 @@ def test_b2900_channels_on_each_subsystem_and_lists_for_measure():
         ok(":SOUR1:CURR 1e-06;:SOUR2:CURR -2e-06"),
         ok(":OUTP1 1;:OUTP2 1"),
         ("q", ":MEAS:VOLT? (@1,2)", "+1.0E-01,-2.0E-01"),
-        ("clear",),
         ok(":SOUR1:CURR 0;:SOUR2:CURR 0"),
         ("q", ":SOUR1:CURR?", "0"),
         ("q", ":SOUR2:CURR?", "0"),
