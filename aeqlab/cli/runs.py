@@ -79,12 +79,17 @@ def report(
     fidelity_points: Annotated[
         int, typer.Option(min=0, max=20, help="parameter snapshots the fidelity figure checks, spread over the run")
     ] = 20,
+    figures: Annotated[
+        bool, typer.Option("--figures/--no-figures", help="--no-figures: the summary page alone, in about a second")
+    ] = True,
 ) -> None:
     """Figures of a run (PNG) and a summary page, from its journal."""
     from aeqlab.report import make_report
 
     try:
-        result = make_report(run_dir, out, gradcheck_samples=gradcheck_samples, fidelity_points=fidelity_points)
+        result = make_report(
+            run_dir, out, gradcheck_samples=gradcheck_samples, fidelity_points=fidelity_points, figures=figures
+        )
     except AeqlabError as exc:
         fail(exc)
     if result.note:

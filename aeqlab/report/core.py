@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from aeqlab.errors import InputError
-from aeqlab.report import figures
+from aeqlab.report import figures as builders
 from aeqlab.report.data import read_run
 from aeqlab.report.summary import summary_page
 from aeqlab.runs.run import writable_folder
@@ -40,7 +40,11 @@ class ReportResult:
 
 
 def make_report(
-    run_dir: Path, out: Path | None = None, gradcheck_samples: int | None = None, fidelity_points: int = 20
+    run_dir: Path,
+    out: Path | None = None,
+    gradcheck_samples: int | None = None,
+    fidelity_points: int = 20,
+    figures: bool = True,
 ) -> ReportResult:
     """Write the figures and the summary page of a run; return the files and the plotted arrays.
 
@@ -61,6 +65,8 @@ def make_report(
         Parameter snapshots the fidelity figure checks, spread over the run (at most 20).
         The work, done at report time, is at most points × steps Aeqprop cycles on the twin
         (digits, 9,610 parameters: about 1 s per cycle on a loaded 2-core machine).
+    figures
+        False: the summary page alone (no PNG, no fidelity check; about a second less per run).
     """
     run = read_run(Path(run_dir))
     store, header, data = run["store"], run["header"], run["data"]
@@ -86,9 +92,9 @@ def make_report(
         fig.savefig(path, dpi=110)
         result.files.append(path)
 
-    for name, build in figures.FIGURES.items():
+    for name, build in builders.FIGURES.items() if figures else ():
         save(build(data, run["naming"]), name)
-    if gradcheck_samples > 0 and fidelity_points > 0:
+    if figures and gradcheck_samples > 0 and fidelity_points > 0:
         fidelity = _fidelity(store.path, header, gradcheck_samples, fidelity_points)
         if isinstance(fidelity, str):
             run["notes"] = [fidelity]
@@ -97,7 +103,7 @@ def make_report(
             if header.backend != "sim":
                 fidelity["on_twin_of"] = np.array([header.backend])
             data["gradient_fidelity"] = fidelity
-            save(figures.gradient_fidelity(fidelity, run["naming"]), "gradient_fidelity")
+            save(builders.gradient_fidelity(fidelity, run["naming"]), "gradient_fidelity")
     page = out / "summary.md"
     page.write_text(summary_page(run, result.files), encoding="utf-8")
     result.files.append(page)

@@ -152,7 +152,7 @@ def test_fault_stops_the_run_safely_and_it_resumes_once_the_compliance_is_raised
     assert sessions == [("failed", 1, committed), ("completed", committed + 1, 8)]
 
     # the run's summary page names the fault and where it happened
-    report = run_cli("report", str(run_dir), "--gradcheck-samples", "0")
+    report = run_cli("report", str(run_dir), "--no-figures")
     assert report.returncode == 0, report.stderr
     page = (run_dir / "report" / "summary.md").read_text(encoding="utf-8")
     fault = [x for x in page.splitlines() if x.startswith("* **fault**")]
@@ -180,7 +180,7 @@ def test_flag_keeps_the_tripped_samples_and_the_journal_and_summary_name_them(tm
     note = [x for x in result.stderr.splitlines() if "samples.compliance_tripped" in x]
     assert len(note) == 1 and note[0].startswith(f"note: {len(flagged)} samples kept with a nudge source")
 
-    report = run_cli("report", str(run_dir), "--gradcheck-samples", "0")
+    report = run_cli("report", str(run_dir), "--no-figures")
     assert report.returncode == 0, report.stderr
     page = (run_dir / "report" / "summary.md").read_text(encoding="utf-8")
     line = [x for x in page.splitlines() if x.startswith("* **compliance tripped")]
@@ -204,7 +204,7 @@ def test_a_journal_written_before_the_column_reports_not_recorded_and_gains_it_o
     assert "compliance_tripped" not in {r[1] for r in journal_rows(folder, "PRAGMA table_info(samples)")}
     run = aeqlab.open_run(folder)
     assert len(run.samples()) == old_samples  # reading never changes the file
-    report = run_cli("report", str(folder), "--gradcheck-samples", "0", "--out", str(tmp_path / "before"))
+    report = run_cli("report", str(folder), "--no-figures", "--out", str(tmp_path / "before"))
     assert report.returncode == 0, report.stderr
     page = (tmp_path / "before" / "summary.md").read_text(encoding="utf-8")
     assert "* compliance trips: not recorded for this run" in page
@@ -215,7 +215,7 @@ def test_a_journal_written_before_the_column_reports_not_recorded_and_gains_it_o
     rows = journal_rows(folder, "SELECT seq, compliance_tripped FROM samples ORDER BY seq")
     assert [t for _, t in rows[:old_samples]] == [None] * old_samples
     assert [t for _, t in rows[old_samples:]] == [0] * (len(rows) - old_samples) and len(rows) > old_samples
-    report = run_cli("report", str(folder), "--gradcheck-samples", "0", "--out", str(tmp_path / "after"))
+    report = run_cli("report", str(folder), "--no-figures", "--out", str(tmp_path / "after"))
     assert report.returncode == 0, report.stderr
     page = (tmp_path / "after" / "summary.md").read_text(encoding="utf-8")
     span = f"1–{old_samples}" if old_samples > 1 else "1"

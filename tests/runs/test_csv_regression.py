@@ -66,7 +66,7 @@ def test_a_csv_regression_trains_and_reports_r2(tmp_path, n_in, n_targets):
     assert y.shape == (12, n_targets)
     sse = 2 * summary["test_loss"] * len(y)
     assert summary["test_r2"] == pytest.approx(1 - sse / np.sum((y - y.mean(axis=0)) ** 2), rel=1e-9)
-    report = make_report(Path(summary["run_dir"]), tmp_path / "report", gradcheck_samples=0)
+    report = make_report(Path(summary["run_dir"]), tmp_path / "report", figures=False)
     page = (tmp_path / "report" / "summary.md").read_text()
     assert "test R²" in page and "accuracy" not in page.split("## Flags")[0]
     assert report.data["predictions"]["target"].shape[1] == n_targets

@@ -66,6 +66,20 @@ def test_report_figures_plot_the_journal(tmp_path, reference):
     assert f"{summary['test_accuracy']:.3f}" in page and "completed" in page
 
 
+def test_report_without_figures_writes_the_same_summary_page_alone(tmp_path, reference, capsys):
+    run_dir, _ = reference
+    make_report(run_dir, tmp_path / "full", gradcheck_samples=0)
+    with pytest.raises(SystemExit) as done:
+        main(["report", str(run_dir), "--no-figures", "-o", str(tmp_path / "page")])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.split() == [str(tmp_path / "page" / "summary.md")]
+    assert [p.name for p in (tmp_path / "page").iterdir()] == ["summary.md"]
+    page = (tmp_path / "page" / "summary.md").read_text()
+    with_figures = (tmp_path / "full" / "summary.md").read_text()
+    assert "![" in with_figures and "![" not in page
+    assert [x for x in with_figures.splitlines() if not x.startswith("![")] == page.splitlines()
+
+
 def test_runs_table_and_csv_export(tmp_path, reference, capsys):
     run_dir, summary = reference
     with pytest.raises(SystemExit) as done:
