@@ -96,8 +96,9 @@ def test_the_oracle_gradient_matches_finite_differences_of_the_loss(diode, deriv
     net.relax(x, theta, np.zeros(1), hold_theta=True, tolerance=1e-13)
     _, grad, _ = net.linear_response(x, net.outputs, y)
 
+    probe = build_twin(protocol).net  # a second twin: each relaxation starts from its last equilibrium
+
     def loss(th):
-        probe = build_twin(protocol).net
         probe.relax(x, th, np.zeros(1), hold_theta=True, tolerance=1e-13)
         return 0.5 * float(np.sum((probe.outputs - y) ** 2))
 
@@ -109,8 +110,9 @@ def test_the_oracle_gradient_matches_finite_differences_of_the_loss(diode, deriv
 @pytest.mark.parametrize("derivatives", ["user", "finite differences"])
 def test_gradcheck_is_within_1e_3_at_beta_1e_3_centered(diode, derivatives):
     protocol = diode if derivatives == "user" else _without_gradient(diode)
-    results = gradcheck(protocol, beta=1e-3, variant="centered", samples=2)
-    assert len(results) == 2
+    samples = 2 if derivatives == "user" else 1  # every derivative by differences: one sample is the slow part
+    results = gradcheck(protocol, beta=1e-3, variant="centered", samples=samples)
+    assert len(results) == samples
     for r in results:
         assert r.relative_error <= 1e-3
         assert r.cosine > 0.9999
