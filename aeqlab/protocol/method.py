@@ -163,6 +163,8 @@ class Method(Strict):
     @field_validator("name")
     @classmethod
     def _known_method(cls, v: str) -> str:
+        if v in BUILTIN_METHODS:  # no scan of the installed distributions (milliseconds) for a built-in
+            return v
         known = method_names()
         if v not in known:
             raise ValueError(f"unknown method {v!r}: use one of {', '.join(known)}")
