@@ -107,6 +107,7 @@ class Twin:
         self.unstable_window = unstable_window
         self.coupling_place = coupling_place  # the protocol key a StabilityError points at
         self._unstable: deque[int] = deque()
+        self._unread = (0, 0.0)  # unstable jumps since take_unstable_jumps() last asked, and their largest ρ
         self.ports = {
             "inputs": np.zeros(spec.n_inputs),
             "knobs": np.asarray(theta0, float).copy(),
@@ -250,6 +251,7 @@ class Twin:
         if rho < 1.0:
             return
         st.unstable_jumps += 1
+        self._unread = (self._unread[0] + 1, max(self._unread[1], rho))
         self._unstable.append(st.relaxations)
         while self._unstable and self._unstable[0] <= st.relaxations - self.unstable_window:
             self._unstable.popleft()
@@ -268,6 +270,19 @@ class Twin:
                 ),
             )
 
+    def take_unstable_jumps(self, peek: bool = False) -> tuple[int, float]:
+        """Unstable jumps (from equilibria with ρ ≥ 1) since the last call, and their largest ρ; then none.
+
+        The stability monitor looks after every sample (``peek``: nothing is taken) and takes
+        them at its reading: ρ read every N samples can miss a brief excursion past 1 that a
+        jump shows. Kept in :meth:`snapshot`, so that a resumed twin reads what the
+        uninterrupted one would.
+        """
+        unread = self._unread
+        if not peek:
+            self._unread = (0, 0.0)
+        return unread
+
     # ----------------------------------------------------------- snapshots
     def snapshot(self) -> dict:
         """Everything needed to continue exactly where the twin is (simulated backends only)."""
@@ -282,6 +297,7 @@ class Twin:
             "t_change": self._t_change,
             "from": None if self._from is None else {k: v.copy() for k, v in self._from.items()},
             "relaxed_at": self._relaxed_at,
+            "unread_jumps": list(self._unread),
         }
 
     def restore(self, snap: dict) -> None:
@@ -295,6 +311,8 @@ class Twin:
         self._t_change = float(snap.get("t_change", 0.0))
         self._from = None if snap.get("from") is None else {k: np.asarray(v) for k, v in snap["from"].items()}
         self._relaxed_at = float(snap.get("relaxed_at", -np.inf))
+        unread = snap.get("unread_jumps", (0, 0.0))  # absent in snapshots written before it was kept
+        self._unread = (int(unread[0]), float(unread[1]))
 
     def clone_network(self):
         """A deep copy of the physics, for diagnostics that must not disturb the twin."""

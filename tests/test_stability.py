@@ -67,6 +67,22 @@ def test_a_rare_unstable_jump_is_recorded_not_fatal():
     assert twin.stats.unstable_jumps == 1 and twin.stats.events[-1].rho > 1
 
 
+def test_the_monitor_is_told_of_an_unstable_jump_once_and_a_resumed_twin_is_told_the_same():
+    twin = unstable_twin(limit=5)
+    assert twin.take_unstable_jumps() == (0, 0.0)
+    before = twin.snapshot()
+    twin.write("nudges", np.arange(3), np.array([1e-3, 0.0, 0.0]))
+    twin.read("outputs", np.arange(3))
+    kept = twin.snapshot()  # a full checkpoint between the jump and the reading
+    jumps, rho = twin.take_unstable_jumps()
+    assert jumps == 1 and rho == twin.stats.events[-1].rho > 1
+    assert twin.take_unstable_jumps() == (0, 0.0)  # told once
+    twin.restore(kept)  # a session resumed from that checkpoint reads what this one read
+    assert twin.take_unstable_jumps() == (jumps, rho)
+    twin.restore(before)
+    assert twin.take_unstable_jumps() == (0, 0.0)
+
+
 def test_the_outputs_following_a_large_nudge_are_not_a_jump():
     spec = HopfieldSpec((6, 10, 3), (0.01, 0.01), (0.01, 0.01))
     theta = half_xavier(spec, (1.0, 1.0), np.random.default_rng(0))

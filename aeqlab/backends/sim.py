@@ -272,6 +272,7 @@ def open_sim(protocol: Protocol, *, tolerance: float | None = None, realtime: bo
         twin=sb.twin,
         oracle=twin_oracle(sb.twin),
         stability=lambda x: stability_preflight(sb.twin, x),
+        unstable_jumps=sb.twin.take_unstable_jumps,
     )
     backend.instruments = sb.instruments  # type: ignore[attr-defined]  # for tools that count calls
     backend.scale_epsilon = scale_epsilon if scalable else None  # type: ignore[attr-defined]

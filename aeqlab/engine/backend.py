@@ -33,6 +33,8 @@ class Backend:
     twin: Any = None  # the twin object itself, for composition-root tools (gradcheck, plan)
     oracle: Callable[[Any, Any], Any] | None = None  # ε⊙∇L at the present equilibrium (method exact)
     stability: Callable[[np.ndarray], float] | None = None  # largest ρ over some inputs, at the held parameters
+    # unstable jumps the twin saw since last taken (count, largest ρ; peek=True takes nothing); a twin's
+    unstable_jumps: Callable[..., tuple[int, float]] | None = None
     closed: bool = False
 
     def safe_state(self) -> list[str]:

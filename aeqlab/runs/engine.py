@@ -34,7 +34,19 @@ from aeqlab.engine.trainer import Trainer
 from aeqlab.errors import AeqlabError, ComplianceTripped, Interrupted, StabilityStop
 from aeqlab.runs.events import Closed, Opened, RunEvent
 from aeqlab.runs.interrupts import StopRequest, deferred_interrupts, shielded
-from aeqlab.runs.messages import Emit, Evaluate, Halt, MeasureStability, Resume, Rollback, Start, TrainSample, Validate
+from aeqlab.runs.messages import (
+    Emit,
+    Evaluate,
+    Halt,
+    MeasureStability,
+    Resume,
+    Rollback,
+    Start,
+    TrainSample,
+    TwinReading,
+    UnstableJumps,
+    Validate,
+)
 from aeqlab.runs.plans import RunPlan
 
 Subscriber = Callable[[RunEvent], None]
@@ -55,9 +67,10 @@ class RunEngine:
         in the main thread; the previous handlers are restored afterwards).
     notify
         Called with short messages for a person (a signal arrived, going safe).
-    stability, scale_epsilon
-        A twin's stability ratio over some inputs, and its ε scaling (the stability
-        monitor's reading and rollback); None on a bench.
+    stability, scale_epsilon, unstable_jumps
+        A twin's stability ratio over some inputs, its ε scaling and the unstable jumps
+        it saw since last asked (the stability monitor's reading and rollback); None on
+        a bench.
     """
 
     def __init__(
@@ -69,9 +82,11 @@ class RunEngine:
         notify: Callable[[str], None] | None = None,
         stability: Callable[[np.ndarray], float] | None = None,
         scale_epsilon: Callable[[float], None] | None = None,
+        unstable_jumps: Callable[[], tuple[int, float]] | None = None,
     ) -> None:
         self.trainer = trainer
         self.stability = stability
+        self.unstable_jumps = unstable_jumps
         self.scale_epsilon = scale_epsilon
         self.stop = StopRequest(stop_event)
         self.handle_signals = handle_signals
@@ -167,7 +182,13 @@ class RunEngine:
             data = trainer.data
             result = trainer.evaluate(data.x_val, data.y_val, self.stop)
         elif isinstance(msg, MeasureStability):
-            result = None if self.stability is None else self._stability(trainer.data.x_train, msg.examples)
+            result = None
+            if self.stability is not None:
+                rho = self._stability(trainer.data.x_train, msg.examples)
+                jumps, jump_rho = self.unstable_jumps() if self.unstable_jumps is not None else (0, 0.0)
+                result = TwinReading(rho, jumps, jump_rho)
+        elif isinstance(msg, UnstableJumps):
+            result = 0 if self.unstable_jumps is None else self.unstable_jumps(peek=True)[0]
         elif isinstance(msg, Rollback):
             trainer.state.targets = np.array(msg.targets, dtype=float)
             if msg.epsilon_factor != 1.0 and self.scale_epsilon is not None:

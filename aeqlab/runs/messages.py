@@ -54,10 +54,32 @@ class Validate:
 class MeasureStability:
     """Read the twin's stability ratio ρ: the largest over the first 20 training inputs and ``examples``.
 
-    Result: ρ, or None on a bench (no twin to ask).
+    Result: a :class:`TwinReading`, or None on a bench (no twin to ask).
     """
 
     examples: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class UnstableJumps:
+    """How many unstable jumps the twin saw since the monitor's last reading (nothing is taken).
+
+    Result: the count; 0 on a bench. Asked after every sample: a jump calls for a reading at once.
+    """
+
+
+@dataclass(frozen=True)
+class TwinReading:
+    """What a twin shows the stability monitor: ρ now, and the unstable jumps since the last reading."""
+
+    rho: float
+    jumps: int = 0  # jumps from an equilibrium with ρ ≥ 1 since the last reading
+    jump_rho: float = 0.0  # the largest ρ among them
+
+    @property
+    def worst(self) -> float:
+        """ρ as the monitor judges it: the larger of ρ now and ρ at the jumps in between."""
+        return max(self.rho, self.jump_rho)
 
 
 @dataclass(frozen=True)
@@ -83,4 +105,6 @@ class Emit:
     event: Any
 
 
-RunMessage = Start | Resume | Evaluate | Validate | TrainSample | MeasureStability | Rollback | Halt | Emit
+RunMessage = (
+    Start | Resume | Evaluate | Validate | TrainSample | MeasureStability | UnstableJumps | Rollback | Halt | Emit
+)

@@ -22,7 +22,7 @@ from aeqlab.engine.state import EngineState
 from aeqlab.engine.trainer import Trainer
 from aeqlab.protocol import Schedule
 from aeqlab.runs.events import EpochDone, InitialEvaluation, ParamsSaved, Rehomed, SampleDone
-from aeqlab.runs.messages import Emit, Evaluate, Resume, RunMessage, Start, TrainSample, Validate
+from aeqlab.runs.messages import Emit, Evaluate, Resume, RunMessage, Start, TrainSample, UnstableJumps, Validate
 from aeqlab.runs.stability import Best, BestParams, StabilityMonitor
 
 RunPlan = Generator[RunMessage, Any, None]
@@ -155,7 +155,8 @@ def _epoch(
         yield Emit(SampleDone(sample=ev, snapshot=ev.samples_done % snapshot_every == 0))
         if monitor is not None:
             monitor.observe(ev.record)
-            if ev.samples_done % monitor.every == 0:
+            # every N samples, and at once after a sample in which the twin jumped from an unstable equilibrium
+            if ev.samples_done % monitor.every == 0 or (yield UnstableJumps()):
                 beta = yield from monitor.check(
                     epoch,
                     ev.samples_done,

@@ -5,7 +5,9 @@ Every ``stability.monitor_every`` committed samples the plan reads the stability
 
 * on a twin ρ comes from the twin itself (:attr:`aeqlab.engine.backend.Backend.stability`,
   the ratio the preflight uses: the largest over the first 20 training inputs, at the
-  parameters homeostasis holds);
+  parameters homeostasis holds), or ρ at an unstable jump the twin saw since the last reading
+  when that is larger (a brief excursion past 1 between two readings: the twin jumped from an
+  equilibrium with ρ ≥ 1, and five such jumps close together fail the run);
 * on a bench (or an emulated one, which offers no twin) it is the *bench stability
   indicator*: the 90th percentile, over the homeostasis loops of the window's samples,
   of each loop's mean contraction per correction ``(r_end / r_first)^(1/iterations)``
@@ -156,12 +158,17 @@ class StabilityMonitor:
         ``checkpoint(beta)`` builds the checkpoint of the state a rollback leaves; ``examples``
         are the training examples the twin's ρ is read at besides the first 20.
         """
-        rho = yield MeasureStability(examples)
-        if rho is None:
+        reading = yield MeasureStability(examples)
+        if reading is None:
             rho, detail = self.bench_indicator()
             source = "bench"
         else:
-            detail, source = "the twin's own stability ratio", "twin"
+            rho, detail, source = reading.worst, "the twin's own stability ratio", "twin"
+            if reading.jumps:
+                detail += (
+                    f"; {reading.jumps} unstable jump{'s' if reading.jumps > 1 else ''} since the last reading "
+                    f"(rho {reading.jump_rho:.3g} there, {reading.rho:.3g} now)"
+                )
         self.window.clear()
         self.unconverged = 0
         cfg = self.config

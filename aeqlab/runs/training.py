@@ -281,6 +281,7 @@ def _session(
         # the twin's own ρ only on the twin itself: an emulated bench is read as a bench would be
         stability=backend.stability if backend.kind == "sim" else None,
         scale_epsilon=scale_epsilon,
+        unstable_jumps=backend.unstable_jumps if backend.kind == "sim" else None,
     )
     # a twin replays what lies between full checkpoints; a bench carries one with every sample
     full_every = FULL_CHECKPOINT_EVERY if backend.snapshot is not None and backend.restore is not None else 1

@@ -136,6 +136,47 @@ def test_rollback_restores_the_last_healthy_parameters_and_lowers_beta_and_epsil
     assert all(r["beta"] <= first["beta"] for r in after)
 
 
+def test_an_unstable_jump_calls_for_a_reading_at_once_and_the_run_stops_before_the_twin_fails(tmp_path):
+    # no reading falls due in this run (every 1000 samples): only the twin's first unstable jump calls for one
+    protocol = soft_iris("  monitor_every: 1000\n  threshold: 1.0\n  action: stop\n")
+    events: list = []
+    run, _ = train(protocol, tmp_path, events)
+    s = run.summary
+    assert s["status"] == "interrupted" and s["stability_stops"] == 1, s
+    (row,) = readings(run.path)
+    assert row["action"] == "stop" and row["rho"] >= 1.0 and "unstable jump" in row["detail"], row
+    assert row["seq"] == s["samples"] < 1000
+    assert 1 <= s["twin_unstable_jumps"] < 5  # the twin fails a run at its fifth (unmonitored, this one fails)
+
+
+def test_an_unstable_jump_between_two_readings_is_acted_on_at_the_next_even_when_rho_reads_low():
+    from aeqlab.protocol import Stability
+    from aeqlab.runs.messages import MeasureStability, Rollback, TwinReading
+    from aeqlab.runs.stability import StabilityMonitor
+
+    config = Stability(monitor_every=10, threshold=0.9, action="rollback", beta_factor=0.5)
+    monitor = StabilityMonitor(config, tolerance=1e-3)
+
+    def read(reading, samples):
+        plan = monitor.check(1, samples, np.full(3, float(samples)), 1.0, lambda beta: None)
+        sent = [next(plan)]
+        assert isinstance(sent[0], MeasureStability)
+        try:
+            sent.append(plan.send(reading))
+            while True:
+                sent.append(next(plan))
+        except StopIteration as done:
+            return sent, done.value
+
+    sent, beta = read(TwinReading(0.4), 10)  # healthy: nothing done
+    assert beta == 1.0 and sent[-1].event.action == "none"
+    sent, beta = read(TwinReading(0.45, jumps=2, jump_rho=1.3), 20)  # ρ reads low now, but the twin jumped
+    rollback, event = sent[1], sent[-1].event
+    assert isinstance(rollback, Rollback) and rollback.targets.tolist() == [10.0] * 3  # to the healthy reading
+    assert beta == 0.5 and event.action == "rollback" and event.rho == 1.3
+    assert "2 unstable jumps since the last reading (rho 1.3 there, 0.45 now)" in event.detail
+
+
 def test_the_validation_split_keeps_the_best_parameters_never_from_the_test_set(tmp_path):
     protocol = soft_iris(
         "  monitor_every: 40\n  threshold: 5.0\n  action: warn\n",
