@@ -212,7 +212,8 @@ def run(
         ):
             say(line)
         return _run_here(tasks, todo, results, stop, progress)
-    client, stack, where = _client(scheduler, workers)
+    # a local cluster never has more workers than points to run (an idle worker is a process for nothing)
+    client, stack, where = _client(scheduler, min(workers or default_workers(), len(todo)))
     with stack:
         dashboard = client.dashboard_link if getattr(client, "dashboard_link", None) else None
         if dashboard and "127.0.0.1" not in dashboard and not scheduler:

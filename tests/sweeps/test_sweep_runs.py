@@ -3,6 +3,7 @@ survived, Ctrl-C then rerun, an existing scheduler. Points are xor runs of a few
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import sqlite3
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 import xarray as xr
 from conftest import ROOT, write_sweep
+from rich.console import Console
 
 import aeqlab
 from aeqlab.protocol import parse_protocol
@@ -150,7 +152,9 @@ def test_ctrl_c_stops_the_sweep_with_130_and_a_rerun_completes_it_the_same(long_
     assert proc.returncode == 130, stderr[-2000:]
     assert "every point is resumable" in stderr
     assert 0 < committed(out) < 2 * EPOCHS * 4
-    result = sweep(path, out=out)
+    said = io.StringIO()
+    result = sweep(path, out=out, workers=4, progress=True, console=Console(file=said, width=200))
+    assert "LocalCluster of 2 worker processes" in said.getvalue()  # 4 asked, 2 points to resume
     assert result.status == "completed"
     assert {p["key"]: p["params_sha256"] for p in result.points} == reference
     assert "resumed" in [p["did"] for p in result.points]
