@@ -3,7 +3,6 @@ survived, Ctrl-C then rerun, an existing scheduler. Points are xor runs of a few
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import sqlite3
@@ -15,7 +14,6 @@ from pathlib import Path
 import pytest
 import xarray as xr
 from conftest import ROOT, write_sweep
-from rich.console import Console
 
 import aeqlab
 from aeqlab.protocol import parse_protocol
@@ -152,12 +150,28 @@ def test_ctrl_c_stops_the_sweep_with_130_and_a_rerun_completes_it_the_same(long_
     assert proc.returncode == 130, stderr[-2000:]
     assert "every point is resumable" in stderr
     assert 0 < committed(out) < 2 * EPOCHS * 4
-    said = io.StringIO()
-    result = sweep(path, out=out, workers=4, progress=True, console=Console(file=said, width=200))
-    assert "LocalCluster of 2 worker processes" in said.getvalue()  # 4 asked, 2 points to resume
+    result = sweep(path, out=out)
     assert result.status == "completed"
     assert {p["key"]: p["params_sha256"] for p in result.points} == reference
     assert "resumed" in [p["did"] for p in result.points]
+
+
+def test_a_local_cluster_never_has_more_workers_than_points_to_run(xor_sweep, tmp_path, monkeypatch):
+    from aeqlab.sweeps import runner
+
+    asked = []
+
+    class Enough(Exception):
+        pass
+
+    def client(scheduler, workers):
+        asked.append(workers)
+        raise Enough
+
+    monkeypatch.setattr(runner, "_client", client)
+    with pytest.raises(Enough):
+        sweep(xor_sweep, out=tmp_path / "s", workers=8)
+    assert asked == [4]  # 2 β × 2 seeds to run, 8 asked
 
 
 def test_a_script_without_its_main_guard_gets_the_fix_in_one_error_and_no_sweep_in_its_workers(xor_sweep, tmp_path):
