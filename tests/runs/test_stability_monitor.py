@@ -79,10 +79,14 @@ def test_the_preflight_passes_and_the_monitor_stops_the_run_when_rho_grows_then_
     assert s["safe_state"] == "safe" and s["stability_stops"] == 1
     rows = readings(run.path)
     assert rows[-1]["action"] == "stop" and rows[-1]["source"] == "twin" and rows[-1]["rho"] >= 0.85
-    assert rows[-1]["rho"] == pytest.approx(rho_now)  # what the journal says is the twin's own ρ there
     assert all(r["action"] == "none" and r["rho"] < 0.85 for r in rows[:-1])
     stopped_at = rows[-1]["seq"]
-    assert s["samples"] == stopped_at and stopped_at % 40 == 0
+    assert s["samples"] == stopped_at
+    if "unstable jump" in rows[-1]["detail"]:  # a jump of the twin called for this reading before the next due one
+        assert rows[-1]["rho"] >= rho_now  # the larger of ρ now and ρ at the jump
+    else:  # a reading that fell due (on the machines measured: ρ crosses 0.85 by sample 40, jumps come later)
+        assert rows[-1]["rho"] == pytest.approx(rho_now)  # what the journal says is the twin's own ρ there
+        assert stopped_at % 40 == 0
     checked = [e for e in events if isinstance(e, StabilityChecked)]
     assert [e.samples_done for e in checked] == [r["seq"] for r in rows]
     # resumable: the next session goes on from the sample after the stop
