@@ -82,7 +82,7 @@ class RunEngine:
         notify: Callable[[str], None] | None = None,
         stability: Callable[[np.ndarray], float] | None = None,
         scale_epsilon: Callable[[float], None] | None = None,
-        unstable_jumps: Callable[[], tuple[int, float]] | None = None,
+        unstable_jumps: Callable[..., tuple[int, float]] | None = None,  # peek=True takes nothing
     ) -> None:
         self.trainer = trainer
         self.stability = stability
