@@ -122,3 +122,63 @@ def test_a_dithered_knob_raises_the_floor_by_half_the_dithers_width():
     assert plain.quantization == pytest.approx(0.5 * step * 1.2)
     assert dithered.quantization == pytest.approx(step * 1.2)  # rounding and dither: up to a whole step
     assert dithered.tolerance == pytest.approx(1.5 * (dithered.quantization + dithered.noise))
+
+
+DRIFTING = "  drift: 1.0e-3\n"
+
+
+def test_calibration_measures_each_parameters_drift(protocols_dir):
+    """The twin drifts knob i at drift · N(0, 1)_i per second: calibration reads those rates back within 3 %."""
+    text = (protocols_dir / "iris_hopfield_sim.yaml").read_text()
+    text = text.replace("  init: {gains: [0.8, 0.6], seed: 0}\n", "  init: {gains: [0.8, 0.6], seed: 0}\n" + DRIFTING)
+    protocol = parse_protocol(text, str(protocols_dir / "iris_hopfield_sim.yaml"))
+    with open_backend(protocol, "sim") as backend:
+        bench = backend.bench
+        result = execute(calibrate(bench.setpoints("knobs"), 4, 3), bench)
+    true = 1.0e-3 * np.abs(np.random.default_rng(protocol.simulation.noise_seed).standard_normal(131))
+    assert result.params_drift.shape == (131,)
+    np.testing.assert_allclose(result.params_drift, true, rtol=0.03, atol=1e-6)
+    # without drift nothing is read as drift
+    plain = parse_protocol(text.replace(DRIFTING, ""), str(protocols_dir / "iris_hopfield_sim.yaml"))
+    with open_backend(plain, "sim") as backend:
+        bench = backend.bench
+        assert np.max(execute(calibrate(bench.setpoints("knobs"), 4, 3), bench).params_drift) < 1e-9
+
+
+def test_the_drift_over_one_iteration_is_part_of_the_floor(protocols_dir, tmp_path):
+    """Iris drifting at 1e-3/s, 1 ms settles: below the drift's floor phases run to their cap, at the advice none do."""
+    text = (protocols_dir / "iris_hopfield_sim.yaml").read_text()
+    text = text.replace("  init: {gains: [0.8, 0.6], seed: 0}\n", "  init: {gains: [0.8, 0.6], seed: 0}\n" + DRIFTING)
+    text = text.replace(
+        "homeostasis: {tolerance: 1.0e-6, gain: 1.0, max_iterations: 100}",
+        "homeostasis: {tolerance: 1.0e-6, gain: 1.0, max_iterations: 100, targets: incremental}",
+    )
+    path = tmp_path / "iris_drifting.yaml"
+    path.write_text(text)
+    from aeqlab.cli.train import _calibrate
+
+    protocol = load_protocol(path)[0]
+    s = _calibrate(path, protocol, "sim", write=True)
+    assert s["homeostasis_iteration_s"] == pytest.approx(1e-3)  # the protocol's default fixed settle
+    assert s["homeostasis_floor_drift"] == pytest.approx(s["params_drift_max"] * 1e-3, rel=1e-12)
+    assert s["homeostasis_floor_drift"] > 1e-6  # the protocol's tolerance is below it
+    assert s["recommended_homeostasis_tolerance"] == pytest.approx(1.5 * s["homeostasis_floor"], rel=1e-9)
+    written = load_protocol(path)[0]
+    assert written.simulation.drift == pytest.approx(1e-3, rel=0.15)  # from the median rate
+    assert written.method.homeostasis.tolerance == pytest.approx(s["recommended_homeostasis_tolerance"], rel=1e-2)
+
+    def unconverged(tolerance: float) -> int:
+        old = f"tolerance: {written.method.homeostasis.tolerance:.3g}"
+        p = parse_protocol(path.read_text().replace(old, f"tolerance: {tolerance}"), str(path))
+        assert p.method.homeostasis.tolerance == tolerance
+
+        def cb(ev):
+            if ev.kind == "sample" and ev.samples_done >= 30:
+                ev.request_stop()
+
+        with aeqlab.open_bench(p) as bench:
+            run = aeqlab.train(p, bench, out=tmp_path / f"runs{tolerance:g}", callbacks=[cb])
+        return int((~run.samples().converged.astype(bool)).sum())
+
+    assert unconverged(written.method.homeostasis.tolerance) == 0
+    assert unconverged(1e-6) >= 20

@@ -301,13 +301,25 @@ def _calibrate(protocol_path: Path, protocol, kind: str, write: bool, knob_bits:
         )
         result = execute(plan, bench)
     h = protocol.method.homeostasis
-    floor = homeostasis_floor(result.params_noise, result.knob_gain, step, h.tolerance, dither=h.dither)
+    iteration = _iteration_time(protocol, result.settle_time)
+    drift_max = float(np.max(result.params_drift)) if result.params_drift is not None else 0.0
+    floor = homeostasis_floor(
+        result.params_noise,
+        result.knob_gain,
+        step,
+        h.tolerance,
+        dither=h.dither,
+        drift_rate=drift_max,
+        iteration_time=iteration,
+    )
     summary = {
         "status": "completed",
         "backend": kind,
         **result.summary(),
         "knob_step": step,
-        "homeostasis_floor": floor.quantization + floor.noise,
+        "homeostasis_floor": floor.floor,
+        "homeostasis_iteration_s": iteration,
+        "homeostasis_floor_drift": floor.drift,
         "recommended_homeostasis_averages": floor.averages,
         "recommended_homeostasis_tolerance": floor.tolerance,
     }
@@ -321,6 +333,7 @@ def _calibrate(protocol_path: Path, protocol, kind: str, write: bool, knob_bits:
         ("knob offset (model units)", result.knob_offset),
         ("parameter readback noise σ", result.params_noise),
         ("output noise σ", result.outputs_noise),
+        ("parameter drift |dθ/dt| beyond the noise (1/s)", result.params_drift),
     ):
         table.add_row(name, f"{values.min():.4g}", f"{np.median(values):.4g}", f"{values.max():.4g}")
     table.add_row("settling time constant τ (s)", "", f"{result.settling_tau:.4g}", "")
@@ -328,7 +341,11 @@ def _calibrate(protocol_path: Path, protocol, kind: str, write: bool, knob_bits:
     table.add_row("recommended homeostasis gain", "", f"{result.recommended_gain:.3g}", "")
     knob = f"knob step and dither {floor.quantization:.3g}" if step else "knob resolution unknown: --knob-bits"
     table.add_row(
-        f"homeostasis floor: {knob} + noise {floor.noise:.3g}", "", f"{floor.quantization + floor.noise:.3g}", ""
+        f"homeostasis floor: {knob} + noise {floor.noise:.3g} + drift over one {iteration:.3g} s iteration "
+        f"{floor.drift:.3g}",
+        "",
+        f"{floor.floor:.3g}",
+        "",
     )
     table.add_row("recommended homeostasis averages", "", f"{floor.averages}", "")
     table.add_row("recommended homeostasis tolerance", "", f"{floor.tolerance:.3g}", "")
@@ -337,6 +354,25 @@ def _calibrate(protocol_path: Path, protocol, kind: str, write: bool, knob_bits:
         _write_calibration(protocol_path, result, floor)
         err.print(f"wrote the measured non-idealities and the homeostasis averages and tolerance into {protocol_path}")
     return summary
+
+
+def _iteration_time(protocol, recommended_settle: float) -> float:
+    """Seconds one homeostasis iteration waits (its settle; the readings' own time is not counted).
+
+    A fixed settle waits its time, a settle until stable at least one interval, an adaptive
+    one at most its longest wait (the floor errs toward a loop that finishes); a method
+    without a settle policy, the settle calibration recommends.
+    """
+    from aeqlab.protocol.method import SettleAdaptive, SettleFixed, SettleUntilStable
+
+    policy = getattr(protocol.method, "settle_policy", None)
+    if isinstance(policy, SettleFixed):
+        return float(policy.time)
+    if isinstance(policy, SettleUntilStable):
+        return float(policy.interval)
+    if isinstance(policy, SettleAdaptive):
+        return float(policy.longest)
+    return float(recommended_settle)
 
 
 def _write_calibration(path: Path, result, floor) -> None:
@@ -354,6 +390,9 @@ def _write_calibration(path: Path, result, floor) -> None:
     }
     sim["adc_noise"] = round(float(np.median(result.params_noise)), 9)
     sim["settling_tau"] = round(float(result.settling_tau), 9)
+    if result.params_drift is not None and result.params_drift.size:
+        # the twin drifts each knob at drift · N(0, 1): the median of |N(0, 1)| is 0.674
+        sim["drift"] = float(f"{float(np.median(result.params_drift)) / 0.6745:.3g}")
     method = doc.setdefault("method", {})
     homeostasis = method.get("homeostasis")
     if homeostasis is None:

@@ -12,7 +12,9 @@ Procedure (inputs at zero and nudges off, so that the parameters barely feel the
    (a small step: the parameters' own response to the states grows with its square);
    gain = Δθ/Δu, offset = u − θ/gain (the knob value that gives θ = 0), refined by reading θ
    at that offset;
-3. noise: read every channel ``repeats`` times with nothing changing; σ per channel.
+3. noise: read every channel ``repeats`` times with nothing changing; σ per channel;
+4. drift: θ averaged over those readings, then again ``averages`` times after ``drift_wait``:
+   the change per second per channel, less what the two means' noise can explain.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class Calibration:
     settling_tau: float
     recommended_gain: float
     settle_time: float
+    params_drift: np.ndarray | None = None  # |dθ/dt| per channel beyond the noise (model units per second)
 
     def summary(self) -> dict[str, float]:
         return {
@@ -47,6 +50,14 @@ class Calibration:
             "settling_tau_s": self.settling_tau,
             "recommended_settle_s": self.settle_time,
             "recommended_homeostasis_gain": self.recommended_gain,
+            **(
+                {
+                    "params_drift_median": float(np.median(self.params_drift)),
+                    "params_drift_max": float(np.max(self.params_drift)),
+                }
+                if self.params_drift is not None and self.params_drift.size
+                else {}
+            ),
         }
 
 
@@ -77,6 +88,7 @@ def calibrate(
     repeats: int = 100,
     averages: int = 100,
     probe_delays: tuple[float, ...] = tuple(1e-5 * 1.6**k for k in range(30)),
+    drift_wait: float = 1.0,
 ) -> Plan[Calibration]:
     """Measure the bench around the knob setpoints ``knobs`` (model units)."""
     yield Set("inputs", np.zeros(n_inputs))
@@ -127,17 +139,30 @@ def calibrate(
         yield Settle(settle / 10)
         params.append((yield Read("params")))
         outputs.append((yield Read("outputs")))
+    params_noise = np.std(params, axis=0, ddof=1)
+    # 4. drift: the noise block's mean, and the mean of ``averages`` readings ``drift_wait`` later
+    # (the mean's time is the block's middle); a change the two means' noise could make is not drift
+    before = np.mean(params, axis=0)
+    yield Settle(drift_wait)
+    reads = []
+    for _ in range(averages):
+        reads.append((yield Read("params")))
+    elapsed = drift_wait + 0.5 * repeats * settle / 10
+    tail = float(np.sqrt(2.0 * np.log(2.0 * max(before.size, 1))))
+    explained = tail * params_noise * np.sqrt(1.0 / repeats + 1.0 / averages)
+    drift = np.maximum(np.abs(np.mean(reads, axis=0) - before) - explained, 0.0) / elapsed
     yield Set("knobs", knobs)
     yield Settle(settle)
     median_gain = float(np.median(gain))
     return Calibration(
         knob_gain=gain,
         knob_offset=offset,
-        params_noise=np.std(params, axis=0, ddof=1),
+        params_noise=params_noise,
         outputs_noise=np.std(outputs, axis=0, ddof=1),
         settling_tau=tau,
         recommended_gain=float(np.clip(1.0 / median_gain, 0.05, 2.0)) if median_gain > 0 else 1.0,
         settle_time=settle,
+        params_drift=drift,
     )
 
 
@@ -148,14 +173,21 @@ class HomeostasisFloor:
     ``quantization``: half a knob DAC step plus half the dither's width, in model units, at the
     largest knob gain (the knob moves in steps, a dithered one by up to a step more);
     ``noise``: the largest of n averaged readback noises, σ/√averages · √(2 ln 2n) (the
-    expected maximum of n Gaussians); ``tolerance``: ``margin`` times their
-    sum. A tolerance below the floor is never met: every phase runs to its iteration cap.
+    expected maximum of n Gaussians); ``drift``: how far the fastest-drifting parameter moves
+    in one loop iteration (the loop corrects what it read an iteration earlier);
+    ``tolerance``: ``margin`` times their sum. A tolerance below the floor is never met:
+    every phase runs to its iteration cap.
     """
 
     quantization: float
     noise: float
     averages: int
     tolerance: float
+    drift: float = 0.0
+
+    @property
+    def floor(self) -> float:
+        return self.quantization + self.noise + self.drift
 
 
 def homeostasis_floor(
@@ -167,6 +199,8 @@ def homeostasis_floor(
     dither: float = 0.0,
     margin: float = 1.5,
     max_averages: int = 64,
+    drift_rate: float = 0.0,
+    iteration_time: float = 0.0,
 ) -> HomeostasisFloor:
     """Averages and tolerance for homeostasis from what calibration measured.
 
@@ -174,8 +208,10 @@ def homeostasis_floor(
     move a knob by less than a step); without quantization (``knob_step`` 0: unknown or
     negligible) until the noise term is below the present ``tolerance`` over ``margin``.
     The noise is the median channel's (one σ per bench; a channel much noisier than the
-    median sets its own floor). The tolerance is ``margin`` times the floor, and never
-    below the present one when there is no quantization.
+    median sets its own floor). ``drift_rate`` (the fastest channel's, model units per
+    second) times ``iteration_time`` (one loop iteration's settle, seconds) is the drift
+    term. The tolerance is ``margin`` times the floor, and never below the present one when
+    there is no quantization.
     """
     n = max(int(np.size(params_noise)), 1)
     sigma = float(np.median(params_noise)) if np.size(params_noise) else 0.0
@@ -188,7 +224,8 @@ def homeostasis_floor(
     while averages < max_averages and sigma / np.sqrt(averages) * tail > goal:
         averages *= 2
     noise = sigma / np.sqrt(averages) * tail
-    floor = quant + noise
+    drift = max(float(drift_rate), 0.0) * max(float(iteration_time), 0.0)
+    floor = quant + noise + drift
     # with quantization never below half a step at unit gain either: what validate demands of a tolerance
-    tol = max(margin * floor, 0.5 * knob_step) if quant > 0 else max(tolerance, margin * noise)
-    return HomeostasisFloor(quant, noise, averages, float(tol))
+    tol = max(margin * floor, 0.5 * knob_step) if quant > 0 else max(tolerance, margin * (noise + drift))
+    return HomeostasisFloor(quant, noise, averages, float(tol), drift)
