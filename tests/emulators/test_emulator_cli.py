@@ -28,7 +28,8 @@ def test_emulate_serves_until_ctrl_c_and_logs_every_command(tmp_path):
         resources = json.loads(proc.stdout.readline())
         assert set(resources) == {"qdac", "board", "dmm", "smu", "k2450"}
         assert resources["dmm"].startswith("TCPIP::127.0.0.1::") and resources["board"].startswith("/dev/")
-        dmm = Keysight344xx.open("dmm", DriverSettings(resource=resources["dmm"], timeout=2.0))
+        # a generous timeout: the test is about serving and logging, and a loaded machine answers late
+        dmm = Keysight344xx.open("dmm", DriverSettings(resource=resources["dmm"], timeout=10.0))
         assert "34465A" in dmm.identify()
         dmm.read([0])
         dmm.close()
