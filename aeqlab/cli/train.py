@@ -281,7 +281,7 @@ def _calibrate(protocol_path: Path, protocol, kind: str, write: bool, knob_bits:
 
     from aeqlab.backends import open_backend
     from aeqlab.engine.methods.calibration import calibrate as calibration_plan
-    from aeqlab.engine.methods.calibration import homeostasis_floor
+    from aeqlab.engine.methods.calibration import homeostasis_floor, iteration_time
     from aeqlab.engine.plan import execute
 
     if write and protocol.simulation is None:
@@ -301,7 +301,7 @@ def _calibrate(protocol_path: Path, protocol, kind: str, write: bool, knob_bits:
         )
         result = execute(plan, bench)
     h = protocol.method.homeostasis
-    iteration = _iteration_time(protocol, result.settle_time)
+    iteration = iteration_time(getattr(protocol.method, "settle_policy", None), result.settle_time)
     drift_max = float(np.max(result.params_drift)) if result.params_drift is not None else 0.0
     floor = homeostasis_floor(
         result.params_noise,
@@ -354,25 +354,6 @@ def _calibrate(protocol_path: Path, protocol, kind: str, write: bool, knob_bits:
         _write_calibration(protocol_path, result, floor)
         err.print(f"wrote the measured non-idealities and the homeostasis averages and tolerance into {protocol_path}")
     return summary
-
-
-def _iteration_time(protocol, recommended_settle: float) -> float:
-    """Seconds one homeostasis iteration waits (its settle; the readings' own time is not counted).
-
-    A fixed settle waits its time, a settle until stable at least one interval, an adaptive
-    one at most its longest wait (the floor errs toward a loop that finishes); a method
-    without a settle policy, the settle calibration recommends.
-    """
-    from aeqlab.protocol.method import SettleAdaptive, SettleFixed, SettleUntilStable
-
-    policy = getattr(protocol.method, "settle_policy", None)
-    if isinstance(policy, SettleFixed):
-        return float(policy.time)
-    if isinstance(policy, SettleUntilStable):
-        return float(policy.interval)
-    if isinstance(policy, SettleAdaptive):
-        return float(policy.longest)
-    return float(recommended_settle)
 
 
 def _write_calibration(path: Path, result, floor) -> None:

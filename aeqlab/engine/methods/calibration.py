@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aeqlab.engine.plan import Plan, Read, Set, Settle
+from aeqlab.protocol import SettleAdaptive, SettleFixed, SettleUntilStable
 
 
 @dataclass
@@ -229,3 +230,19 @@ def homeostasis_floor(
     # with quantization never below half a step at unit gain either: what validate demands of a tolerance
     tol = max(margin * floor, 0.5 * knob_step) if quant > 0 else max(tolerance, margin * (noise + drift))
     return HomeostasisFloor(quant, noise, averages, float(tol), drift)
+
+
+def iteration_time(policy, recommended_settle: float) -> float:
+    """Seconds one homeostasis iteration waits under a settle ``policy`` (the readings' own time not counted).
+
+    A fixed settle waits its time, a settle until stable at least one interval, an adaptive
+    one at most its longest wait (the floor errs toward a loop that finishes); without a
+    settle policy (a method that has none), the settle calibration recommends.
+    """
+    if isinstance(policy, SettleFixed):
+        return float(policy.time)
+    if isinstance(policy, SettleUntilStable):
+        return float(policy.interval)
+    if isinstance(policy, SettleAdaptive):
+        return float(policy.longest)
+    return float(recommended_settle)
