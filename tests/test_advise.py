@@ -95,8 +95,8 @@ def test_apply_settings_keeps_comments_and_adds_missing_sections():
     assert "c: [3, 4]" in out and "d: {e: 5}" in out or "d:\n  e: 5" in out
 
 
-def test_projection_grows_as_the_square_root_of_the_samples():
-    assert adv.projected(0.1, 0.2, 100, 400) == pytest.approx(0.2 + 0.1 * (2 - 1))
+def test_projection_grows_linearly_in_the_samples():
+    assert adv.projected(0.1, 0.2, 100, 400) == pytest.approx(0.2 + 0.1 * (4 - 1))
     assert adv.projected(0.3, 0.25, 100, 400) == pytest.approx(0.25)  # a falling rho is not extrapolated
     assert math.isnan(adv.projected(0.1, math.nan, 100, 400))
 

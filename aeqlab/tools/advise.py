@@ -7,16 +7,19 @@ How it decides (docs/protocols.md, "Choosing ε and β: aeqlab advise"):
    state does not depend on ε, and ρ is linear in a common factor on every ε: the factor
    ``s_max = target_rho / ρ₀`` puts the start at the target (0.5 by default), whatever
    the protocol's own ε; the protocol's ratios between its couplings are kept.
-2. **Candidates.** Common factors ``s_max · {1/4, 1/2, 1}`` times nudging strengths β from
+2. **Candidates.** Common factors ``s_max · {1/8, 1/4, 1/2, 1}`` times nudging strengths β from
    ``{0.25, 0.5, 1, 2}`` (at most the largest β whose nudge current, for the worst output
    error, stays within the nudging role's limits; tracking nudging at most 1, as its
    homeostatic phase at −β/2 takes curvature from the outputs), gentlest first: a pair
    that loses stability rules out, unprobed, every pair at least as large in both.
 3. **Probes.** Each candidate trains ``probe_epochs`` epochs on the twin, with a validation
    split taken from the training data (the test set is never looked at). ρ is read at
-   the end and projected to the end of the schedule assuming it grows as the square
-   root of the samples trained (weights grow like a random walk's spread; the stability
-   monitor in the recommended protocol catches a faster growth).
+   the end and projected to the end of the schedule assuming it keeps growing at the
+   probe's rate, linearly in the samples trained: ρ grows with the weights, and the
+   weights grow with the steps taken while the loss still falls (measured on the sine
+   network, docs/benchmarks.md: linear or faster, never the √samples of a random walk,
+   which let the largest steps through; the stability monitor in the recommended
+   protocol catches what grows faster still).
 4. **Verdict.** A candidate is refused when its probe lost stability (a jump the twin
    refuses, ρ at the threshold), left any homeostasis unconverged, saturated knobs, or
    projects ρ beyond 0.8 by the end (a margin below the monitor's threshold, 0.9 unless
@@ -46,7 +49,7 @@ from aeqlab.protocol import Protocol, parse_protocol
 from aeqlab.protocol.text import source_of
 
 BETAS = (2.0, 1.0, 0.5, 0.25)  # nudging strengths tried, largest first
-SCALES = (1.0, 0.5, 0.25)  # fractions of s_max tried
+SCALES = (1.0, 0.5, 0.25, 0.125)  # fractions of s_max tried
 DEFAULT_THRESHOLD = 0.9  # the stability monitor's default threshold
 END_RHO = 0.8  # the largest projected end-of-schedule rho a candidate may have (a margin below the threshold)
 VALIDATION = 0.2  # the probes' validation fraction when the protocol sets none
@@ -180,11 +183,11 @@ def beta_max(protocol: Protocol) -> float:
 
 
 def projected(rho_start: float, rho_end: float, probe_samples: int, total_samples: int) -> float:
-    """ρ at the end of the schedule, growing as √samples from the probe's growth (never below the probe's)."""
+    """ρ at the end of the schedule, growing linearly in samples at the probe's rate (never below the probe's)."""
     if not (np.isfinite(rho_start) and np.isfinite(rho_end)) or probe_samples <= 0:
         return math.nan
     growth = max(0.0, rho_end - rho_start)
-    return rho_end + growth * (math.sqrt(total_samples / probe_samples) - 1.0)
+    return rho_end + growth * (total_samples / probe_samples - 1.0)
 
 
 def _probe(text: str, source: str, out: Path, candidate: Candidate, advice: Advice) -> None:
