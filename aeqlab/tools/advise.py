@@ -14,12 +14,10 @@ How it decides (docs/protocols.md, "Choosing ε and β: aeqlab advise"):
    that loses stability rules out, unprobed, every pair at least as large in both.
 3. **Probes.** Each candidate trains ``probe_epochs`` epochs on the twin, with a validation
    split taken from the training data (the test set is never looked at). ρ is read at
-   the end and projected to the end of the schedule assuming it keeps growing at the
-   probe's rate, linearly in the samples trained: ρ grows with the weights, and the
-   weights grow with the steps taken while the loss still falls (measured on the sine
-   network, docs/benchmarks.md: linear or faster, never the √samples of a random walk,
-   which let the largest steps through; the stability monitor in the recommended
-   protocol catches what grows faster still).
+   the end and projected to the end of the schedule at the probe's rate, linearly in the
+   samples: ρ grows with the weights, which grow with the steps taken (on the sine network
+   linearly or faster, docs/benchmarks.md; a √samples projection let the largest steps
+   through). The recommended protocol's monitor catches what grows faster still.
 4. **Verdict.** A candidate is refused when its probe lost stability (a jump the twin
    refuses, ρ at the threshold), left any homeostasis unconverged, saturated knobs, or
    projects ρ beyond 0.8 by the end (a margin below the monitor's threshold, 0.9 unless
