@@ -35,6 +35,15 @@ def iris_run(tmp_path_factory):
     return Path(run.summary["run_dir"]), protocol
 
 
+@pytest.fixture
+def fidelity_figure_only(monkeypatch):
+    """Reports draw the gradient-fidelity figure alone: the others are test_figures' (each costs a
+    constrained layout and a PNG, most of a report's time)."""
+    from aeqlab.report import figures
+
+    monkeypatch.setattr(figures, "FIGURES", {})
+
+
 def journaled(run_dir: Path, seq: int) -> tuple[np.ndarray, np.ndarray]:
     con = sqlite3.connect(f"file:{run_dir / 'journal.sqlite'}?mode=ro", uri=True)
     try:
@@ -110,7 +119,7 @@ def test_spread_is_bounded():
     assert fidelity.spread(0, 20).size == 0 and fidelity.spread(7, 0).size == 0
 
 
-def test_report_has_the_fidelity_over_the_run(iris_run, tmp_path):
+def test_report_has_the_fidelity_over_the_run(iris_run, tmp_path, fidelity_figure_only):
     run_dir, _ = iris_run
     result = make_report(run_dir, tmp_path / "report", gradcheck_samples=1, fidelity_points=4)
     assert tmp_path / "report" / "gradient_fidelity.png" in result.files
@@ -122,7 +131,7 @@ def test_report_has_the_fidelity_over_the_run(iris_run, tmp_path):
     assert f"worst {np.max(gf['relative_error']):.2e}" in line and "![gradient_fidelity](gradient_fidelity.png)" in page
 
 
-def test_report_of_a_run_without_a_twin_says_fidelity_cannot_be_computed(iris_run, tmp_path):
+def test_report_of_a_run_without_a_twin_says_fidelity_cannot_be_computed(iris_run, tmp_path, fidelity_figure_only):
     run_dir, _ = iris_run
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
@@ -205,7 +214,9 @@ def test_summary_states_a_small_loss_in_significant_digits(iris_run, tmp_path):
     assert "test loss 0.00096 → 2.94e-06" in page
 
 
-def test_report_checks_fewer_steps_on_a_large_network_by_default_and_says_so(iris_run, tmp_path, monkeypatch):
+def test_report_checks_fewer_steps_on_a_large_network_by_default_and_says_so(
+    iris_run, tmp_path, monkeypatch, fidelity_figure_only
+):
     from aeqlab.report import core, read_run
 
     run_dir, _ = iris_run

@@ -171,7 +171,7 @@ mount -o remount,bind,ro "$MNT"
 touch "$MNT/probe" 2>/dev/null && { echo "the mount is writable"; exit 3; }
 "$PY" -m aeqlab.cli runs "$MNT" --json > "$OUT/runs.json"
 cd "$OUT"
-"$PY" -m aeqlab.cli report "$MNT/$RUN" --gradcheck-samples 0 > report.txt 2> report.err
+"$PY" -m aeqlab.cli report "$MNT/$RUN" --no-figures > report.txt 2> report.err
 "$PY" -m aeqlab.cli export "$MNT/$RUN" > export.txt 2> export.err
 """
 
