@@ -21,7 +21,7 @@ from aeqlab.sweeps import sweep
 from aeqlab.sweeps.loader import load_sweep
 from aeqlab.sweeps.points import expand
 
-EPOCHS = 60  # points long enough to be killed or interrupted mid-run (240 samples each)
+EPOCHS = 40  # points long enough to be killed or interrupted mid-run (160 samples, about 2 s each)
 LONG = f"epochs: {EPOCHS}\nseeds: [0, 1]\naxes:\n  method.beta: [0.5]\ntarget: {{value: 0.75}}\n"
 
 
