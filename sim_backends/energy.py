@@ -243,12 +243,15 @@ class EnergyNetwork:
         sp = self.spec
         s, th = self._split(z)
         e = self.internal_energy(z, x) + float(np.sum((u - th) ** 2 / (2 * sp.eps))) - float(currents @ s[self._out])
-        if not grad:
-            return e, None
+        return (e, self._total_gradient(z, x, u, currents)) if grad else (e, None)
+
+    def _total_gradient(self, z, x, u, currents) -> np.ndarray:
+        """∇F(z), for a point whose F is known already (an accepted line-search trial)."""
+        sp = self.spec
         g = self.internal_gradient(z, x)
-        g[sp.n_states :] += (th - u) / sp.eps
+        g[sp.n_states :] += (z[sp.n_states :] - u) / sp.eps
         g[self._out] -= currents
-        return e, g
+        return g
 
     def _coupling_curvature(self) -> np.ndarray:
         return np.concatenate([np.zeros(self.spec.n_states), 1.0 / self.spec.eps_vector()])
@@ -317,8 +320,8 @@ class EnergyNetwork:
                 if t < 1e-8:
                     return z, k, False, step_max, energy
             previous, step_max = step_max, float(np.max(np.abs(trial - z)))
-            z = trial
-            energy, g = self._total(z, x, u, currents)
+            z, energy = trial, e_new
+            g = self._total_gradient(z, x, u, currents)
             # done; or at the noise floor of finite-difference derivatives (steps tiny and no longer shrinking)
             if step_max <= tol or (self.gradient_fn is None and step_max < 1e-8 and step_max > 0.25 * previous):
                 return z, k, True, step_max, energy
