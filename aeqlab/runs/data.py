@@ -10,8 +10,8 @@ from aeqlab.journal import Header
 from aeqlab.runs.store import RunStore, file_sha256, split_sha256
 
 
-def protocol_with_kept_data(store: RunStore, header: Header, source: Path, changed: list[str], text: str | None = None):
-    """The run's protocol, its data path pointed at the folder's copy (checked against its SHA-256).
+def protocol_with_kept_data(folder: Path, header: Header, source: Path, changed: list[str], text: str | None = None):
+    """The protocol of the run in ``folder``, its data path pointed at the folder's copy (checked against its SHA-256).
 
     The protocol is ``source``'s text, or ``text`` (named as ``source``) when given."""
     from aeqlab.protocol import load_protocol, parse_protocol
@@ -21,7 +21,7 @@ def protocol_with_kept_data(store: RunStore, header: Header, source: Path, chang
         if text is not None:
             return parse_protocol(text, str(source)), text
         return load_protocol(source)
-    copy = store.path / kept["file"]
+    copy = Path(folder) / kept["file"]
     if not copy.is_file():
         raise InputError(
             "the run folder's copy of its data is missing",

@@ -128,7 +128,7 @@ def from_best(
         try:
             header = journal.header()
             source = store.path / "protocol.yaml"
-            protocol, text = protocol_with_kept_data(store, header, source, [], text=header.protocol_text)
+            protocol, text = protocol_with_kept_data(store.path, header, source, [], text=header.protocol_text)
             best = _best(store, protocol)
             origin, eps_scale = _origin(store, journal, header, protocol, best)
         finally:

@@ -111,15 +111,12 @@ class Run:
         return self.header.protocol_text
 
     def protocol(self):
-        """The protocol the run used (from the run folder's copy)."""
-        from aeqlab.protocol import load_protocol
+        """The protocol the run used (from the run folder's copy), its data the folder's copy of its data."""
+        from aeqlab.runs.data import protocol_with_kept_data
 
         f = self.path / "protocol.yaml"
-        if f.is_file():
-            return load_protocol(f)[0]
-        from aeqlab.protocol import parse_protocol
-
-        return parse_protocol(self.header.protocol_text, str(f))
+        text = None if f.is_file() else self.header.protocol_text
+        return protocol_with_kept_data(self.path, self.header, f, [], text=text)[0]
 
     # ------------------------------------------------------------------ pandas
     def samples(self):

@@ -233,7 +233,7 @@ def resume(
                 source = Path(changed[-1])
             elif not source.is_file():
                 source.write_text(header.protocol_text, encoding="utf-8")
-            protocol, text = protocol_with_kept_data(store, header, source, changed)
+            protocol, text = protocol_with_kept_data(store.path, header, source, changed)
             data = load(protocol.dataset)
             check_split(header, data, store)
             backend = open_backend(protocol, header.backend)

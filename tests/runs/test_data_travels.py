@@ -68,3 +68,21 @@ def test_a_built_in_data_set_is_recorded_by_the_hash_of_its_split(tmp_path):
     again = run_inprocess(XOR, tmp_path / "2", epochs=1)
     assert json.loads((Path(again["run_dir"]) / "run.json").read_text())["data"] == kept
     shutil.rmtree(tmp_path / "2")
+
+
+def test_an_opened_runs_protocol_reads_the_folders_copy_whatever_its_data_path(csv_protocol, tmp_path):
+    """A path that leaves the protocol's folder (advise's --write gives '../points.csv') does not resolve
+    from the run folder; the opened run's protocol still loads, on the copy, as resume does."""
+    import aeqlab
+
+    advised = csv_protocol.parent / "advised" / "points.yaml"
+    advised.parent.mkdir()
+    advised.write_text(csv_protocol.read_text().replace("path: points.csv", "path: ../points.csv"))
+    done = run_inprocess(advised, tmp_path / "runs", epochs=1)
+    assert done["status"] == "completed", done.get("error")
+    run_dir = Path(done["run_dir"])
+    assert "path: ../points.csv" in (run_dir / "protocol.yaml").read_text()  # the recorded text is the user's
+    protocol = aeqlab.open_run(run_dir).protocol()
+    assert Path(protocol.dataset.path) == (run_dir / "data" / "points.csv").resolve()
+    (csv_protocol.parent / "points.csv").write_text("x1,x2,label\n9,9,0\n")  # the original may change: the copy counts
+    assert aeqlab.open_run(run_dir).protocol() == protocol
