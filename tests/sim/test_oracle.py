@@ -91,3 +91,31 @@ def test_rho_is_proportional_to_the_coupling_at_a_given_state():
     softer.states, softer.theta = net.states, net.theta
     assert 0 < rho < 1
     assert oracle.fast_stability_ratio(softer, x) == pytest.approx(2 * rho, rel=1e-12)
+
+
+@pytest.mark.parametrize("sigma", [0.9, 0.98, 1.02, 1.1])
+def test_the_state_hessian_fails_when_the_output_layers_coupling_reaches_one_at_any_epsilon(sigma):
+    """docs/protocols.md, "When ρ grows whatever ε": with every unit free, the states' own curvature
+    (parameters held) is I − [[0, W], [Wᵀ, 0]] between the last two layers, whose smallest eigenvalue
+    is 1 − σ_max(W). Past σ_max = 1, ρ is infinite however small ε is."""
+    from sim_backends.hopfield_spec import split_params
+
+    u, _, vt = np.linalg.svd(np.random.default_rng(7).normal(size=(12, 2)), full_matrices=False)
+    readings = []
+    for eps in (1e-6, 0.02):
+        spec = HopfieldSpec((2, 12, 2), (eps, eps), (eps, eps))
+        net = HopfieldNetwork(spec)
+        theta = half_xavier(spec, (3.0, 0.3), np.random.default_rng(0))
+        weights, _ = split_params(spec, theta)  # views into theta
+        weights[1][:] = u @ np.diag([sigma, 0.3 * sigma]) @ vt
+        net.theta = theta
+        net.states = [np.full(12, 0.5), np.full(2, 0.25)]  # inside the boxes [0, 1] and [-1, 2]: all free
+        assert net.free_mask().all()
+        H = oracle.state_hessian(net, theta)
+        assert np.linalg.eigvalsh(H)[0] == pytest.approx(1.0 - sigma, abs=1e-12)
+        readings.append(oracle.fast_stability_ratio(net, np.array([0.5, -0.5])))
+    if sigma < 1:
+        assert 0 < readings[0] < 1e-3 < readings[1] < np.inf  # ρ proportional to ε: tiny ε, tiny ρ
+        assert readings[1] == pytest.approx(readings[0] * 0.02 / 1e-6, rel=1e-9)
+    else:
+        assert readings == [np.inf, np.inf]
