@@ -266,7 +266,9 @@ class Twin:
                 hint=(
                     f"scale every epsilon by about {0.6 / rho:.2g} or less"
                     if np.isfinite(rho)
-                    else "the weights themselves made the network unstable: lower epsilon or beta"
+                    else "the weights themselves made the states unstable with the parameters held, which no "
+                    "epsilon avoids: let the outputs swing with smaller output weights, see 'When rho grows "
+                    "whatever epsilon' in docs/protocols.md"
                 ),
             )
 
