@@ -22,6 +22,11 @@ def main() -> None:
         finally:
             sys.exit(130)
     finally:  # a press during the interpreter's own shutdown: no traceback
-        from aeqlab.signals import hand_back_at_exit
+        while True:
+            try:
+                from aeqlab.signals import hand_back_at_exit
 
-        hand_back_at_exit()
+                hand_back_at_exit()
+                break
+            except KeyboardInterrupt:  # a press before SIGINT was handed back: the command is over, go on
+                continue

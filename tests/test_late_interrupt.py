@@ -50,3 +50,32 @@ def test_in_a_notebook_or_an_interactive_session_sigint_is_left_alone(monkeypatc
         assert signal.getsignal(signal.SIGINT) is mine
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+# the press lands after the command returned but before SIGINT was handed back (seen under load with a
+# second Ctrl-C on an emulated run): it raises KeyboardInterrupt on the way into the hand-back
+EARLY = (
+    "import runpy, sys\n"
+    "import aeqlab.signals as signals\n"
+    "real, calls = signals.hand_back_at_exit, []\n"
+    "def pressed_on_the_way_in():\n"
+    "    calls.append(1)\n"
+    "    if len(calls) == 1:\n"
+    "        raise KeyboardInterrupt\n"
+    "    real()\n"
+    "signals.hand_back_at_exit = pressed_on_the_way_in\n"
+    "sys.argv = ['aeqlab', 'validate', sys.argv[2], '--json']\n"
+    "runpy.run_module(MODULE, run_name='__main__', alter_sys=True)\n"
+)
+
+
+@pytest.mark.parametrize("module", ["aeqlab", "aeqlab.cli"])
+def test_a_press_before_the_hand_back_prints_no_traceback_and_keeps_the_commands_status(module):
+    code = EARLY.replace("MODULE", repr(module))
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "-", str(ROOT / "protocols" / "iris_hopfield_sim.yaml")],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )
+    assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr, proc.stderr
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)  # validate's own status
+    assert "iris_hopfield_sim.yaml" in proc.stdout, proc.stdout

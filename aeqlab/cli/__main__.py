@@ -6,4 +6,9 @@ from aeqlab.signals import hand_back_at_exit
 try:
     main()
 finally:  # a press during the interpreter's own shutdown: no traceback
-    hand_back_at_exit()
+    while True:
+        try:
+            hand_back_at_exit()
+            break
+        except KeyboardInterrupt:  # a press before SIGINT was handed back: the command is over, go on
+            continue
