@@ -21,7 +21,8 @@ def main() -> None:
             sys.stderr.flush()
         finally:
             sys.exit(130)
-    finally:  # a press during the interpreter's own shutdown: no traceback
+    finally:  # a press during the interpreter's own shutdown: no traceback (inline, as in aeqlab/cli/__main__.py:
+        # a press can land on the entry of any function called here, so a shared helper would not do)
         while True:
             try:
                 from aeqlab.signals import hand_back_at_exit

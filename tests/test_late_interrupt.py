@@ -19,16 +19,22 @@ LATE = (
 )
 
 
-@pytest.mark.parametrize("module", ["aeqlab", "aeqlab.cli"])
-def test_a_press_during_shutdown_prints_no_traceback_and_loses_no_output(module):
-    code = LATE.replace("MODULE", repr(module))
+def validate_quietly(script: str, module: str, status: int) -> None:
+    """Run ``aeqlab validate --json`` through ``script`` as ``python -m module``: no traceback, that exit status,
+    and the JSON on stdout (flushed before the end)."""
+    protocol = str(ROOT / "protocols" / "iris_hopfield_sim.yaml")
     proc = subprocess.run(
-        [sys.executable, "-c", code, "-", str(ROOT / "protocols" / "iris_hopfield_sim.yaml")],
+        [sys.executable, "-c", script.replace("MODULE", repr(module)), "-", protocol],
         capture_output=True, text=True, cwd=ROOT, timeout=120,
     )
     assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr, proc.stderr
-    assert proc.returncode == -signal.SIGINT, (proc.returncode, proc.stderr)
-    assert 'iris_hopfield_sim.yaml' in proc.stdout, proc.stdout  # the JSON was flushed before the end
+    assert proc.returncode == status, (proc.returncode, proc.stderr)
+    assert "iris_hopfield_sim.yaml" in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize("module", ["aeqlab", "aeqlab.cli"])
+def test_a_press_during_shutdown_prints_no_traceback_and_loses_no_output(module):
+    validate_quietly(LATE, module, -signal.SIGINT)
 
 
 def test_in_a_notebook_or_an_interactive_session_sigint_is_left_alone(monkeypatch):
@@ -71,11 +77,4 @@ EARLY = (
 
 @pytest.mark.parametrize("module", ["aeqlab", "aeqlab.cli"])
 def test_a_press_before_the_hand_back_prints_no_traceback_and_keeps_the_commands_status(module):
-    code = EARLY.replace("MODULE", repr(module))
-    proc = subprocess.run(
-        [sys.executable, "-c", code, "-", str(ROOT / "protocols" / "iris_hopfield_sim.yaml")],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
-    )
-    assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr, proc.stderr
-    assert proc.returncode == 0, (proc.returncode, proc.stderr)  # validate's own status
-    assert "iris_hopfield_sim.yaml" in proc.stdout, proc.stdout
+    validate_quietly(EARLY, module, 0)  # validate's own status

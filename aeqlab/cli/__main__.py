@@ -5,7 +5,8 @@ from aeqlab.signals import hand_back_at_exit
 
 try:
     main()
-finally:  # a press during the interpreter's own shutdown: no traceback
+finally:  # a press during the interpreter's own shutdown: no traceback (the loop is inline, not a helper of
+    # aeqlab.signals shared with aeqlab/entry.py: a press can land on the entry of any function called here)
     while True:
         try:
             hand_back_at_exit()
