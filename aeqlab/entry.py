@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 
-def main() -> None:
+def _command() -> None:
     try:
         from aeqlab.cli import main as cli_main
 
@@ -21,13 +21,9 @@ def main() -> None:
             sys.stderr.flush()
         finally:
             sys.exit(130)
-    finally:  # a press during the interpreter's own shutdown: no traceback (inline, as in aeqlab/cli/__main__.py:
-        # a press can land on the entry of any function called here, so a shared helper would not do)
-        while True:
-            try:
-                from aeqlab.signals import hand_back_at_exit
 
-                hand_back_at_exit()
-                break
-            except KeyboardInterrupt:  # a press before SIGINT was handed back: the command is over, go on
-                continue
+
+def main() -> None:
+    from aeqlab.signals import run_then_hand_back  # signal and threading only
+
+    run_then_hand_back(_command)  # a press during the interpreter's own shutdown: no traceback

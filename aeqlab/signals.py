@@ -74,3 +74,22 @@ def hand_back_at_exit() -> None:
             pass
     if can_install():
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def run_then_hand_back(command: Callable[[], None]) -> None:
+    """Run a process's entry point ``command``, then :func:`hand_back_at_exit`, whatever it raised.
+
+    A press that lands after ``command`` is over but before SIGINT is handed back raises
+    KeyboardInterrupt on the way into the hand-back: it is ignored (the command has finished,
+    its exit status stands) and the hand-back is tried again. The loop lives here, inside the
+    ``finally`` of this frame, so it covers every press after the command started.
+    """
+    try:
+        command()
+    finally:
+        while True:
+            try:
+                hand_back_at_exit()
+                break
+            except KeyboardInterrupt:
+                continue
