@@ -16,7 +16,7 @@ import typer
 
 from aeqlab.cli.app import Exited, app, err, fail
 from aeqlab.errors import AeqlabError, InputError
-from aeqlab.signals import put_back
+from aeqlab.signals import can_install, put_back
 
 
 def _load(path: Path):
@@ -42,7 +42,10 @@ def emulate(
         return
     stop = threading.Event()
     # Ctrl-C and SIGTERM only set a flag: the emulators then stop in one place, whatever was running
-    previous = {s: signal.signal(s, lambda *a: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    # (only in the main thread: elsewhere signals cannot be caught, and the caller stops the command)
+    previous = (
+        {s: signal.signal(s, lambda *a: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)} if can_install() else {}
+    )
     try:
         resources = emus.resources
         if as_json:
