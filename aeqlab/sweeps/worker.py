@@ -98,16 +98,21 @@ def point_result(point_dir: Path, target: float | None) -> dict[str, Any]:
     out["status"] = summary.get("status", "pending")
     out["params_sha256"] = summary.get("params_sha256")
     out["error"] = summary.get("error")
-    epochs = run.epochs()
-    tested = epochs[epochs["test_accuracy"].notna()] if len(epochs) else epochs
-    trained = tested[tested.index > 0] if len(tested) else tested
-    out["final_test"] = float(trained["test_accuracy"].iloc[-1]) if len(trained) else float("nan")
-    out["best_test"] = float(trained["test_accuracy"].max()) if len(trained) else float("nan")
+    # the journal's rows as they are, not Run.epochs: a worker process need not import pandas for this
+    journal = Journal.open_live(run_dir / "journal.sqlite")
+    try:
+        rows = journal.epochs()
+    finally:
+        journal.close()
+    tested = [(int(r["epoch"]), float(r["test_accuracy"])) for r in rows if r.get("test_accuracy") is not None]
+    tested = [(e, a) for e, a in tested if a == a]  # NaN: not tested either
+    trained = [a for e, a in tested if e > 0]
+    out["final_test"] = trained[-1] if trained else float("nan")
+    out["best_test"] = max(trained) if trained else float("nan")
     out["samples_to_target"] = float("nan")
-    if target is not None and len(tested):
-        reached = tested[tested["test_accuracy"] >= target]
-        if len(reached):
-            out["samples_to_target"] = float(reached.index[0] * run.header.samples_per_epoch)
+    reached = [e for e, a in tested if target is not None and a >= target]
+    if reached:
+        out["samples_to_target"] = float(reached[0] * run.header.samples_per_epoch)
     out["rho_end"] = timing.get("rho_end", float("nan"))
     return out
 
