@@ -139,3 +139,57 @@ def test_tracking_phases_need_fewer_steps_with_the_learnt_susceptibility(protoco
         aeqprop.tracking_guess = plain
     naive = [r.homeostatic.iterations + r.clamped.iterations for r in records2[10:]]
     assert np.mean(learnt) < np.mean(naive) - 1.0
+
+
+def test_holding_and_tracking_together_converge_in_few_steps_where_the_loops_couple(protocols_dir):
+    """At ε × 1.5 on digits, moving the knobs moves the outputs and moving the currents moves θ.
+
+    Two separate loops (knobs by Anderson, currents by Broyden) needed 8.1 iterations a
+    homeostatic phase over these 60 samples, up to 24; one mixing over (u, I) needs about 5.
+    """
+    protocol = load_protocol(protocols_dir / "digits_hopfield_sim.yaml")[0]
+    sim = protocol.simulation
+    eps = sim.epsilon.model_copy(update={"weights": [0.015, 0.0075]})  # ε × 1.5 of the protocol before it
+    protocol = with_changes(protocol, simulation={"epsilon": eps})
+    records, _, backend = run_samples(protocol, 60)
+    backend.close()
+    h, t = protocol.method.homeostasis, protocol.method.tracking
+    b1 = -protocol.method.beta / 2
+    data = load(protocol.dataset)
+    for r, y in zip(records, data.targets(data.y_train)):
+        phase = r.homeostatic
+        assert phase.converged
+        # both conditions, from the phase's own last readings: θ at its targets, I = β₁(y − ŷ)
+        assert phase.residual <= h.tolerance
+        assert np.max(np.abs(phase.currents - b1 * (y - phase.outputs))) <= t.tolerance
+    iterations = [r.homeostatic.iterations for r in records]
+    assert np.mean(iterations) <= 6.5 and max(iterations) <= 12
+
+
+def test_a_joint_step_moves_each_current_by_at_most_beta():
+    from aeqlab.engine.feedback import Anderson, SecantGains
+    from aeqlab.engine.methods.phases import FeedbackMemory, Nudge, joint_step
+    from aeqlab.protocol import Homeostasis
+
+    n, m, beta = 6, 3, 0.5
+    memory = FeedbackMemory(SecantGains(n), np.zeros((m, m)), np.full(n, -1.0), np.full(n, 1.0))
+    nudge = Nudge(beta, np.array([1.0, 0.0, 0.0]), np.zeros(m), True)
+    u, current = np.zeros(n), np.zeros(m)
+    outputs = np.array([-5.0, 3.0, 0.0])  # far from the target: the plain step would be 3 and -1.5
+    z_u, i_new = joint_step(Anderson(5), np.eye(m), u, current, np.full(n, 1e-3), outputs, nudge, Homeostasis(), memory)
+    assert np.max(np.abs(i_new - current)) <= beta + 1e-15
+    assert np.allclose(z_u, 1e-3)  # the knobs: a diagonal Newton step at unit gains
+    assert i_new[0] > 0 > i_new[1]  # toward β(y − ŷ)
+
+
+def test_a_tracking_current_past_the_nudge_window_is_held_at_its_edge_and_flagged(protocols_dir):
+    protocol = load_protocol(protocols_dir / "digits_hopfield_sim.yaml")[0]
+    records, trainer, backend = run_samples(protocol, 1)
+    backend.close()
+    low, high = trainer.state.memory.nudge_bounds
+    # roles.nudges.limits are ±1e-5 A, 1 µA a model unit: ±10
+    assert np.allclose(low, -10.0) and np.allclose(high, 10.0)
+    held, flagged = trainer.state.memory.bound_currents(np.array([0.5, -12.0, 30.0, 0, 0, 0, 0, 0, 0, 0]))
+    assert flagged and held[0] == 0.5 and held[1] == low[1] and held[2] == high[2]
+    same, flagged = trainer.state.memory.bound_currents(np.full(10, 9.5))
+    assert not flagged and (same == 9.5).all()

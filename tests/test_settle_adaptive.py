@@ -22,15 +22,8 @@ from ruamel.yaml import YAML
 from aeqlab.backends import open_backend
 from aeqlab.datasets import load
 from aeqlab.engine.feedback import SecantGains
-from aeqlab.engine.methods.phases import (
-    MIN_OBSERVATIONS,
-    FeedbackMemory,
-    Nudge,
-    SettleMemory,
-    adaptive_wait,
-    run_phase,
-    settle_and_read,
-)
+from aeqlab.engine.methods.phases import FeedbackMemory, Nudge, run_phase
+from aeqlab.engine.methods.settling import MIN_OBSERVATIONS, SettleMemory, adaptive_wait, settle_and_read
 from aeqlab.engine.plan import Read, Set, Settle, execute
 from aeqlab.engine.trainer import Trainer
 from aeqlab.errors import ProtocolError

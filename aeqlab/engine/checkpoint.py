@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from aeqlab.engine.feedback import SecantGains
-from aeqlab.engine.methods.phases import FeedbackMemory, SettleMemory
+from aeqlab.engine.methods.phases import FeedbackMemory
+from aeqlab.engine.methods.settling import SettleMemory
 from aeqlab.engine.records import Checkpoint, EpochTotals
 from aeqlab.engine.state import EngineState
 

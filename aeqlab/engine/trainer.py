@@ -111,6 +111,7 @@ class Trainer:
         run continues bit for bit.
         """
         self.state = checkpoint.state
+        self.state.memory.nudge_bounds = self.role_bounds("nudges")  # from this bench: not checkpointed
         self.samples_done = checkpoint.samples_done
         yield Set("nudges", np.zeros(self.bench.roles["nudges"].size))
         yield Switch("nudges", True)
@@ -202,22 +203,29 @@ class Trainer:
     def checkpoint(self, epoch: int, done: int, beta: float, rng_state: dict, totals: EpochTotals) -> Checkpoint:
         return Checkpoint(epoch, done, self.samples_done, beta, rng_state, totals, self.state)
 
-    def fresh_memory(self) -> FeedbackMemory:
+    def role_bounds(self, role: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per channel of a source role, the model-unit window its role and instrument limits leave."""
         b = self.bench
-        lo, hi = b.roles["knobs"].model_bounds
-        n = b.roles["knobs"].size
-        low = np.full(n, lo)
-        high = np.full(n, hi)
-        for inst, pos, ch in b.roles["knobs"].groups:
-            table = b.instruments[inst].output_limits
-            w = b.roles["knobs"]
+        w = b.roles[role]
+        lo, hi = w.model_bounds
+        low, high = np.full(w.size, lo), np.full(w.size, hi)
+        for inst, pos, ch in w.groups:
+            obj = b.instruments[inst]
+            table = getattr(obj, "current_limits" if role == "nudges" else "output_limits", None)
+            if table is None:
+                continue
             a, c = w.to_model(table.low[ch]), w.to_model(table.high[ch])
             low[pos] = np.maximum(low[pos], np.minimum(a, c))
             high[pos] = np.minimum(high[pos], np.maximum(a, c))
+        return low, high
+
+    def fresh_memory(self) -> FeedbackMemory:
+        low, high = self.role_bounds("knobs")
         return FeedbackMemory(
-            knob_gains=SecantGains(n, 1.0, min_step=10 * self.protocol.method.homeostasis.tolerance),
-            susceptibility=np.eye(b.roles["nudges"].size),
+            knob_gains=SecantGains(low.size, 1.0, min_step=10 * self.protocol.method.homeostasis.tolerance),
+            susceptibility=np.eye(self.bench.roles["nudges"].size),
             knob_low=low,
             knob_high=high,
+            nudge_bounds=self.role_bounds("nudges"),
             dither_seed=int(self.protocol.seed),
         )

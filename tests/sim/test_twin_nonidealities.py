@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from aeqlab.backends import open_backend
-from aeqlab.engine.methods.phases import settle_and_read
+from aeqlab.engine.methods.settling import settle_and_read
 from aeqlab.engine.plan import execute
 from aeqlab.errors import InstrumentError
 from aeqlab.protocol import SettleFixed, SettleUntilStable, load_protocol

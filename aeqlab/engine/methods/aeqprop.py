@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from aeqlab.engine.methods.base import SampleContext, TrainingMethod
-from aeqlab.engine.methods.phases import FeedbackMemory, Nudge, PhaseResult, run_phase, settle_and_read
+from aeqlab.engine.methods.phases import FeedbackMemory, Nudge, PhaseResult, run_phase
+from aeqlab.engine.methods.settling import settle_and_read
 from aeqlab.engine.plan import Mark, Plan, Set
 from aeqlab.engine.state import EngineState
 from aeqlab.protocol import Method
