@@ -197,8 +197,7 @@ def run_phase(
             if prev_u is not None and res_theta > homeostasis.tolerance:
                 memory.knob_gains.observe(u - prev_u, theta - prev_theta)
             prev_u, prev_theta = u, theta
-            z_u, i_new = joint_step(accel, root.J, u, current, damping * err, outputs, nudge, homeostasis, memory,
-                                    damping)
+            z_u, i_new = joint_step(accel, root.J, u, current, err, outputs, nudge, homeostasis, memory, damping)
             u_new = np.clip(z_u, memory.knob_low, memory.knob_high)
             saturated |= bool(np.any(u_new != z_u))
             if not np.array_equal(u_new, u):
@@ -272,7 +271,7 @@ def joint_step(
     |β| per channel, as a tracking step does alone. ``damping`` scales both steps (the
     loop halves it after a runaway).
     """
-    f_u = homeostasis.gain * err / memory.knob_gains.gain
+    f_u = homeostasis.gain * (damping * err) / memory.knob_gains.gain
     q = current + nudge.beta * outputs
     target = nudge.beta * nudge.target
     try:
@@ -281,17 +280,15 @@ def joint_step(
         f_i = target - q
     if not np.all(np.isfinite(f_i)):
         f_i = target - q
-    f_i = damping * f_i
     cap = abs(nudge.beta)
-    big = float(np.max(np.abs(f_i))) if f_i.size else 0.0
-    if big > cap:
-        f_i = f_i * (cap / big)
-    z = accel.step(np.concatenate([u, current]), np.concatenate([f_u, f_i]))
-    d_i = z[u.size :] - current
-    big = float(np.max(np.abs(d_i))) if d_i.size else 0.0
-    if big > cap:
-        d_i = d_i * (cap / big)
-    return z[: u.size], current + d_i
+    z = accel.step(np.concatenate([u, current]), np.concatenate([f_u, _capped(damping * f_i, cap)]))
+    return z[: u.size], current + _capped(z[u.size :] - current, cap)
+
+
+def _capped(step: np.ndarray, cap: float) -> np.ndarray:
+    """``step`` scaled down, whole, so that no channel moves by more than ``cap``."""
+    big = float(np.max(np.abs(step))) if step.size else 0.0
+    return step * (cap / big) if big > cap else step
 
 
 def dithered(u: np.ndarray, offset: np.ndarray, memory: FeedbackMemory) -> np.ndarray:
